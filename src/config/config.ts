@@ -1,0 +1,127 @@
+/**
+ * The resolved configuration every module receives: durations in milliseconds (`…Ms`), defaults applied,
+ * node endpoints worked out. Built from the parsed file by `resolveConfig` (a pure function).
+ */
+import type { HostRef } from '../ports/shell.js';
+import type { NodeEndpoint } from '../ports/node-rpc.js';
+import type { FailoverConfig, ParsedConfig } from './schema.js';
+
+export type NodeRole = 'cn' | 'standby' | 'pn';
+
+export interface UserSet {
+  readonly users: readonly string[];
+  readonly usergroups: readonly string[];
+}
+
+export interface NodeInventoryEntry {
+  readonly name: string;
+  readonly role: NodeRole;
+  readonly host: HostRef;
+  readonly endpoint: NodeEndpoint;
+  readonly dataDir: string;
+  /** systemd unit: kcnd (CN, standby) or kpnd (PN) unless configured. */
+  readonly service: string;
+  readonly instanceId?: string;
+  readonly dataVolumeId?: string;
+  readonly dataDevice: string;
+  readonly failover?: FailoverConfig;
+}
+
+export interface CellopsConfig {
+  readonly cell: string;
+  readonly slack: {
+    readonly channel: string;
+    readonly approvers: UserSet;
+    readonly operators: UserSet;
+    readonly fourEyes: boolean;
+    readonly approvals: number;
+    readonly approvalTimeoutMs: number;
+  };
+  readonly ssh: {
+    readonly user: string;
+    readonly privateKeyPath: string;
+    readonly knownHostsPath: string;
+    readonly port: number;
+    readonly bastion?: { readonly host: string; readonly user: string; readonly port: number };
+    readonly connectTimeoutMs: number;
+    readonly commandTimeoutMs: number;
+    readonly serviceCommand: string;
+    readonly attachCommand: string;
+  };
+  readonly monitor: {
+    readonly intervalMs: number;
+    readonly lagBlocks: number;
+    readonly forMs: number;
+    readonly stallMs: number;
+    readonly failures: number;
+    readonly referenceEndpoints: readonly string[];
+    readonly checkIntervalMs: number;
+  };
+  readonly aws: { readonly region?: string };
+  /** Prefix of every Redis key, e.g. `cellops:my-core-cell:`. */
+  readonly redisPrefix: string;
+  readonly nodes: Readonly<Record<string, NodeInventoryEntry>>;
+}
+
+export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
+  const nodes: Record<string, NodeInventoryEntry> = {};
+  for (const [name, node] of Object.entries(parsed.nodes)) {
+    const host: HostRef = { name, address: node.host };
+    const binary = node.role === 'pn' ? 'kpn' : 'kcn';
+    const hostForUrl = node.host.includes(':') ? `[${node.host}]` : node.host;
+    nodes[name] = {
+      name,
+      role: node.role,
+      host,
+      endpoint: {
+        name,
+        host,
+        metricsUrl: node.metrics ?? `http://${hostForUrl}:61001/metrics`,
+        ...(node.rpc === undefined ? {} : { rpcUrl: node.rpc }),
+        dataDir: node.dataDir,
+        binary,
+      },
+      dataDir: node.dataDir,
+      service: node.service ?? (node.role === 'pn' ? 'kpnd' : 'kcnd'),
+      ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
+      ...(node.dataVolumeId === undefined ? {} : { dataVolumeId: node.dataVolumeId }),
+      dataDevice: node.dataDevice,
+      ...(node.failover === undefined ? {} : { failover: node.failover }),
+    };
+  }
+  const { ssh, monitor, slack } = parsed;
+  return {
+    cell: parsed.cell,
+    slack: {
+      channel: slack.channel,
+      approvers: slack.approvers,
+      operators: slack.operators,
+      fourEyes: slack.fourEyes,
+      approvals: slack.approvals,
+      approvalTimeoutMs: slack.approvalTimeout,
+    },
+    ssh: {
+      user: ssh.user,
+      privateKeyPath: ssh.privateKey,
+      knownHostsPath: ssh.knownHosts,
+      port: ssh.port,
+      ...(ssh.bastion === undefined ? {} : { bastion: ssh.bastion }),
+      connectTimeoutMs: ssh.connectTimeout,
+      commandTimeoutMs: ssh.commandTimeout,
+      serviceCommand: ssh.serviceCommand,
+      attachCommand: ssh.attachCommand,
+    },
+    monitor: {
+      intervalMs: monitor.interval,
+      lagBlocks: monitor.lagBlocks,
+      forMs: monitor.for,
+      stallMs: monitor.stall,
+      failures: monitor.failures,
+      referenceEndpoints: monitor.referenceEndpoints,
+      checkIntervalMs: monitor.checkInterval,
+    },
+    aws: parsed.aws.region === undefined ? {} : { region: parsed.aws.region },
+    redisPrefix: parsed.redis.prefix ?? `cellops:${parsed.cell}:`,
+    nodes,
+  };
+}

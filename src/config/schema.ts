@@ -1,0 +1,231 @@
+/**
+ * The one schema for cellops.yaml (DESIGN.md §6). Every key is documented here with its unit and default;
+ * cellops.example.yaml shows them all. Durations are strings in YAML and milliseconds (`…Ms`) after parsing.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = (defaultText: string) =>
+  z
+    .string()
+    .default(defaultText)
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${text}" is not a duration (write e.g. 500ms, 3s, 10m, 1h)`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const slackId = (prefix: string, what: string) =>
+  z.string().regex(new RegExp(`^${prefix}[A-Z0-9]{2,}$`), `must be a Slack ${what} id (${prefix}…)`);
+
+const userList = z
+  .object({
+    /** Slack user ids (U… or W…). */
+    users: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'must be a Slack user id (U… or W…)')).default([]),
+    /** Slack user group ids (S…): membership is read with usergroups.users.list and cached briefly. */
+    usergroups: z.array(slackId('S', 'user group')).default([]),
+  })
+  .strict();
+
+const hostName = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9.:_-]+$/, 'must be a host name or IP address');
+const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path');
+const nodeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes');
+const url = z.url();
+
+const ipAlias = z
+  .object({
+    method: z.literal('alias'),
+    /** The VIP in CIDR form, e.g. 10.0.1.100/24. */
+    address: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 address with prefix, e.g. 10.0.1.100/24'),
+    /** Network interface on both hosts, e.g. eth0. */
+    device: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name such as eth0'),
+  })
+  .strict();
+const ipEip = z
+  .object({
+    method: z.literal('eip'),
+    /** The Elastic IP's allocation id (eipalloc-…). */
+    allocationId: z
+      .string()
+      .regex(/^eipalloc-[0-9a-z]+$/, 'must be an Elastic IP allocation id (eipalloc-…)'),
+  })
+  .strict();
+const ipManual = z
+  .object({
+    method: z.literal('manual'),
+    /** Shown to the approver who confirms the move was done, e.g. the load balancer or router to change. */
+    instructions: z.string().optional(),
+  })
+  .strict();
+
+const nodekeyBackup = z
+  .object({
+    /** Inventory name of the host that keeps the backup. */
+    host: nodeName,
+    path: absolutePath,
+  })
+  .strict();
+
+const failover = z
+  .object({
+    mode: z.enum(['standby', 'snapshot']),
+    /** mode standby: the inventory name of the standby (role standby). */
+    standby: nodeName.optional(),
+    ip: z.discriminatedUnion('method', [ipAlias, ipEip, ipManual]),
+    nodekeyBackup,
+    /** mode snapshot: how to launch the replacement instance. */
+    launch: z
+      .object({
+        instanceType: z.string().min(1),
+        subnetId: z.string().regex(/^subnet-[0-9a-z]+$/, 'must be a subnet id (subnet-…)'),
+        securityGroupIds: z
+          .array(z.string().regex(/^sg-[0-9a-z]+$/, 'must be a security group id (sg-…)'))
+          .min(1),
+        keyName: z.string().optional(),
+        /** Device name the restored data volume is attached as. Default /dev/sdf. */
+        dataDevice: z.string().default('/dev/sdf'),
+      })
+      .strict()
+      .optional(),
+    /** mode snapshot: PNs whose data volume may be snapshotted, in order of preference. */
+    snapshotFrom: z.array(nodeName).optional(),
+    /** mode snapshot: the machine image to launch from; else the latest recorded by `/cell image`. */
+    imageId: z
+      .string()
+      .regex(/^ami-[0-9a-z]+$/, 'must be an AMI id (ami-…)')
+      .optional(),
+  })
+  .strict();
+
+const node = z
+  .object({
+    role: z.enum(['cn', 'standby', 'pn']),
+    host: hostName,
+    /** Prometheus endpoint. Default http://<host>:61001/metrics. */
+    metrics: url.optional(),
+    /** HTTP JSON-RPC endpoint, when RPC_ENABLE=1 on the node. Off by default on kcnd. */
+    rpc: url.optional(),
+    /** DATA_DIR of kcnd.conf / kpnd.conf. */
+    dataDir: absolutePath.default('/var/kcnd/data'),
+    /** systemd unit name: kcnd for CNs and standbys, kpnd for PNs. */
+    service: z
+      .string()
+      .regex(/^[A-Za-z0-9@._-]+$/, 'must be a systemd unit name')
+      .optional(),
+    /** EC2 instance id when the node runs on EC2. */
+    instanceId: z
+      .string()
+      .regex(/^i-[0-9a-f]+$/, 'must be an EC2 instance id (i-…)')
+      .optional(),
+    /** EBS volume id that holds DATA_DIR (PNs used for snapshots; CNs for image exclusion). */
+    dataVolumeId: z
+      .string()
+      .regex(/^vol-[0-9a-z]+$/, 'must be an EBS volume id (vol-…)')
+      .optional(),
+    /** Device name of the DATA_DIR volume, left out of machine images. Default /dev/sdf. */
+    dataDevice: z.string().default('/dev/sdf'),
+    failover: failover.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Name of the Core Cell, shown in messages. */
+    cell: z.string().min(1),
+    slack: z
+      .object({
+        /** Channel id for alerts and runs (C… or G…). */
+        channel: z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'must be a Slack channel id (C… or G…)'),
+        /** May approve destructive steps (and start runbooks). */
+        approvers: userList,
+        /** May start runbooks and mute alerts. */
+        operators: userList.prefault({}),
+        /** The requester of a run may not approve its steps. Default true. */
+        fourEyes: z.boolean().default(true),
+        /** Distinct approvers needed per destructive step. Default 1. */
+        approvals: z.number().int().min(1).max(5).default(1),
+        /** An approval request expires after this long and the run pauses. Default 15m. */
+        approvalTimeout: duration('15m'),
+      })
+      .strict(),
+    ssh: z
+      .object({
+        /** Login user on every host; privileged work goes through `sudo -n`. */
+        user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name'),
+        /** Path of the private key (OpenSSH or PEM format). */
+        privateKey: absolutePath,
+        /** OpenSSH known_hosts file; host keys are always verified (plain and hashed entries). */
+        knownHosts: absolutePath,
+        /** SSH port on every host. Default 22. */
+        port: z.number().int().min(1).max(65535).default(22),
+        bastion: z
+          .object({
+            host: hostName,
+            user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name'),
+            port: z.number().int().min(1).max(65535).default(22),
+          })
+          .strict()
+          .optional(),
+        /** Connect timeout. Default 10s. */
+        connectTimeout: duration('10s'),
+        /** Default timeout of one command. Default 2m. */
+        commandTimeout: duration('2m'),
+        /** How services are started and stopped. {action}: start|stop|is-active; {service}: the unit. */
+        serviceCommand: z.string().default('sudo -n systemctl {action} {service}'),
+        /** How IPC is reached. {binary}: kcn|kpn; {js}: the expression; {dataDir}: the node's DATA_DIR. */
+        attachCommand: z.string().default('sudo -n {binary} attach --exec {js} {dataDir}/klay.ipc'),
+      })
+      .strict(),
+    monitor: z
+      .object({
+        /** Probe every node this often. Default 3s (kcnd refreshes its metrics every 3 s). */
+        interval: duration('3s'),
+        /** A CN more than this many blocks behind the reference is lagging. Default 10. */
+        lagBlocks: z.number().int().min(1).default(10),
+        /** …for at least this long. Default 10s. */
+        for: duration('10s'),
+        /** A height that has not moved for this long is stalled. Default 15s. */
+        stall: duration('15s'),
+        /** Consecutive failed probes before a node is down. Default 3. */
+        failures: z.number().int().min(1).default(3),
+        /** Extra reference endpoints (JSON-RPC URLs) besides the PNs. */
+        referenceEndpoints: z.array(url).default([]),
+        /** How often the readiness check runs per CN. Default 1h; 0s turns it off. */
+        checkInterval: duration('1h'),
+      })
+      .strict()
+      .prefault({}),
+    aws: z
+      .object({
+        /** EC2 region. Default: the SDK's chain (AWS_REGION). */
+        region: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    redis: z
+      .object({
+        /** Prefix of every key cellops writes. Default cellops:<cell>:. */
+        prefix: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    nodes: z.record(nodeName, node),
+  })
+  .strict();
+
+/** The configuration file as parsed; durations in milliseconds. */
+export type ParsedConfig = z.output<typeof configSchema>;
+export type NodeConfig = ParsedConfig['nodes'][string];
+export type FailoverConfig = NonNullable<NodeConfig['failover']>;
+export type IpMoveConfig = FailoverConfig['ip'];

@@ -1,0 +1,82 @@
+/**
+ * The EC2 calls cellops makes, and nothing more. Real adapter: src/adapters/ec2 (@aws-sdk/client-ec2);
+ * the sandbox has a simulated EC2; unit tests use test/fakes/fake-cloud.ts.
+ *
+ * Every create call takes `tags`; the adapter adds them to the resource at creation (TagSpecifications) so
+ * that a run that fails midway can list what it left behind (`findTagged`).
+ */
+export type Tags = Readonly<Record<string, string>>;
+
+export interface WaitOptions {
+  /** Give up (reject with a retryable timeout error) after this many milliseconds. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+export type InstanceState = 'pending' | 'running' | 'shutting-down' | 'terminated' | 'stopping' | 'stopped';
+
+export interface InstanceInfo {
+  readonly instanceId: string;
+  readonly state: InstanceState;
+  readonly availabilityZone: string;
+  readonly privateIp?: string;
+  readonly publicIp?: string;
+  readonly imageId?: string;
+  readonly tags: Tags;
+}
+
+export interface LaunchSpec {
+  readonly imageId: string;
+  readonly instanceType: string;
+  readonly subnetId: string;
+  readonly securityGroupIds: readonly string[];
+  readonly keyName?: string;
+  readonly tags: Tags;
+}
+
+export interface ImageSpec {
+  readonly instanceId: string;
+  readonly name: string;
+  readonly description: string;
+  /** Device names left out of the image (BlockDeviceMappings with NoDevice), e.g. the DATA_DIR volume. */
+  readonly excludeDevices: readonly string[];
+  readonly tags: Tags;
+}
+
+export interface TaggedResource {
+  readonly kind: 'instance' | 'volume' | 'snapshot' | 'image';
+  readonly id: string;
+  readonly state?: string;
+}
+
+export interface Cloud {
+  describeInstance(instanceId: string): Promise<InstanceInfo | undefined>;
+  /** Device names of the volumes attached to the instance, keyed by volume id. */
+  describeInstanceVolumes(instanceId: string): Promise<ReadonlyArray<{ volumeId: string; device: string }>>;
+  stopInstance(instanceId: string, options?: { force?: boolean }): Promise<void>;
+  waitInstanceStopped(instanceId: string, options: WaitOptions): Promise<void>;
+  runInstance(spec: LaunchSpec): Promise<InstanceInfo>;
+  waitInstanceRunning(instanceId: string, options: WaitOptions): Promise<InstanceInfo>;
+
+  createSnapshot(volumeId: string, description: string, tags: Tags): Promise<{ snapshotId: string }>;
+  describeSnapshot(snapshotId: string): Promise<{ state: string; progress?: string } | undefined>;
+  waitSnapshotCompleted(snapshotId: string, options: WaitOptions): Promise<void>;
+
+  createVolume(snapshotId: string, availabilityZone: string, tags: Tags): Promise<{ volumeId: string }>;
+  waitVolumeAvailable(volumeId: string, options: WaitOptions): Promise<void>;
+  attachVolume(volumeId: string, instanceId: string, device: string): Promise<void>;
+  waitVolumeInUse(volumeId: string, options: WaitOptions): Promise<void>;
+
+  /** Moves the Elastic IP to the instance, taking it from whichever instance holds it (AllowReassociation). */
+  associateAddress(allocationId: string, instanceId: string): Promise<{ associationId?: string }>;
+  describeAddress(allocationId: string): Promise<{ publicIp?: string; instanceId?: string } | undefined>;
+
+  createImage(spec: ImageSpec): Promise<{ imageId: string }>;
+  describeImage(
+    imageId: string,
+  ): Promise<{ state: string; creationDate?: string; name?: string } | undefined>;
+  waitImageAvailable(imageId: string, options: WaitOptions): Promise<void>;
+
+  /** Resources tagged `cellops:run-id = runId`, for the report of a run that failed midway. */
+  findTagged(runId: string): Promise<readonly TaggedResource[]>;
+}

@@ -1,0 +1,65 @@
+/**
+ * Shell commands built so that interpolated values can never be parsed as shell syntax.
+ *
+ *   sh`sudo -n install -m 0600 /dev/stdin ${path}`   // path is single-quoted
+ *   shTemplate('sudo systemctl {action} {service}', { action: 'stop', service: 'kcnd' })
+ *
+ * The templates come from the operator's configuration (trusted); every value substituted into them is
+ * quoted.
+ */
+declare const shellCommandBrand: unique symbol;
+
+/** A command string whose every variable part has been quoted. Only this module creates them. */
+export type ShellCommand = string & { readonly [shellCommandBrand]: true };
+
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** Quotes one argument for a POSIX shell. Words made only of safe characters are left as they are. */
+export function quoteArg(value: string): string {
+  if (value.length > 0 && SAFE_WORD.test(value)) return value;
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A literal piece of shell syntax to splice into `sh` unquoted, e.g. another ShellCommand. */
+export interface RawShell {
+  readonly raw: string;
+}
+
+export function raw(text: ShellCommand): RawShell {
+  return { raw: text };
+}
+
+type ShArg = string | number | RawShell | readonly string[];
+
+function render(value: ShArg): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return quoteArg(value);
+  if (Array.isArray(value)) return (value as readonly string[]).map(quoteArg).join(' ');
+  return (value as RawShell).raw;
+}
+
+/** Tagged template: literal parts are kept, interpolated values are quoted (arrays become quoted words). */
+export function sh(strings: TemplateStringsArray, ...values: ShArg[]): ShellCommand {
+  let out = strings[0] ?? '';
+  values.forEach((value, i) => {
+    out += render(value) + (strings[i + 1] ?? '');
+  });
+  return out as ShellCommand;
+}
+
+/**
+ * Fills `{name}` placeholders of an operator-configured template with quoted values. An unknown
+ * placeholder is an error rather than a silent empty string, so a typo in the configuration cannot turn
+ * `systemctl {action} {service}` into `systemctl stop`.
+ */
+export function shTemplate(
+  template: string,
+  values: Readonly<Record<string, string | RawShell>>,
+): ShellCommand {
+  return template.replace(/\{([a-zA-Z]+)\}/g, (_match, name: string) => {
+    const value = values[name];
+    if (value === undefined)
+      throw new Error(`command template "${template}" uses unknown placeholder {${name}}`);
+    return typeof value === 'string' ? quoteArg(value) : value.raw;
+  }) as ShellCommand;
+}
