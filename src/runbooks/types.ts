@@ -8,6 +8,7 @@ import type { Logger } from '../ports/logger.js';
 import type { Shell } from '../ports/shell.js';
 import type { Cloud } from '../ports/cloud.js';
 import type { NodeRpc } from '../ports/node-rpc.js';
+import type { CellState } from '../ports/cell-state.js';
 import type { CellopsConfig } from '../config/config.js';
 
 /** The ports a step may use, and nothing else. */
@@ -16,6 +17,7 @@ export interface RunbookPorts {
   readonly cloud: Cloud;
   readonly rpc: NodeRpc;
   readonly clock: Clock;
+  readonly state: CellState;
 }
 
 /** JSON values a step may keep in the run record for later steps (never secrets). */

@@ -1,0 +1,66 @@
+/**
+ * Every Redis key cellops uses, built in one place under the configured prefix (default
+ * `cellops:<cell>:`), so that a cell's data can be listed, moved or deleted together and tests can use a
+ * unique prefix each.
+ */
+export interface RedisKeys {
+  readonly prefix: string;
+  /** The lock itself (string: owner token). */
+  lock(name: string): string;
+  /** Holder metadata of a lock (string: JSON). */
+  lockHolder(name: string): string;
+  /** Fencing counter of a lock (integer, INCR'd on every acquisition). */
+  lockFence(name: string): string;
+  /** One run record (string: JSON). */
+  run(runId: string): string;
+  /** Sorted set of run ids by creation time. */
+  runIndex(): string;
+  /** Set of run ids that are not finished (running, waiting, paused). */
+  activeRuns(): string;
+  /** Lease of the process driving a run (string: owner id, with TTL). */
+  runOwner(runId: string): string;
+  /** Decisions on one approval round of one step (hash user -> JSON). */
+  approval(runId: string, stepId: string, round: number): string;
+  /** Audit stream of a run (Redis stream). */
+  audit(runId: string): string;
+  /** Audit stream of the whole cell (Redis stream, capped). */
+  auditAll(): string;
+  /** Pub/sub channel announcing run changes (decisions, aborts), to wake waiting engines. */
+  runEvents(): string;
+  /** Monitor leader lease. */
+  monitorLease(): string;
+  /** Incident state of one node (string: JSON). */
+  incident(node: string): string;
+  /** Mute of one node (string with TTL). */
+  mute(node: string): string;
+  /** Cell state: recorded roles, nodekey backups, images (hash). */
+  cellState(): string;
+  /** Cache of a Slack user group's members (string: JSON, short TTL). */
+  usergroup(id: string): string;
+  /** Dedup marker for one delivery of a Slack request (string with TTL). */
+  dedup(id: string): string;
+}
+
+export function createRedisKeys(prefix: string): RedisKeys {
+  const k = (...parts: (string | number)[]) => prefix + parts.join(':');
+  return {
+    prefix,
+    lock: (name) => k('lock', name),
+    lockHolder: (name) => k('lock', name, 'holder'),
+    lockFence: (name) => k('lock', name, 'fence'),
+    run: (runId) => k('run', runId),
+    runIndex: () => k('runs'),
+    activeRuns: () => k('runs', 'active'),
+    runOwner: (runId) => k('run', runId, 'owner'),
+    approval: (runId, stepId, round) => k('run', runId, 'approval', stepId, round),
+    audit: (runId) => k('run', runId, 'audit'),
+    auditAll: () => k('audit'),
+    runEvents: () => k('events', 'runs'),
+    monitorLease: () => k('monitor', 'lease'),
+    incident: (node) => k('incident', node),
+    mute: (node) => k('mute', node),
+    cellState: () => k('cell'),
+    usergroup: (id) => k('usergroup', id),
+    dedup: (id) => k('dedup', id),
+  };
+}
