@@ -1,0 +1,24 @@
+/**
+ * Parameters of the `failover` runbook, shared by its two modes (failover-standby.ts,
+ * failover-snapshot.ts). `mode` defaults to the node's configured failover mode.
+ */
+import { z } from 'zod';
+
+export const failoverParamsSchema = z
+  .object({
+    /** Inventory name of the CN to fail over, e.g. `cn1`. */
+    cn: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+    mode: z.enum(['standby', 'snapshot']).optional(),
+    /** Fail over a CN that looks healthy (a switchover). */
+    force: z.boolean().default(false),
+  })
+  .strict();
+
+export type FailoverParams = z.output<typeof failoverParamsSchema>;
+
+/** Parameters of the per-CN runbooks: backup-nodekey, image, check. */
+export const cnParamsSchema = z.object({ cn: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/) }).strict();
+export type CnParams = z.output<typeof cnParamsSchema>;
+
+/** The one lock every mutating runbook of a cell takes: one failover (or backup, or image) at a time. */
+export const CELL_LOCK = 'cell';
