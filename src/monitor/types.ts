@@ -1,0 +1,54 @@
+/**
+ * The monitor's public face, used by src/commands (`/cell status`, mute, unmute) and the alert buttons.
+ * Implementation: src/monitor/monitor.ts.
+ */
+
+export const NODE_CONDITIONS = [
+  'healthy',
+  'lagging',
+  'stalled',
+  'down',
+  'isolated',
+  'standby-lagging',
+  'unknown',
+] as const;
+export type NodeCondition = (typeof NODE_CONDITIONS)[number];
+
+export interface NodeView {
+  readonly node: string;
+  readonly role: 'cn' | 'standby' | 'pn';
+  /** Who serves this CN role now, when a failover moved it (e.g. cn1 served by cn1s). */
+  readonly servedBy?: string;
+  readonly height?: number;
+  /** Reference height minus this node's height. */
+  readonly lag?: number;
+  readonly cnPeers?: number;
+  readonly condition: NodeCondition;
+  /** Epoch ms since the current condition holds. */
+  readonly since?: number;
+  readonly lastProbeAt?: number;
+  readonly lastError?: string;
+  /** Epoch ms until which alerts for this node are muted. */
+  readonly mutedUntil?: number;
+}
+
+export interface CellView {
+  readonly referenceHeight?: number;
+  readonly nodes: readonly NodeView[];
+  /** When the view was computed (epoch ms). */
+  readonly at: number;
+}
+
+export interface MonitorControl {
+  status(): Promise<CellView>;
+  mute(node: string, durationMs: number, user: string): Promise<{ until: number }>;
+  unmute(node: string, user: string): Promise<void>;
+  acknowledge(node: string, user: string): Promise<void>;
+}
+
+/** action_id values of the alert message's buttons; `value` is JSON `{ "node": string, "incident": string }`. */
+export const ALERT_ACTIONS = {
+  startFailover: 'alert:failover',
+  mute: 'alert:mute',
+  acknowledge: 'alert:ack',
+} as const;
