@@ -14,7 +14,7 @@ const duration = (defaultText: string) =>
       if (ms === undefined) {
         ctx.addIssue({
           code: 'custom',
-          message: `"${text}" is not a duration (write e.g. 500ms, 3s, 10m, 1h)`,
+          message: 'is not a duration (write e.g. 500ms, 3s, 10m, 1h)',
         });
         return z.NEVER;
       }

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { describeEnv, readEnv } from '../../../src/config/env.js';
+import { ConfigError } from '../../../src/errors.js';
+
+describe('environment', () => {
+  it('defaults to the sandbox, port 3000, local Redis and ./cellops.yaml', () => {
+    expect(readEnv({})).toMatchObject({
+      configPath: './cellops.yaml',
+      port: 3000,
+      redisUrl: 'redis://127.0.0.1:6379',
+      redisUrlSet: false,
+    });
+    expect(readEnv({}).botToken).toBeUndefined();
+  });
+
+  it('needs a signing secret in HTTP mode but not in Socket Mode', () => {
+    expect(() => readEnv({ SLACK_BOT_TOKEN: 'xoxb-1' })).toThrow(ConfigError);
+    expect(readEnv({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' }).appToken).toBe('xapp-1');
+  });
+
+  it('refuses tokens of the wrong kind without echoing them', () => {
+    try {
+      readEnv({ SLACK_BOT_TOKEN: 'xapp-secret-value', SLACK_SIGNING_SECRET: 's' });
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).toContain('SLACK_BOT_TOKEN: must be a bot token');
+      expect(String(error)).not.toContain('secret-value');
+    }
+  });
+
+  it('describes which secrets are set, never their values', () => {
+    const env = readEnv({
+      SLACK_BOT_TOKEN: 'xoxb-very-secret',
+      SLACK_SIGNING_SECRET: 'shh',
+      REDIS_URL: 'redis://:pw@10.0.0.1:6379',
+    });
+    const text = JSON.stringify(describeEnv(env));
+    expect(text).not.toContain('very-secret');
+    expect(text).not.toContain('shh');
+    expect(text).not.toContain('pw@');
+    expect(describeEnv(env)).toMatchObject({ slackBotToken: 'set', slackMode: 'http' });
+  });
+});
