@@ -42,8 +42,8 @@ export class LockBusyError extends CellopsError {
 }
 
 export class LockLostError extends CellopsError {
-  constructor(key: string, reason: string) {
-    super('lock_lost', `lost the lock ${key}: ${reason}; the run stopped before its next step`);
+  constructor(key: string, reason: string, cause?: unknown) {
+    super('lock_lost', `lost the lock ${key}: ${reason}; the run stopped before its next step`, { cause });
   }
 }
 
