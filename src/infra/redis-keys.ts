@@ -21,6 +21,10 @@ export interface RedisKeys {
   runOwner(runId: string): string;
   /** Decisions on one approval round of one step (hash user -> JSON). */
   approval(runId: string, stepId: string, round: number): string;
+  /** A person's request to abort a run (string: JSON; the first one wins). */
+  runAbort(runId: string): string;
+  /** A person's request to resume a paused run (string: JSON; taken once by the driver). */
+  runResume(runId: string): string;
   /** Audit stream of a run (Redis stream). */
   audit(runId: string): string;
   /** Audit stream of the whole cell (Redis stream, capped). */
@@ -29,6 +33,8 @@ export interface RedisKeys {
   runEvents(): string;
   /** Monitor leader lease. */
   monitorLease(): string;
+  /** The monitor leader's latest view of the cell, for `/cell status` on any replica (string: JSON). */
+  monitorView(): string;
   /** Incident state of one node (string: JSON). */
   incident(node: string): string;
   /** Mute of one node (string with TTL). */
@@ -53,10 +59,13 @@ export function createRedisKeys(prefix: string): RedisKeys {
     activeRuns: () => k('runs', 'active'),
     runOwner: (runId) => k('run', runId, 'owner'),
     approval: (runId, stepId, round) => k('run', runId, 'approval', stepId, round),
+    runAbort: (runId) => k('run', runId, 'abort'),
+    runResume: (runId) => k('run', runId, 'resume'),
     audit: (runId) => k('run', runId, 'audit'),
     auditAll: () => k('audit'),
     runEvents: () => k('events', 'runs'),
     monitorLease: () => k('monitor', 'lease'),
+    monitorView: () => k('monitor', 'view'),
     incident: (node) => k('incident', node),
     mute: (node) => k('mute', node),
     cellState: () => k('cell'),

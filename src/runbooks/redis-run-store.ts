@@ -1,0 +1,328 @@
+/**
+ * The run store in Redis. Every key comes from src/infra/redis-keys.ts under the configured prefix.
+ *
+ * - Run record: a string of JSON; recent runs: a sorted set by creation time; unfinished runs: a set.
+ *   Saving, indexing and the owner check are one Lua script, so a driver that lost its owner lease
+ *   cannot overwrite its successor's record.
+ * - Owner lease: a string holding the owner id with a TTL, changed only by scripts that check the id.
+ * - Approval round: a hash with one field per user (`u:<user>`), `_approvals` (count), `_final` (the
+ *   settling decision) and `_closed`. recordDecision and closeRound are Lua scripts on that one key, so
+ *   fifty concurrent clicks record exactly one settling decision and an expiry cannot race a click.
+ * - Audit: XADD to the run's stream and to the cell's capped stream, with who, when and what.
+ * - Notifications: PUBLISH of the run id on one channel; subscribers use their own connection.
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../infra/redis-keys.js';
+import type { Logger } from '../ports/logger.js';
+import type { ApprovalRecord, RunRecord } from './types.js';
+import {
+  isFinished,
+  sortDecisions,
+  type ApprovalRound,
+  type AuditEntry,
+  type ControlRequest,
+  type RoundClosure,
+  type RunStore,
+  type StoredAuditEntry,
+} from './run-store.js';
+
+export interface RedisRunStoreDeps {
+  /** A connection for commands. Subscribing uses a duplicate of it, closed by the unsubscribe function. */
+  readonly redis: Redis;
+  readonly keys: RedisKeys;
+  readonly logger?: Logger;
+  /** Approximate cap of each run's audit stream (entries). Default 10,000. */
+  readonly runAuditMaxLen?: number;
+  /** Approximate cap of the cell-wide audit stream (entries). Default 100,000. */
+  readonly cellAuditMaxLen?: number;
+}
+
+interface LuaScript {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function lua(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/** KEYS: run, index, active, owner. ARGV: json, id, createdAt, finished (1|0), owner ('' = unguarded). */
+const SAVE = lua(`
+if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+if ARGV[4] == '1' then redis.call('SREM', KEYS[3], ARGV[2]) else redis.call('SADD', KEYS[3], ARGV[2]) end
+return 1
+`);
+
+/** KEYS: owner. ARGV: owner id, ttlMs. Takes a free lease or renews our own. */
+const ACQUIRE_OWNER = lua(`
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`);
+
+/** KEYS: owner. ARGV: owner id, ttlMs. */
+const RENEW_OWNER = lua(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`);
+
+/** KEYS: owner. ARGV: owner id. */
+const RELEASE_OWNER = lua(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`);
+
+/**
+ * KEYS: round hash. ARGV: user, decision JSON, decision (approve|abort), required approvals.
+ * Returns {'already', JSON}, {'closed', JSON} or {'recorded', '1'|'0', HGETALL}.
+ */
+const RECORD_DECISION = lua(`
+local final = redis.call('HGET', KEYS[1], '_final')
+if final then return {'already', final} end
+local closed = redis.call('HGET', KEYS[1], '_closed')
+if closed then return {'closed', closed} end
+local mine = redis.call('HGET', KEYS[1], 'u:' .. ARGV[1])
+if mine then return {'already', mine} end
+redis.call('HSET', KEYS[1], 'u:' .. ARGV[1], ARGV[2])
+local settled = '0'
+if ARGV[3] == 'abort' then
+  settled = '1'
+elseif redis.call('HINCRBY', KEYS[1], '_approvals', 1) >= tonumber(ARGV[4]) then
+  settled = '1'
+end
+if settled == '1' then redis.call('HSET', KEYS[1], '_final', ARGV[2]) end
+return {'recorded', settled, redis.call('HGETALL', KEYS[1])}
+`);
+
+/** KEYS: round hash. ARGV: closure JSON. Returns {'decided', HGETALL} or {'closed'}. */
+const CLOSE_ROUND = lua(`
+if redis.call('HEXISTS', KEYS[1], '_final') == 1 then
+  return {'decided', redis.call('HGETALL', KEYS[1])}
+end
+redis.call('HSETNX', KEYS[1], '_closed', ARGV[1])
+return {'closed'}
+`);
+
+/** KEYS: abort request. ARGV: request JSON. The first request wins; returns the stored one. */
+const REQUEST_ABORT = lua(`
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`);
+
+/** KEYS: resume request. Returns and deletes it (GETDEL needs Redis 6.2; this works on any). */
+const TAKE_RESUME = lua(`
+local current = redis.call('GET', KEYS[1])
+if current then redis.call('DEL', KEYS[1]) end
+return current
+`);
+
+function parseRound(flat: unknown): ApprovalRound {
+  const fields = Array.isArray(flat) ? (flat as unknown[]).map(String) : [];
+  const decisions: ApprovalRecord[] = [];
+  let final: ApprovalRecord | undefined;
+  let closed: RoundClosure | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i] ?? '';
+    const value = fields[i + 1] ?? '';
+    if (name.startsWith('u:')) decisions.push(JSON.parse(value) as ApprovalRecord);
+    else if (name === '_final') final = JSON.parse(value) as ApprovalRecord;
+    else if (name === '_closed') closed = JSON.parse(value) as RoundClosure;
+  }
+  return { decisions: sortDecisions(decisions), ...(final ? { final } : {}), ...(closed ? { closed } : {}) };
+}
+
+export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
+  const { redis, keys, logger } = deps;
+  const runAuditMaxLen = deps.runAuditMaxLen ?? 10_000;
+  const cellAuditMaxLen = deps.cellAuditMaxLen ?? 100_000;
+
+  const run = async (
+    script: LuaScript,
+    scriptKeys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> => {
+    try {
+      return await redis.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args);
+    } catch (error) {
+      // Scripts live in Redis's script cache, which a restart or SCRIPT FLUSH empties.
+      if (error instanceof Error && error.message.includes('NOSCRIPT')) {
+        return redis.eval(script.source, scriptKeys.length, ...scriptKeys, ...args);
+      }
+      throw error;
+    }
+  };
+
+  const parseRuns = (values: readonly (string | null)[]): RunRecord[] =>
+    values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as RunRecord);
+
+  return {
+    async saveRun(record, guard) {
+      const saved = await run(
+        SAVE,
+        [keys.run(record.id), keys.runIndex(), keys.activeRuns(), keys.runOwner(record.id)],
+        [
+          JSON.stringify(record),
+          record.id,
+          record.createdAt,
+          isFinished(record.status) ? '1' : '0',
+          guard?.owner ?? '',
+        ],
+      );
+      return saved === 1;
+    },
+
+    async loadRun(runId) {
+      const json = await redis.get(keys.run(runId));
+      return json === null ? undefined : (JSON.parse(json) as RunRecord);
+    },
+
+    async listRecent(limit) {
+      if (limit <= 0) return [];
+      const ids = await redis.zrevrange(keys.runIndex(), 0, limit - 1);
+      if (ids.length === 0) return [];
+      return parseRuns(await redis.mget(...ids.map((id) => keys.run(id))));
+    },
+
+    async activeRunIds() {
+      return redis.smembers(keys.activeRuns());
+    },
+
+    async acquireOwner(runId, owner, ttlMs) {
+      return (await run(ACQUIRE_OWNER, [keys.runOwner(runId)], [owner, Math.ceil(ttlMs)])) === 1;
+    },
+
+    async renewOwner(runId, owner, ttlMs) {
+      return (await run(RENEW_OWNER, [keys.runOwner(runId)], [owner, Math.ceil(ttlMs)])) === 1;
+    },
+
+    async releaseOwner(runId, owner) {
+      await run(RELEASE_OWNER, [keys.runOwner(runId)], [owner]);
+    },
+
+    async ownerOf(runId) {
+      return (await redis.get(keys.runOwner(runId))) ?? undefined;
+    },
+
+    async recordDecision(runId, stepId, round, decision, required) {
+      const reply = (await run(
+        RECORD_DECISION,
+        [keys.approval(runId, stepId, round)],
+        [decision.user, JSON.stringify(decision), decision.decision, required],
+      )) as [string, string, unknown?];
+      const [kind, value, flat] = reply;
+      if (kind === 'already') return { kind: 'already-decided', by: JSON.parse(value) as ApprovalRecord };
+      if (kind === 'closed') return { kind: 'closed', closed: JSON.parse(value) as RoundClosure };
+      return { kind: 'recorded', final: value === '1', round: parseRound(flat) };
+    },
+
+    async closeRound(runId, stepId, round, closure) {
+      const reply = (await run(
+        CLOSE_ROUND,
+        [keys.approval(runId, stepId, round)],
+        [JSON.stringify(closure)],
+      )) as [string, unknown?];
+      return reply[0] === 'decided' ? { kind: 'decided', round: parseRound(reply[1]) } : { kind: 'closed' };
+    },
+
+    async readRound(runId, stepId, round) {
+      const hash = await redis.hgetall(keys.approval(runId, stepId, round));
+      return parseRound(Object.entries(hash).flat());
+    },
+
+    async requestAbort(runId, request) {
+      const stored = await run(REQUEST_ABORT, [keys.runAbort(runId)], [JSON.stringify(request)]);
+      return JSON.parse(String(stored)) as ControlRequest;
+    },
+
+    async abortRequest(runId) {
+      const json = await redis.get(keys.runAbort(runId));
+      return json === null ? undefined : (JSON.parse(json) as ControlRequest);
+    },
+
+    async requestResume(runId, request) {
+      await redis.set(keys.runResume(runId), JSON.stringify(request));
+    },
+
+    async takeResume(runId) {
+      const json = await run(TAKE_RESUME, [keys.runResume(runId)], []);
+      return typeof json === 'string' ? (JSON.parse(json) as ControlRequest) : undefined;
+    },
+
+    async appendAudit(runId, entry) {
+      const fields = auditFields(entry);
+      await redis
+        .multi()
+        .xadd(keys.audit(runId), 'MAXLEN', '~', runAuditMaxLen, '*', ...fields)
+        .xadd(keys.auditAll(), 'MAXLEN', '~', cellAuditMaxLen, '*', 'run', runId, ...fields)
+        .exec();
+    },
+
+    async readAudit(runId, limit) {
+      const entries =
+        limit === undefined
+          ? await redis.xrange(keys.audit(runId), '-', '+')
+          : await redis.xrange(keys.audit(runId), '-', '+', 'COUNT', limit);
+      return entries.map(([id, flat]) => parseAudit(runId, id, flat));
+    },
+
+    async publish(runId) {
+      await redis.publish(keys.runEvents(), runId);
+    },
+
+    async subscribe(listener) {
+      const subscriber = redis.duplicate();
+      subscriber.on('error', (error: Error) => {
+        logger?.warn(
+          { err: error },
+          'run notifications: Redis subscriber error (the engine polls meanwhile)',
+        );
+      });
+      subscriber.on('message', (channel: string, message: string) => {
+        if (channel === keys.runEvents()) listener(message);
+      });
+      try {
+        await subscriber.subscribe(keys.runEvents());
+      } catch (error) {
+        subscriber.disconnect();
+        throw error;
+      }
+      return async () => {
+        try {
+          await subscriber.quit();
+        } catch {
+          subscriber.disconnect();
+        }
+      };
+    },
+  };
+}
+
+function auditFields(entry: AuditEntry): string[] {
+  const fields = ['at', String(entry.at), 'who', entry.who, 'what', entry.what];
+  if (entry.stepId !== undefined) fields.push('step', entry.stepId);
+  if (entry.detail !== undefined) fields.push('detail', entry.detail);
+  return fields;
+}
+
+function parseAudit(runId: string, id: string, flat: readonly string[]): StoredAuditEntry {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(flat[i] ?? '', flat[i + 1] ?? '');
+  const stepId = map.get('step');
+  const detail = map.get('detail');
+  return {
+    id,
+    runId,
+    at: Number(map.get('at') ?? 0),
+    who: map.get('who') ?? '',
+    what: map.get('what') ?? '',
+    ...(stepId === undefined ? {} : { stepId }),
+    ...(detail === undefined ? {} : { detail }),
+  };
+}
