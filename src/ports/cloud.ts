@@ -7,6 +7,12 @@
  */
 export type Tags = Readonly<Record<string, string>>;
 
+/**
+ * The tag every resource a run creates carries, valued with the run id. Adapters refuse a create call whose
+ * tags lack it, so `findTagged` can always list what a failed run left behind.
+ */
+export const RUN_ID_TAG = 'cellops:run-id';
+
 export interface WaitOptions {
   /** Give up (reject with a retryable timeout error) after this many milliseconds. */
   readonly timeoutMs: number;
@@ -32,6 +38,12 @@ export interface LaunchSpec {
   readonly securityGroupIds: readonly string[];
   readonly keyName?: string;
   readonly tags: Tags;
+  /**
+   * Idempotency token (EC2 ClientToken, up to 64 ASCII characters): a RunInstances retried with the same
+   * token after a timeout or a crash returns the instance already launched instead of launching a second.
+   * Runbooks pass something derived from the run id and the step id.
+   */
+  readonly clientToken?: string;
 }
 
 export interface ImageSpec {
@@ -41,6 +53,11 @@ export interface ImageSpec {
   /** Device names left out of the image (BlockDeviceMappings with NoDevice), e.g. the DATA_DIR volume. */
   readonly excludeDevices: readonly string[];
   readonly tags: Tags;
+  /**
+   * Let EC2 reboot the instance for a file-system-consistent image. Default false (NoReboot): the image
+   * is usually taken of a live CN, and a reboot would take a validator out of consensus.
+   */
+  readonly reboot?: boolean;
 }
 
 export interface TaggedResource {
