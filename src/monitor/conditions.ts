@@ -1,0 +1,261 @@
+/**
+ * What a node's probes mean: pure functions from the previous track of a node and one probe observation to
+ * the next track. No I/O and no clock: the observation carries its time.
+ *
+ * Every condition is a latch with a raise criterion and a clear criterion, each of which must hold
+ * continuously for a while. Clearing is deliberately harder than raising (hysteresis), so a node that
+ * hovers at a threshold keeps one incident open instead of opening and resolving one every few seconds:
+ * - lagging: raised when lag > lagBlocks for `for`; cleared when lag ≤ lagBlocks/2 for `for`.
+ * - stalled: raised when the height has not moved for `stall`; cleared when it has moved within the
+ *   last stall/2 continuously for `for` (one lucky block does not clear it).
+ * - down: raised after `failures` consecutive failed probes; cleared after two consecutive successes.
+ * - isolated (active CNs only): raised when the node reports 0 CN peers for `for`; cleared when it has
+ *   CN peers again for `for`.
+ * Standbys report lagging as `standby-lagging`: a standby that is behind cannot take over quickly.
+ */
+import type { NodeCondition } from './types.js';
+
+export interface ConditionSettings {
+  /** Probe interval: used to estimate when a height changed between two probes. */
+  readonly intervalMs: number;
+  readonly lagBlocks: number;
+  readonly forMs: number;
+  readonly stallMs: number;
+  readonly failures: number;
+}
+
+export interface Latch {
+  readonly active: boolean;
+  /** When the raised condition began (its raise criterion first held). */
+  readonly since?: number;
+  /** When the criterion that would flip the latch began holding continuously. */
+  readonly pendingSince?: number;
+}
+
+export interface NodeTrack {
+  readonly height?: number;
+  /** Estimated time at which the current height was reached. */
+  readonly heightChangedAt?: number;
+  /** Time of the last probe with a result (success or failure). */
+  readonly lastProbeAt?: number;
+  readonly lastSuccessAt?: number;
+  /** Message of the last failed probe; cleared by a success. */
+  readonly lastError?: string;
+  readonly cnPeers?: number;
+  /** Reference height minus height, when both were known at the last successful probe. */
+  readonly lag?: number;
+  readonly consecutiveFailures: number;
+  readonly consecutiveSuccesses: number;
+  /** Time of the first failure of the current failure streak. */
+  readonly failingSince?: number;
+  readonly latches: {
+    readonly lagging: Latch;
+    readonly stalled: Latch;
+    readonly down: Latch;
+    readonly isolated: Latch;
+  };
+  readonly condition: NodeCondition;
+  /** When the current condition began. */
+  readonly conditionSince?: number;
+}
+
+export type Observation =
+  | {
+      readonly at: number;
+      readonly ok: true;
+      readonly height: number;
+      readonly cnPeers?: number;
+    }
+  | { readonly at: number; readonly ok: false; readonly error: string };
+
+export interface EvaluateContext {
+  /** The role the node serves now: `cn` also for a standby that took over a CN role. */
+  readonly role: 'cn' | 'standby' | 'pn';
+  /** Highest height of the healthy reference nodes in this round, when any answered. */
+  readonly referenceHeight?: number;
+  readonly settings: ConditionSettings;
+}
+
+const IDLE: Latch = { active: false };
+
+export function initialTrack(): NodeTrack {
+  return {
+    consecutiveFailures: 0,
+    consecutiveSuccesses: 0,
+    latches: { lagging: IDLE, stalled: IDLE, down: IDLE, isolated: IDLE },
+    condition: 'unknown',
+  };
+}
+
+/**
+ * Moves a latch one observation forward. `raise` / `clear` say whether the raise / clear criterion holds
+ * now; the latch flips once its criterion has held for `raiseForMs` / `clearForMs`. `raisedSince` lets a
+ * criterion that already carries its own history (a stall, a failure streak) date the condition back.
+ */
+export function stepLatch(
+  latch: Latch,
+  now: number,
+  criteria: {
+    readonly raise: boolean;
+    readonly clear: boolean;
+    readonly raiseForMs: number;
+    readonly clearForMs: number;
+    readonly raisedSince?: number;
+  },
+): Latch {
+  if (!latch.active) {
+    if (!criteria.raise) return IDLE;
+    const pendingSince = latch.pendingSince ?? criteria.raisedSince ?? now;
+    if (now - pendingSince >= criteria.raiseForMs) return { active: true, since: pendingSince };
+    return { active: false, pendingSince };
+  }
+  if (!criteria.clear) return { active: true, since: latch.since ?? now };
+  const pendingSince = latch.pendingSince ?? now;
+  if (now - pendingSince >= criteria.clearForMs) return IDLE;
+  return { active: true, since: latch.since ?? now, pendingSince };
+}
+
+/** The next track of a node after one probe. */
+export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext): NodeTrack {
+  const { settings } = ctx;
+  const now = obs.at;
+  if (!obs.ok) {
+    const consecutiveFailures = prev.consecutiveFailures + 1;
+    const failingSince = prev.consecutiveFailures > 0 ? (prev.failingSince ?? now) : now;
+    const down = stepLatch(prev.latches.down, now, {
+      raise: consecutiveFailures >= settings.failures,
+      clear: false,
+      raiseForMs: 0,
+      clearForMs: 0,
+      raisedSince: failingSince,
+    });
+    // Height, lag and peers are unknown while probes fail: their latches keep their state.
+    return finish(
+      prev,
+      {
+        ...prev,
+        lastProbeAt: now,
+        lastError: obs.error,
+        consecutiveFailures,
+        consecutiveSuccesses: 0,
+        failingSince,
+        latches: { ...prev.latches, down },
+      },
+      ctx.role,
+    );
+  }
+
+  const consecutiveSuccesses = prev.consecutiveSuccesses + 1;
+  const down = stepLatch(prev.latches.down, now, {
+    raise: false,
+    clear: consecutiveSuccesses >= 2,
+    raiseForMs: 0,
+    clearForMs: 0,
+  });
+
+  // The height changed somewhere between the previous successful probe and this one: take the middle
+  // of that window, so a stall is dated as well as the probe interval allows and a few milliseconds of
+  // timer jitter cannot push detection to the next probe.
+  let heightChangedAt = prev.heightChangedAt ?? now;
+  if (prev.height === undefined) heightChangedAt = now;
+  else if (obs.height !== prev.height) {
+    const previousAt = prev.lastSuccessAt ?? now;
+    heightChangedAt = Math.max(previousAt, now - Math.min(now - previousAt, settings.intervalMs) / 2);
+  }
+  const unchangedMs = now - heightChangedAt;
+  const stalled = stepLatch(prev.latches.stalled, now, {
+    raise: unchangedMs >= settings.stallMs,
+    clear: unchangedMs <= settings.stallMs / 2,
+    raiseForMs: 0,
+    clearForMs: settings.forMs,
+    raisedSince: heightChangedAt,
+  });
+
+  const lag = ctx.referenceHeight === undefined ? undefined : Math.max(0, ctx.referenceHeight - obs.height);
+  const lagging =
+    lag === undefined
+      ? prev.latches.lagging
+      : stepLatch(prev.latches.lagging, now, {
+          raise: lag > settings.lagBlocks,
+          clear: lag <= Math.floor(settings.lagBlocks / 2),
+          raiseForMs: settings.forMs,
+          clearForMs: settings.forMs,
+        });
+
+  const isolated =
+    ctx.role !== 'cn' || obs.cnPeers === undefined
+      ? ctx.role !== 'cn'
+        ? IDLE
+        : prev.latches.isolated
+      : stepLatch(prev.latches.isolated, now, {
+          raise: obs.cnPeers === 0,
+          clear: obs.cnPeers > 0,
+          raiseForMs: settings.forMs,
+          clearForMs: settings.forMs,
+        });
+
+  return finish(
+    prev,
+    {
+      height: obs.height,
+      heightChangedAt,
+      lastProbeAt: now,
+      lastSuccessAt: now,
+      ...(obs.cnPeers === undefined ? {} : { cnPeers: obs.cnPeers }),
+      ...(lag === undefined ? {} : { lag }),
+      consecutiveFailures: 0,
+      consecutiveSuccesses,
+      latches: { lagging, stalled, down, isolated },
+      condition: prev.condition,
+    },
+    ctx.role,
+  );
+}
+
+/** Picks the condition to show, most severe first, and dates it. */
+function finish(prev: NodeTrack, next: NodeTrack, role: EvaluateContext['role']): NodeTrack {
+  const { latches } = next;
+  const laggingName: NodeCondition = role === 'standby' ? 'standby-lagging' : 'lagging';
+  const candidates: readonly [NodeCondition, Latch][] = [
+    ['down', latches.down],
+    ['stalled', latches.stalled],
+    ['isolated', latches.isolated],
+    [laggingName, latches.lagging],
+  ];
+  const raised = candidates.find(([, latch]) => latch.active);
+  let condition: NodeCondition;
+  let since: number | undefined;
+  if (raised) {
+    condition = raised[0];
+    since = raised[1].since;
+  } else if (next.lastSuccessAt === undefined) {
+    // Never answered, not yet down: nothing known.
+    condition = 'unknown';
+    since = prev.condition === 'unknown' ? prev.conditionSince : next.lastProbeAt;
+  } else {
+    condition = 'healthy';
+    since = prev.condition === 'healthy' ? prev.conditionSince : next.lastProbeAt;
+  }
+  if (condition === prev.condition && prev.conditionSince !== undefined) since = prev.conditionSince;
+  return { ...next, condition, ...(since === undefined ? {} : { conditionSince: since }) };
+}
+
+/** Does this condition call for an alert? */
+export function isAlerting(condition: NodeCondition): boolean {
+  return condition !== 'healthy' && condition !== 'unknown';
+}
+
+/**
+ * The reference height: the highest of the healthy reference nodes (PNs that answered this round and are
+ * not stalled, and the extra reference endpoints that answered).
+ */
+export function referenceHeight(
+  candidates: readonly { readonly height?: number; readonly healthy: boolean }[],
+): number | undefined {
+  let best: number | undefined;
+  for (const candidate of candidates) {
+    if (!candidate.healthy || candidate.height === undefined) continue;
+    if (best === undefined || candidate.height > best) best = candidate.height;
+  }
+  return best;
+}

@@ -1,0 +1,122 @@
+/**
+ * One probe round: asks every target for its health through the NodeRpc port with bounded concurrency
+ * and a per-probe timeout, and never lets probes pile up:
+ * - a target whose previous probe is still running is skipped (it is not probed twice at once);
+ * - a probe that has not found a free slot within `startWithinMs` of the round's start is skipped rather
+ *   than started late, so a round lasts at most `startWithinMs + timeoutMs`. With the defaults
+ *   (both half the interval) a round never outlasts the interval.
+ * A skipped target is not a failure: only a probe that ran and failed or timed out counts towards `down`.
+ */
+import { describeError } from '../errors.js';
+import type { Clock } from '../ports/clock.js';
+import type { NodeEndpoint, NodeHealth, NodeRpc } from '../ports/node-rpc.js';
+
+export type ProbeOutcome =
+  | {
+      readonly kind: 'ok';
+      readonly target: string;
+      readonly at: number;
+      readonly latencyMs: number;
+      readonly health: NodeHealth;
+    }
+  | {
+      readonly kind: 'failed';
+      readonly target: string;
+      readonly at: number;
+      readonly latencyMs: number;
+      readonly error: string;
+    }
+  | { readonly kind: 'skipped'; readonly target: string; readonly reason: 'in-flight' | 'no-slot' };
+
+export interface ProbeSchedulerOptions {
+  readonly rpc: NodeRpc;
+  readonly clock: Clock;
+  /** Probes running at once. Default 32. */
+  readonly concurrency?: number;
+  /** A probe that takes longer fails with a timeout. Must be shorter than the interval. */
+  readonly timeoutMs: number;
+  /** A probe not started within this long after the round began is skipped. Default: timeoutMs. */
+  readonly startWithinMs?: number;
+}
+
+export interface ProbeScheduler {
+  /** Probes every target once (except those skipped) and resolves with one outcome per target. */
+  round(targets: readonly NodeEndpoint[]): Promise<ProbeOutcome[]>;
+  /** Names of targets whose probe is running now. */
+  inFlight(): ReadonlySet<string>;
+  /** Aborts every running probe (on shutdown). */
+  abortAll(): void;
+}
+
+export class ProbeTimeoutError extends Error {
+  constructor(target: string, timeoutMs: number) {
+    super(`probe of ${target} timed out after ${timeoutMs}ms`);
+    this.name = 'ProbeTimeoutError';
+  }
+}
+
+export function createProbeScheduler(options: ProbeSchedulerOptions): ProbeScheduler {
+  const { rpc, clock, timeoutMs } = options;
+  const concurrency = Math.max(1, options.concurrency ?? 32);
+  const startWithinMs = options.startWithinMs ?? timeoutMs;
+  const running = new Map<string, AbortController>();
+
+  async function probeOne(target: NodeEndpoint): Promise<ProbeOutcome> {
+    const controller = new AbortController();
+    running.set(target.name, controller);
+    const at = clock.now();
+    // Latency is a measurement for /metrics, not a time the logic depends on: a monotonic timer, not Clock.
+    const started = process.hrtime.bigint();
+    const latency = () => Number(process.hrtime.bigint() - started) / 1e6;
+    const timer = new AbortController();
+    try {
+      const timeout = clock.sleep(timeoutMs, timer.signal).then(() => {
+        throw new ProbeTimeoutError(target.name, timeoutMs);
+      });
+      const health = await Promise.race([
+        rpc.health(target, { timeoutMs, signal: controller.signal }),
+        timeout,
+      ]);
+      return { kind: 'ok', target: target.name, at, latencyMs: latency(), health };
+    } catch (error) {
+      return { kind: 'failed', target: target.name, at, latencyMs: latency(), error: describeError(error) };
+    } finally {
+      // Stops the timer, and tells an adapter still working on a timed-out probe to give up.
+      timer.abort();
+      controller.abort();
+      running.delete(target.name);
+    }
+  }
+
+  return {
+    async round(targets) {
+      const roundStart = clock.now();
+      const outcomes: ProbeOutcome[] = new Array<ProbeOutcome>(targets.length);
+      const queue: number[] = [];
+      targets.forEach((target, index) => {
+        if (running.has(target.name)) {
+          outcomes[index] = { kind: 'skipped', target: target.name, reason: 'in-flight' };
+        } else queue.push(index);
+      });
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        for (;;) {
+          const index = queue[next++];
+          if (index === undefined) return;
+          const target = targets[index] as NodeEndpoint;
+          if (clock.now() - roundStart > startWithinMs || running.has(target.name)) {
+            outcomes[index] = { kind: 'skipped', target: target.name, reason: 'no-slot' };
+            continue;
+          }
+          outcomes[index] = await probeOne(target);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+      return outcomes;
+    },
+    inFlight: () => new Set(running.keys()),
+    abortAll() {
+      for (const controller of running.values()) controller.abort();
+    },
+  };
+}
