@@ -65,6 +65,13 @@ export class SafetyGateError extends CellopsError {
   }
 }
 
+/** A readiness check (`/cell check`) found the cell not ready for a failover; the message says what to fix. */
+export class ReadinessCheckError extends CellopsError {
+  constructor(message: string) {
+    super('check_failed', message);
+  }
+}
+
 /** A call to a cloud or node API failed. */
 export class ExternalError extends CellopsError {
   constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {

@@ -1,0 +1,272 @@
+/**
+ * `backup-nodekey <cn>` (DESIGN.md §2.3): copies the key the active CN really runs to the configured backup
+ * location, through memory and stdin with mode 0600, verifies it by checksum, and records the checksum, node
+ * ID and address (never the key) so that a failover can tell the backup has not changed.
+ *
+ * "The key the CN really runs": the legacy `$DATA_DIR/nodekey` when present (kcnd loads it first), else
+ * `$DATA_DIR/klay/nodekey`, cross-checked against the address the running node reports.
+ */
+import { cnParamsSchema, CELL_LOCK, type CnParams } from './failover-params.js';
+import type { PlanContext, RunbookDefinition, StepContext, StepDefinition } from './types.js';
+import type { NodeInventoryEntry } from '../config/config.js';
+import { PROBE_TIMEOUT_MS, resolveCn, type CnTarget } from './cell-nodes.js';
+import {
+  asidePath,
+  blsBackupPath,
+  createNodeOps,
+  nodeCommands,
+  nodeKeyPaths,
+  onHost,
+  type NodeOps,
+} from './node-ops.js';
+import {
+  describeNodekeyProblem,
+  nodeAddressFromKey,
+  nodeIdFromKey,
+  nodekeyChecksum,
+  nodekeyProblem,
+  sameAddress,
+} from './nodekey.js';
+import { ExternalError, HostError, SafetyGateError } from '../errors.js';
+
+type Ctx = StepContext<CnParams>;
+
+export const BACKUP_FACTS = {
+  source: 'source',
+  sourcePath: 'sourcePath',
+  blsPath: 'blsPath',
+  address: 'address',
+  nodeId: 'nodeId',
+  checksum: 'checksum',
+} as const;
+
+function target(ctx: PlanContext<CnParams> | Ctx): CnTarget {
+  return resolveCn(ctx.config, ctx.params.cn);
+}
+
+function opsOf(ctx: Ctx): NodeOps {
+  return createNodeOps({ shell: ctx.ports.shell, config: ctx.config, signal: ctx.signal });
+}
+
+/** The machine serving the CN role now: the configured CN, or the standby recorded by a failover. */
+async function sourceNode(ctx: Ctx, t: CnTarget): Promise<NodeInventoryEntry> {
+  const role = await ctx.ports.state.role(t.cn.name);
+  const servedBy = role ? ctx.config.nodes[role.servedBy] : undefined;
+  return servedBy ?? t.cn;
+}
+
+function sourceOf(ctx: Ctx, t: CnTarget): NodeInventoryEntry {
+  const name = ctx.fact<string>(BACKUP_FACTS.source);
+  return (name ? ctx.config.nodes[name] : undefined) ?? t.cn;
+}
+
+async function readValidKey(ops: NodeOps, node: NodeInventoryEntry, path: string): Promise<string> {
+  const content = await ops.readFile(node.host, path);
+  if (content === undefined) throw new SafetyGateError(`${node.name} has no nodekey at ${path}.`);
+  const problem = nodekeyProblem(content);
+  if (problem)
+    throw new SafetyGateError(
+      `The nodekey at ${node.name}:${path} is malformed (${describeNodekeyProblem(problem)}); not backing it up. kcnd would not load it either.`,
+    );
+  return content;
+}
+
+const locate: StepDefinition<CnParams> = {
+  id: 'locate-key',
+  title: 'Find the key the active CN runs',
+  destructive: false,
+  readOnly: true,
+  describe(ctx) {
+    const t = target(ctx);
+    const p = nodeKeyPaths(t.cn.dataDir);
+    return [
+      `On the node serving ${t.cn.name} (${t.cn.name} itself unless a failover recorded another): ${onHost(t.cn.host, nodeCommands.exists(p.legacyNodekey))} — the legacy location wins when present — else ${p.nodekey}.`,
+      `Reads it (${onHost(t.cn.host, nodeCommands.read(p.nodekey))}), checks it is 64 hex characters, and that its address is the one the running node reports. Records address, node ID and checksum; never the key.`,
+    ].join('\n');
+  },
+  async verify(ctx) {
+    return ctx.fact<string>(BACKUP_FACTS.checksum) !== undefined;
+  },
+  async run(ctx) {
+    const t = target(ctx);
+    const ops = opsOf(ctx);
+    const node = await sourceNode(ctx, t);
+    const p = nodeKeyPaths(node.dataDir);
+    let path: string;
+    try {
+      path = (await ops.exists(node.host, p.legacyNodekey)) ? p.legacyNodekey : p.nodekey;
+    } catch (error) {
+      if (error instanceof HostError)
+        throw new SafetyGateError(
+          `${node.name}, which serves ${t.cn.name}, cannot be reached over SSH: ${error.message}`,
+        );
+      throw error;
+    }
+    const key = await readValidKey(ops, node, path);
+    const address = nodeAddressFromKey(key);
+    let running: string | undefined;
+    try {
+      running = await ctx.ports.rpc.nodeAddress(node.endpoint, {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        signal: ctx.signal,
+      });
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      ctx.output(`${node.name} did not report its node address; the backup is checked against the file only`);
+    }
+    if (running !== undefined && !sameAddress(running, address))
+      throw new SafetyGateError(
+        `${node.name} runs as ${running}, but ${path} holds ${address}: the file is not the key kcnd loaded (was it replaced after start?). Not backing up.`,
+      );
+    const blsPath = (await ops.exists(node.host, p.legacyBlsNodekey))
+      ? p.legacyBlsNodekey
+      : (await ops.exists(node.host, p.blsNodekey))
+        ? p.blsNodekey
+        : null;
+    ctx.setFact(BACKUP_FACTS.source, node.name);
+    ctx.setFact(BACKUP_FACTS.sourcePath, path);
+    ctx.setFact(BACKUP_FACTS.blsPath, blsPath);
+    ctx.setFact(BACKUP_FACTS.address, address);
+    ctx.setFact(BACKUP_FACTS.nodeId, nodeIdFromKey(key));
+    ctx.setFact(BACKUP_FACTS.checksum, nodekeyChecksum(key));
+    ctx.output(
+      `${node.name}:${path} holds node address ${address}${running ? ' (matches the running node)' : ''}`,
+    );
+    ctx.output(
+      blsPath
+        ? `bls-nodekey at ${blsPath} is backed up too`
+        : 'no bls-nodekey file: kcnd derives it from the nodekey',
+    );
+  },
+};
+
+const copy: StepDefinition<CnParams> = {
+  id: 'copy-key',
+  title: 'Copy the nodekey to the backup location',
+  destructive: true,
+  describe(ctx) {
+    const t = target(ctx);
+    const from = ctx.fact<string>(BACKUP_FACTS.sourcePath) ?? nodeKeyPaths(t.cn.dataDir).nodekey;
+    const source = ctx.fact<string>(BACKUP_FACTS.source) ?? t.cn.name;
+    const h = t.backupHost.host;
+    return [
+      `Reads ${source}:${from} into memory and writes it with mode 0600: ${onHost(h, nodeCommands.write(t.backupPath))} (key on stdin, never on a command line or in a log).`,
+      `An existing different backup is kept: ${onHost(h, nodeCommands.move(t.backupPath, asidePath(t.backupPath, '<run id>')))}.`,
+      `Then ${onHost(h, nodeCommands.sha256(t.backupPath))} must match. The bls-nodekey, if the node has one, goes to ${blsBackupPath(t.backupPath)} the same way.`,
+      `Undo: the previous backup is moved back.`,
+    ].join('\n');
+  },
+  async run(ctx) {
+    const t = target(ctx);
+    const ops = opsOf(ctx);
+    const node = sourceOf(ctx, t);
+    const path = ctx.fact<string>(BACKUP_FACTS.sourcePath) ?? nodeKeyPaths(node.dataDir).nodekey;
+    const key = await readValidKey(ops, node, path);
+    const checksum = nodekeyChecksum(key);
+    if (checksum !== ctx.fact<string>(BACKUP_FACTS.checksum))
+      throw new SafetyGateError(`${node.name}:${path} changed since it was located; start the backup again.`);
+    const host = t.backupHost.host;
+    const pairs: { from: string; to: string; what: string }[] = [
+      { from: path, to: t.backupPath, what: 'nodekey' },
+    ];
+    const blsPath = ctx.fact<string | null>(BACKUP_FACTS.blsPath);
+    if (blsPath) pairs.push({ from: blsPath, to: blsBackupPath(t.backupPath), what: 'bls-nodekey' });
+    else if (await ops.exists(host, blsBackupPath(t.backupPath))) {
+      // A bls-nodekey backup of another key would be installed by a failover with this nodekey: keep it aside.
+      await ops.move(host, blsBackupPath(t.backupPath), asidePath(blsBackupPath(t.backupPath), ctx.runId));
+      ctx.output(`moved the stale ${blsBackupPath(t.backupPath)} aside (the node has no bls-nodekey file)`);
+    }
+    for (const { from, to, what } of pairs) {
+      const content = what === 'nodekey' ? key : await ops.readFile(node.host, from);
+      if (content === undefined)
+        throw new SafetyGateError(`${node.name}:${from} disappeared during the backup.`);
+      const sum = nodekeyChecksum(content);
+      const existing = await ops.sha256(host, to);
+      if (existing === sum) {
+        ctx.output(`${t.backupHost.name}:${to} already holds this ${what}`);
+        continue;
+      }
+      if (existing !== undefined && !(await ops.exists(host, asidePath(to, ctx.runId)))) {
+        await ops.move(host, to, asidePath(to, ctx.runId));
+        ctx.output(`kept the previous ${what} backup as ${asidePath(to, ctx.runId)}`);
+      }
+      await ops.writeFile(host, to, content);
+      if ((await ops.sha256(host, to)) !== sum)
+        throw new ExternalError(
+          'checksum_mismatch',
+          `The ${what} written to ${t.backupHost.name}:${to} does not match ${node.name}:${from}.`,
+        );
+      ctx.output(`wrote ${what} to ${t.backupHost.name}:${to} (mode 0600, checksum verified)`);
+    }
+  },
+  async verify(ctx) {
+    const t = target(ctx);
+    const sum = await opsOf(ctx).sha256(t.backupHost.host, t.backupPath);
+    return sum !== undefined && sum === ctx.fact<string>(BACKUP_FACTS.checksum);
+  },
+  async undo(ctx) {
+    const t = target(ctx);
+    const ops = opsOf(ctx);
+    for (const to of [t.backupPath, blsBackupPath(t.backupPath)]) {
+      const aside = asidePath(to, ctx.runId);
+      if (await ops.exists(t.backupHost.host, aside)) {
+        await ops.move(t.backupHost.host, aside, to);
+        ctx.output(`restored the previous ${to}`);
+      }
+    }
+  },
+};
+
+const record: StepDefinition<CnParams> = {
+  id: 'record-backup',
+  title: 'Record the backup',
+  destructive: false,
+  describe(ctx) {
+    const t = target(ctx);
+    return `Records for ${t.cn.name}: backup ${t.backupHost.name}:${t.backupPath}, its sha256, node address and node ID (never the key), so that check and failover can tell the backup is unchanged.`;
+  },
+  async run(ctx) {
+    const t = target(ctx);
+    const checksum = ctx.fact<string>(BACKUP_FACTS.checksum);
+    const nodeAddress = ctx.fact<string>(BACKUP_FACTS.address);
+    const nodeId = ctx.fact<string>(BACKUP_FACTS.nodeId);
+    if (!checksum || !nodeAddress || !nodeId)
+      throw new SafetyGateError('The key was not located in this run; nothing to record.');
+    await ctx.ports.state.setNodekeyBackup({
+      cn: t.cn.name,
+      host: t.backupHost.name,
+      path: t.backupPath,
+      checksum,
+      nodeAddress,
+      nodeId,
+      at: ctx.ports.clock.now(),
+      runId: ctx.runId,
+    });
+    ctx.output(`recorded the backup of ${t.cn.name}: address ${nodeAddress}`);
+  },
+  async verify(ctx) {
+    const recorded = await ctx.ports.state.nodekeyBackup(target(ctx).cn.name);
+    return recorded !== undefined && recorded.checksum === ctx.fact<string>(BACKUP_FACTS.checksum);
+  },
+};
+
+export function backupNodekeySteps(): StepDefinition<CnParams>[] {
+  return [locate, copy, record];
+}
+
+export const backupNodekeyRunbook: RunbookDefinition<CnParams> = {
+  id: 'backup-nodekey',
+  version: 1,
+  title: 'Back up a CN nodekey',
+  params: cnParamsSchema,
+  lockKey: () => CELL_LOCK,
+  node: (params) => params.cn,
+  summary(params, config) {
+    const t = resolveCn(config, params.cn);
+    return `backup-nodekey ${params.cn} → ${t.backupHost.name}:${t.backupPath}`;
+  },
+  steps(params, config) {
+    resolveCn(config, params.cn);
+    return backupNodekeySteps();
+  },
+};

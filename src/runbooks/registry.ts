@@ -1,0 +1,10 @@
+/** Every runbook the bot offers, for the engine and the commands. */
+import type { AnyRunbook } from './types.js';
+import { failoverRunbook } from './failover.js';
+import { backupNodekeyRunbook } from './backup-nodekey.js';
+import { imageRunbook } from './image.js';
+import { checkRunbook } from './check.js';
+
+export function createRunbooks(): AnyRunbook[] {
+  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook];
+}
