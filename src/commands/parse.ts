@@ -1,0 +1,244 @@
+/**
+ * Strict parsers for `/failover` and `/cell` (DESIGN.md §5). Slack text is untrusted: it is checked
+ * character by character, every word must be expected, and node names must be in the inventory with the
+ * right role. The parsed result carries only inventory names, enum values and numbers, so no text from
+ * Slack can reach a shell. Errors are InputError with the correct usage attached.
+ */
+import type { CellopsConfig, NodeRole } from '../config/config.js';
+import { parseDuration, formatDuration } from '../config/duration.js';
+import { InputError } from '../errors.js';
+import { CELL_USAGE, DRILL_USAGE, FAILOVER_USAGE } from '../bot/blocks/cell.js';
+
+/** Longer than any valid command; the rest is refused without being looked at. */
+export const MAX_TEXT_LENGTH = 200;
+/** Mutes longer than this are refused: a forgotten mute hides the next incident. */
+export const MAX_MUTE_MS = 7 * 24 * 3_600_000;
+
+export type FailoverMode = 'standby' | 'snapshot';
+
+export interface FailoverCommand {
+  readonly kind: 'failover';
+  readonly cn: string;
+  readonly mode?: FailoverMode;
+  readonly dryRun: boolean;
+  readonly force: boolean;
+}
+
+export type CellCommand =
+  | { readonly kind: 'status' }
+  | { readonly kind: 'runs' }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'abort'; readonly runId: string }
+  | { readonly kind: 'resume'; readonly runId: string }
+  | { readonly kind: 'mute'; readonly node: string; readonly durationMs: number }
+  | { readonly kind: 'unmute'; readonly node: string }
+  | { readonly kind: 'backup-nodekey'; readonly cn: string }
+  | { readonly kind: 'image'; readonly cn: string }
+  | { readonly kind: 'check'; readonly cn: string }
+  | { readonly kind: 'drill'; readonly cn: string };
+
+/** InputError that also knows the usage lines to show with it. */
+export class UsageError extends InputError {
+  readonly usage: readonly string[];
+  readonly hint: string | undefined;
+  constructor(problem: string, usage: readonly string[], hint?: string) {
+    super(problem);
+    this.usage = usage;
+    this.hint = hint;
+  }
+}
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const WORD = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function describeChar(ch: string): string {
+  const code = ch.codePointAt(0) ?? 0;
+  if (code < 0x20 || code === 0x7f)
+    return `a control character (U+${code.toString(16).padStart(4, '0').toUpperCase()})`;
+  if (code > 0x7e) return `a non-ASCII character (U+${code.toString(16).padStart(4, '0').toUpperCase()})`;
+  return `"${ch}"`;
+}
+
+/**
+ * Splits the text into words after checking it: bounded length, printable ASCII only, and every word made
+ * of letters, digits, dot, dash, underscore (and `--flag`, `--flag=value`).
+ */
+export function tokenize(text: string, usage: readonly string[]): string[] {
+  if (text.length > MAX_TEXT_LENGTH) {
+    throw new UsageError(
+      `The command is too long (${text.length} characters; at most ${MAX_TEXT_LENGTH}).`,
+      usage,
+    );
+  }
+  for (const ch of text) {
+    const code = ch.codePointAt(0) ?? 0;
+    const ok = (code >= 0x20 && code <= 0x7e) || ch === '\t';
+    if (!ok)
+      throw new UsageError(`The command contains ${describeChar(ch)}; only plain ASCII is accepted.`, usage);
+  }
+  const words = text
+    .trim()
+    .split(/[ \t]+/)
+    .filter((w) => w.length > 0);
+  for (const word of words) {
+    // Options are checked against the known ones by each parser; here only their shape.
+    const flag = /^--?[A-Za-z0-9][A-Za-z0-9._-]*(=[A-Za-z0-9._-]+)?$/.test(word);
+    if (!flag && !WORD.test(word)) {
+      const bad = [...word].find((ch) => !/[A-Za-z0-9._-]/.test(ch));
+      throw new UsageError(
+        bad === undefined
+          ? `"${word.slice(0, 40)}" is not a valid argument.`
+          : `"${word.slice(0, 40)}" contains ${describeChar(bad)}, which no argument may contain.`,
+        usage,
+      );
+    }
+  }
+  return words;
+}
+
+function inventoryNode(
+  config: CellopsConfig,
+  name: string,
+  roles: readonly NodeRole[],
+  usage: readonly string[],
+): string {
+  const node = Object.hasOwn(config.nodes, name) ? config.nodes[name] : undefined;
+  const candidates = Object.values(config.nodes)
+    .filter((n) => roles.includes(n.role))
+    .map((n) => n.name)
+    .sort();
+  const known = `Known ${roles.join('/')} nodes: ${candidates.join(', ') || 'none'}.`;
+  if (node === undefined) throw new UsageError(`Unknown node "${name.slice(0, 40)}".`, usage, known);
+  if (!roles.includes(node.role)) {
+    throw new UsageError(`${name} is a ${node.role}, not a ${roles.join(' or ')}.`, usage, known);
+  }
+  return node.name;
+}
+
+/** `/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]` */
+export function parseFailover(text: string, config: CellopsConfig): FailoverCommand {
+  const usage = [FAILOVER_USAGE];
+  const words = tokenize(text, usage);
+  let cn: string | undefined;
+  let mode: FailoverMode | undefined;
+  let dryRun = false;
+  let force = false;
+  const seen = new Set<string>();
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] ?? '';
+    if (word.startsWith('--')) {
+      const [flag = '', inlineValue] = word.split('=', 2);
+      if (seen.has(flag)) throw new UsageError(`${flag} is given twice.`, usage);
+      seen.add(flag);
+      if (flag === '--mode') {
+        const value = inlineValue ?? words[++i];
+        if (value === undefined) throw new UsageError('--mode needs a value: standby or snapshot.', usage);
+        if (value !== 'standby' && value !== 'snapshot') {
+          throw new UsageError(`--mode must be standby or snapshot, not "${value.slice(0, 40)}".`, usage);
+        }
+        mode = value;
+      } else if (inlineValue !== undefined) {
+        throw new UsageError(`${flag} takes no value.`, usage);
+      } else if (flag === '--dry-run') {
+        dryRun = true;
+      } else if (flag === '--force') {
+        force = true;
+      } else {
+        throw new UsageError(`Unknown option ${flag.slice(0, 40)}.`, usage);
+      }
+    } else if (word.startsWith('-')) {
+      throw new UsageError(`Unknown option ${word.slice(0, 40)}.`, usage);
+    } else if (cn === undefined) {
+      cn = word;
+    } else {
+      throw new UsageError(`Unexpected "${word.slice(0, 40)}": /failover takes one CN.`, usage);
+    }
+  }
+  if (cn === undefined) throw new UsageError('Which CN? Name the consensus node to fail over.', usage);
+  const name = inventoryNode(config, cn, ['cn'], usage);
+  const failover = config.nodes[name]?.failover;
+  if (failover === undefined) {
+    throw new UsageError(
+      `${name} has no failover configuration (nodes.${name}.failover in the config file).`,
+      usage,
+    );
+  }
+  return { kind: 'failover', cn: name, ...(mode === undefined ? {} : { mode }), dryRun, force };
+}
+
+function usageFor(sub: string, sandbox: boolean): readonly string[] {
+  const all = sandbox ? [...CELL_USAGE, DRILL_USAGE] : CELL_USAGE;
+  const match = all.filter(([command]) => command.split(' ')[1] === sub).map(([command]) => command);
+  return match.length > 0 ? match : all.map(([command]) => command);
+}
+
+/** The `/cell` family. `sandbox` enables `drill failover <cn>`. */
+export function parseCell(
+  text: string,
+  config: CellopsConfig,
+  options: { sandbox?: boolean } = {},
+): CellCommand {
+  const sandbox = options.sandbox === true;
+  const words = tokenize(text, usageFor('', sandbox));
+  const [sub, ...args] = words;
+  if (sub === undefined) return { kind: 'help' };
+  const usage = usageFor(sub, sandbox);
+  const expect = (count: number, names: string): string[] => {
+    for (const arg of args) {
+      if (arg.startsWith('-')) throw new UsageError(`Unknown option ${arg.slice(0, 40)}.`, usage);
+    }
+    if (args.length < count) throw new UsageError(`/cell ${sub} needs ${names}.`, usage);
+    if (args.length > count) {
+      throw new UsageError(
+        `Unexpected "${args.slice(count).join(' ').slice(0, 40)}" after /cell ${sub}.`,
+        usage,
+      );
+    }
+    return args;
+  };
+  switch (sub) {
+    case 'status':
+    case 'runs':
+    case 'help':
+      expect(0, '');
+      return { kind: sub };
+    case 'abort':
+    case 'resume': {
+      const [runId = ''] = expect(1, 'a run id (see /cell runs)');
+      if (!RUN_ID.test(runId)) throw new UsageError(`"${runId.slice(0, 40)}" is not a run id.`, usage);
+      return { kind: sub, runId };
+    }
+    case 'mute': {
+      const [node = '', duration = ''] = expect(2, 'a node and a duration, e.g. 30m');
+      const name = inventoryNode(config, node, ['cn', 'standby', 'pn'], usage);
+      const durationMs = parseDuration(duration);
+      if (durationMs === undefined || durationMs <= 0) {
+        throw new UsageError(`"${duration.slice(0, 40)}" is not a duration (write e.g. 30m, 2h).`, usage);
+      }
+      if (durationMs > MAX_MUTE_MS) {
+        throw new UsageError(`A mute lasts at most ${formatDuration(MAX_MUTE_MS)}.`, usage);
+      }
+      return { kind: 'mute', node: name, durationMs };
+    }
+    case 'unmute': {
+      const [node = ''] = expect(1, 'a node');
+      return { kind: 'unmute', node: inventoryNode(config, node, ['cn', 'standby', 'pn'], usage) };
+    }
+    case 'backup-nodekey':
+    case 'image':
+    case 'check': {
+      const [cn = ''] = expect(1, 'a CN');
+      return { kind: sub, cn: inventoryNode(config, cn, ['cn'], usage) };
+    }
+    case 'drill': {
+      if (!sandbox) {
+        throw new UsageError('/cell drill runs only in the sandbox.', usageFor('', false));
+      }
+      const [what = '', cn = ''] = expect(2, '"failover" and a CN');
+      if (what !== 'failover') throw new UsageError(`Unknown drill "${what.slice(0, 40)}".`, usage);
+      return { kind: 'drill', cn: inventoryNode(config, cn, ['cn'], usage) };
+    }
+    default:
+      throw new UsageError(`Unknown subcommand "${sub.slice(0, 40)}".`, usageFor('', sandbox));
+  }
+}
