@@ -1,0 +1,131 @@
+/**
+ * A parser for the Prometheus text exposition format (version 0.0.4), enough for kcnd's `/metrics`:
+ * `# HELP` / `# TYPE` comments, samples with or without labels, escaped label values, NaN and ±Inf, and an
+ * optional timestamp. Pure: text in, samples out. Lines it cannot read are reported, not thrown, so one
+ * odd metric does not hide the block height.
+ */
+
+export interface PrometheusSample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+  readonly timestampMs?: number;
+}
+
+export interface ParsedMetrics {
+  readonly samples: readonly PrometheusSample[];
+  /** Metric family name to its `# TYPE` (gauge, counter, histogram, summary, untyped). */
+  readonly types: Readonly<Record<string, string>>;
+  /** Lines that were neither comments nor valid samples, with their 1-based line numbers. */
+  readonly errors: ReadonlyArray<{ readonly line: number; readonly message: string }>;
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
+
+export function parseSampleValue(text: string): number | undefined {
+  switch (text) {
+    case 'NaN':
+      return Number.NaN;
+    case '+Inf':
+    case 'Inf':
+      return Number.POSITIVE_INFINITY;
+    case '-Inf':
+      return Number.NEGATIVE_INFINITY;
+    default: {
+      if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
+      return Number(text);
+    }
+  }
+}
+
+/** Reads `{a="x",b="y\"z"}` from the start of `text`; returns the labels and what follows. */
+function readLabels(text: string): { labels: Record<string, string>; rest: string } {
+  const labels: Record<string, string> = {};
+  let i = 1; // past '{'
+  for (;;) {
+    while (text[i] === ' ' || text[i] === ',') i++;
+    if (text[i] === '}') return { labels, rest: text.slice(i + 1) };
+    const name = LABEL_NAME.exec(text.slice(i))?.[0];
+    if (!name) throw new Error(`bad label name at column ${i + 1}`);
+    i += name.length;
+    while (text[i] === ' ') i++;
+    if (text[i] !== '=') throw new Error(`expected = after label ${name}`);
+    i++;
+    while (text[i] === ' ') i++;
+    if (text[i] !== '"') throw new Error(`expected a quoted value for label ${name}`);
+    i++;
+    let value = '';
+    for (;;) {
+      const ch = text[i];
+      if (ch === undefined) throw new Error(`unterminated value for label ${name}`);
+      if (ch === '"') break;
+      if (ch === '\\') {
+        const next = text[i + 1];
+        value += next === 'n' ? '\n' : (next ?? '');
+        i += 2;
+        continue;
+      }
+      value += ch;
+      i++;
+    }
+    i++; // past closing quote
+    labels[name] = value;
+  }
+}
+
+function parseSampleLine(line: string): PrometheusSample {
+  const name = NAME.exec(line)?.[0];
+  if (!name) throw new Error('does not start with a metric name');
+  let rest = line.slice(name.length);
+  let labels: Record<string, string> = {};
+  if (rest.startsWith('{')) ({ labels, rest } = readLabels(rest));
+  const fields = rest.trim().split(/\s+/);
+  const valueText = fields[0];
+  if (valueText === undefined || valueText === '') throw new Error(`no value for ${name}`);
+  const value = parseSampleValue(valueText);
+  if (value === undefined) throw new Error(`value "${valueText}" of ${name} is not a number`);
+  if (fields.length > 2) throw new Error(`unexpected text after the value of ${name}`);
+  const ts = fields[1];
+  if (ts !== undefined) {
+    if (!/^-?\d+$/.test(ts)) throw new Error(`timestamp "${ts}" of ${name} is not an integer`);
+    return { name, labels, value, timestampMs: Number(ts) };
+  }
+  return { name, labels, value };
+}
+
+export function parsePrometheusText(text: string): ParsedMetrics {
+  const samples: PrometheusSample[] = [];
+  const types: Record<string, string> = {};
+  const errors: Array<{ line: number; message: string }> = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '') return;
+    if (line.startsWith('#')) {
+      const type = /^#\s*TYPE\s+(\S+)\s+(\S+)/.exec(line);
+      if (type?.[1] !== undefined && type[2] !== undefined) types[type[1]] = type[2];
+      return;
+    }
+    try {
+      samples.push(parseSampleLine(line));
+    } catch (error) {
+      errors.push({ line: index + 1, message: error instanceof Error ? error.message : String(error) });
+    }
+  });
+  return { samples, types, errors };
+}
+
+/**
+ * The value of the first sample called `name` whose labels include `labels`; undefined when there is
+ * none. kcnd exports one unlabelled gauge per name, so the first match is the one.
+ */
+export function metricValue(
+  parsed: ParsedMetrics,
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): number | undefined {
+  const sample = parsed.samples.find(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  return sample?.value;
+}
