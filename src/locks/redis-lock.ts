@@ -29,18 +29,19 @@ function lua(source: string): LuaScript {
 }
 
 /**
- * KEYS: lock, holder, fence. ARGV: token, ttlMs, holder JSON (an object without fencingToken).
- * Returns {1, fencingToken} when taken, {0, holder JSON or false} when someone else holds it.
- * The fencing token is spliced into the holder JSON as text: cheaper than a cjson round trip on the hot
- * path, and safe because ARGV[3] is always a JSON object with at least one field.
+ * KEYS: lock, holder, fence. ARGV: token, ttlMs, holder JSON without its opening brace (and without
+ * fencingToken). Returns the fencing token (an integer) when taken; when someone else holds it, their
+ * holder JSON, or 0 if it is missing. The fencing token is spliced into the holder JSON as text: cheaper
+ * than a cjson round trip on the hot path, and safe because ARGV[3] is a JSON object with at least one
+ * field, minus its `{`.
  */
 const ACQUIRE = lua(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[3])
-  redis.call('SET', KEYS[2], '{"fencingToken":' .. fence .. ',' .. string.sub(ARGV[3], 2), 'PX', ARGV[2])
-  return {1, fence}
+  redis.call('SET', KEYS[2], '{"fencingToken":' .. fence .. ',' .. ARGV[3], 'PX', ARGV[2])
+  return fence
 end
-return {0, redis.call('GET', KEYS[2])}
+return redis.call('GET', KEYS[2]) or 0
 `);
 
 /** KEYS: lock, holder. ARGV: token, ttlMs. Returns 1 when extended, 0 when the token no longer matches. */
@@ -92,15 +93,26 @@ export interface RedisLockDeps {
 export function createRedisLock(deps: RedisLockDeps): RunLock {
   const { redis, keys, clock, logger } = deps;
 
-  const run = async (script: LuaScript, lockKeys: readonly string[], args: readonly (string | number)[]) => {
+  /** Runs a script (loading it again if Redis forgot it); any failure of Redis becomes a LockStoreError. */
+  const run = async (
+    what: string,
+    key: string,
+    script: LuaScript,
+    scriptKeys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> => {
     try {
-      return await redis.evalsha(script.sha, lockKeys.length, ...lockKeys, ...args);
-    } catch (error) {
-      // Scripts live in Redis's script cache, which a restart or SCRIPT FLUSH empties.
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-        return redis.eval(script.source, lockKeys.length, ...lockKeys, ...args);
+      try {
+        return await redis.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args);
+      } catch (error) {
+        // Scripts live in Redis's script cache, which a restart or SCRIPT FLUSH empties.
+        if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+          return await redis.eval(script.source, scriptKeys.length, ...scriptKeys, ...args);
+        }
+        throw error;
       }
-      throw error;
+    } catch (error) {
+      throw storeError(what, key, error);
     }
   };
 
@@ -108,10 +120,7 @@ export function createRedisLock(deps: RedisLockDeps): RunLock {
     try {
       return await call();
     } catch (error) {
-      throw new LockStoreError(
-        `Redis failed while ${what} the lock ${key}: ${describeError(error)}; check that Redis is reachable and healthy`,
-        error,
-      );
+      throw storeError(what, key, error);
     }
   };
 
@@ -123,29 +132,23 @@ export function createRedisLock(deps: RedisLockDeps): RunLock {
       const token = randomBytes(16).toString('hex');
       // Measured before the call: the lease is taken to end no later than Redis ends it.
       const startedAt = clock.now();
-      const reply = await store('acquiring', key, () =>
-        run(
-          ACQUIRE,
-          [keys.lock(key), keys.lockHolder(key), keys.lockFence(key)],
-          [token, ttlMs, JSON.stringify(holderRecord(holder))],
-        ),
+      const reply = await run(
+        'acquiring',
+        key,
+        ACQUIRE,
+        [keys.lock(key), keys.lockHolder(key), keys.lockFence(key)],
+        [token, ttlMs, JSON.stringify(holderRecord(holder)).slice(1)],
       );
-      if (!Array.isArray(reply))
-        throw new LockStoreError(`unexpected reply from Redis acquiring the lock ${key}`);
-      const [taken, detail] = reply as [unknown, unknown];
-      if (taken === 1 && typeof detail === 'number') {
-        return { key, token, fencingToken: detail, holder, expiresAt: startedAt + ttlMs };
+      if (typeof reply === 'number' && reply > 0) {
+        return { key, token, fencingToken: reply, holder, expiresAt: startedAt + ttlMs };
       }
-      const current = typeof detail === 'string' ? parseStoredHolder(detail) : undefined;
-      throw new LockBusyError(key, current);
+      throw new LockBusyError(key, typeof reply === 'string' ? parseStoredHolder(reply) : undefined);
     },
 
     async extend(lease, ttlMs) {
       validateTtl(ttlMs);
       const startedAt = clock.now();
-      const reply = await store('extending', lease.key, () =>
-        run(EXTEND, lockKeys(lease.key), [lease.token, ttlMs]),
-      );
+      const reply = await run('extending', lease.key, EXTEND, lockKeys(lease.key), [lease.token, ttlMs]);
       if (reply !== 1) {
         throw new LockLostError(lease.key, 'another owner holds it now, or its lease lapsed');
       }
@@ -159,9 +162,7 @@ export function createRedisLock(deps: RedisLockDeps): RunLock {
     },
 
     async release(lease) {
-      const reply = await store('releasing', lease.key, () =>
-        run(RELEASE, lockKeys(lease.key), [lease.token]),
-      );
+      const reply = await run('releasing', lease.key, RELEASE, lockKeys(lease.key), [lease.token]);
       return reply === 1;
     },
 
@@ -179,9 +180,11 @@ export function createRedisLock(deps: RedisLockDeps): RunLock {
     },
 
     async setThread(lease, thread) {
-      const reply = await store('recording the thread of', lease.key, () =>
-        run(SET_THREAD, lockKeys(lease.key), [lease.token, thread.channel, thread.ts]),
-      );
+      const reply = await run('recording the thread of', lease.key, SET_THREAD, lockKeys(lease.key), [
+        lease.token,
+        thread.channel,
+        thread.ts,
+      ]);
       if (reply !== 1) {
         logger?.debug({ key: lease.key }, 'thread not recorded: the lease is no longer held');
       }
@@ -192,6 +195,13 @@ export function createRedisLock(deps: RedisLockDeps): RunLock {
     },
   };
   return lock;
+}
+
+function storeError(what: string, key: string, error: unknown): LockStoreError {
+  return new LockStoreError(
+    `Redis failed while ${what} the lock ${key}: ${describeError(error)}; check that Redis is reachable and healthy`,
+    error,
+  );
 }
 
 /** The holder as stored: only the known fields, so that a caller's extra properties never reach Redis. */
