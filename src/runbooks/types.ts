@@ -39,6 +39,8 @@ export interface StepContext<P> {
   output(line: string): void;
   /** The engine's reason when this step runs again after a crash (verify did not hold). */
   readonly resumed: boolean;
+  /** The fencing token of the run's lock lease, for side effects that can check it (absent in a dry run). */
+  readonly fencingToken?: number;
 }
 
 export interface RetryPolicy {
@@ -158,6 +160,8 @@ export interface StepRecord {
   approvalExpiresAt?: number;
   /** Bumped each time an approval is requested anew (e.g. after a crash), so old buttons go stale. */
   approvalRound: number;
+  /** Distinct approvals the current round needs (slack.approvals when it was requested). */
+  approvalsRequired?: number;
 }
 
 export interface RunRecord {
@@ -182,6 +186,8 @@ export interface RunRecord {
   error?: string;
   /** Why the run is paused, for people. */
   pauseReason?: string;
+  /** A remark on how the run ended, for people (e.g. what a dry run did not do). */
+  note?: string;
   /** The run's Slack message, once posted. */
   thread?: { channel: string; ts: string };
 }
