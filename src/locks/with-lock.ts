@@ -2,6 +2,10 @@
  * `withLock` for every RunLock implementation: acquire, renew every ttl/3 while `fn` runs, abort `fn`'s
  * signal with a LockLostError when renewal fails, release when `fn` settles. The Redis and in-memory locks
  * share it so that they cannot drift apart in the part that is hardest to get right.
+ *
+ * As with redlock's `using`, `fn`'s own outcome is what withLock returns: the signal tells `fn` to stop,
+ * and `fn` (the engine) decides how to record the stop. A failed release after `fn` is logged, not thrown:
+ * the lease lapses by itself.
  */
 import { describeError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
