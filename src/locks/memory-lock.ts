@@ -3,7 +3,6 @@
  * fencing counter per key that survives releases, leases that lapse by the Clock. For the sandbox when no
  * Redis exists, and for unit tests driven by a manual clock. It protects one process only.
  */
-/* eslint-disable @typescript-eslint/require-await -- async methods turn every throw into a rejection, as the Redis lock's do */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
