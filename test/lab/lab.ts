@@ -186,6 +186,12 @@ export interface Lab {
 }
 
 export const LAB_USER = 'cellopslab';
+const NEIGHBOUR_TUNING: Readonly<Record<string, string>> = {
+  base_reachable_time_ms: '500',
+  delay_first_probe_time: '0',
+  ucast_solicit: '1',
+  retrans_time_ms: '200',
+};
 const SSHD = '/usr/sbin/sshd';
 const LAB_PREFIX = 'cellops-lab-';
 const here = dirname(fileURLToPath(import.meta.url));
@@ -757,6 +763,10 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       await must(['ip', 'link', 'add', bridge, 'type', 'bridge']);
       await must(['ip', 'addr', 'add', `${gateway}/24`, 'dev', bridge]);
       await must(['ip', 'link', 'set', bridge, 'up']);
+      // The hosts have no arping to announce a moved VIP, so the tests' side forgets neighbours quickly
+      // instead: a stale ARP entry is re-probed at once and dropped after one unanswered probe.
+      for (const [key, value] of Object.entries(NEIGHBOUR_TUNING))
+        writeFileSync(`/proc/sys/net/ipv4/neigh/${bridge}/${key}`, value);
     }
 
     const knownHostLines: string[] = [];
