@@ -88,6 +88,24 @@ export function initialTrack(): NodeTrack {
 }
 
 /**
+ * The track of a node first seen with an incident already open (after a restart or a change of leader):
+ * the condition's latch starts raised, so the incident ends only when its clear criterion has held for
+ * the usual time, not at the first probe of a monitor that has no history yet.
+ */
+export function seededTrack(condition: NodeCondition | 'check-failed', since: number): NodeTrack {
+  const base = initialTrack();
+  const raised: Latch = { active: true, since };
+  const latch =
+    condition === 'lagging' || condition === 'standby-lagging'
+      ? 'lagging'
+      : condition === 'stalled' || condition === 'down' || condition === 'isolated'
+        ? condition
+        : undefined;
+  if (!latch || condition === 'check-failed') return base;
+  return { ...base, latches: { ...base.latches, [latch]: raised }, condition, conditionSince: since };
+}
+
+/**
  * Moves a latch one observation forward. `raise` / `clear` say whether the raise / clear criterion holds
  * now; the latch flips once its criterion has held for `raiseForMs` / `clearForMs`. `raisedSince` lets a
  * criterion that already carries its own history (a stall, a failure streak) date the condition back.

@@ -1,0 +1,186 @@
+/**
+ * The alert's Slack messages as pure Block Kit: the channel message of an open incident (with its
+ * buttons), the same message once resolved, and thread updates. No I/O, so the sandbox and snapshot tests
+ * render exactly what Slack gets.
+ */
+import { formatDuration } from '../config/duration.js';
+import type { Block } from '../ports/chat.js';
+import type { IncidentKind } from './incidents.js';
+import { ALERT_ACTIONS } from './types.js';
+
+export interface AlertView {
+  readonly incidentId: string;
+  /** The node, or the CN role, the incident is about. */
+  readonly node: string;
+  /** The machine serving the CN role when it is not the node itself (after a failover). */
+  readonly servedBy?: string;
+  readonly kind: IncidentKind;
+  /** When the condition began (epoch ms). */
+  readonly openedAt: number;
+  readonly height?: number;
+  readonly lag?: number;
+  readonly referenceHeight?: number;
+  /** Last probe error, or the failed check's message. */
+  readonly detail?: string;
+  readonly acknowledgedBy?: string;
+  readonly acknowledgedAt?: number;
+  readonly mutedUntil?: number;
+  readonly mutedBy?: string;
+}
+
+export interface RenderedMessage {
+  readonly text: string;
+  readonly blocks: readonly Block[];
+}
+
+/** The buttons' `value`: JSON `{ node, incident }` (no secrets: clients can read it). */
+export interface AlertActionValue {
+  readonly node: string;
+  readonly incident: string;
+}
+
+export function alertActionValue(node: string, incident: string): string {
+  return JSON.stringify({ node, incident } satisfies AlertActionValue);
+}
+
+/** Parses a button's value; undefined for anything that is not one of ours. */
+export function parseAlertActionValue(value: string): AlertActionValue | undefined {
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { node, incident } = parsed as Record<string, unknown>;
+    if (typeof node !== 'string' || typeof incident !== 'string') return undefined;
+    return { node, incident };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Mute length offered by the alert's button. */
+export const ALERT_MUTE_MS = 30 * 60_000;
+
+const TITLES: Record<IncidentKind, string> = {
+  lagging: 'is lagging behind the chain',
+  stalled: 'has stalled: its block height stopped moving',
+  down: 'is down: probes fail',
+  isolated: 'is isolated: no CN peers',
+  'standby-lagging': '(standby) is lagging behind the chain',
+  'check-failed': 'failed its readiness check',
+};
+
+/** Slack renders this in the reader's time zone; the fallback is UTC. */
+export function slackDate(ms: number): string {
+  const fallback = new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
+  return `<!date^${Math.floor(ms / 1000)}^{date_short_pretty} {time_secs}|${fallback}>`;
+}
+
+function nodeLabel(view: AlertView): string {
+  return view.servedBy ? `${view.node} (served by ${view.servedBy})` : view.node;
+}
+
+/** One-line summary, used as the notification text. */
+export function alertSummary(view: AlertView): string {
+  return `${nodeLabel(view)} ${TITLES[view.kind]}`;
+}
+
+function facts(view: AlertView): string[] {
+  const lines = [`*Since:* ${slackDate(view.openedAt)}`];
+  if (view.lag !== undefined) {
+    const reference = view.referenceHeight === undefined ? '' : ` (reference ${view.referenceHeight})`;
+    lines.push(`*Lag:* ${view.lag} blocks${reference}`);
+  }
+  if (view.height !== undefined) lines.push(`*Height:* ${view.height}`);
+  if (view.detail) lines.push(`*Detail:* ${truncate(view.detail, 500)}`);
+  return lines;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function statusLine(view: AlertView): string | undefined {
+  const parts: string[] = [];
+  if (view.acknowledgedBy) {
+    const when = view.acknowledgedAt === undefined ? '' : ` at ${slackDate(view.acknowledgedAt)}`;
+    parts.push(`Acknowledged by <@${view.acknowledgedBy}>${when}`);
+  }
+  if (view.mutedUntil !== undefined) {
+    const by = view.mutedBy ? ` by <@${view.mutedBy}>` : '';
+    parts.push(`Muted${by} until ${slackDate(view.mutedUntil)}`);
+  }
+  return parts.length > 0 ? parts.join(' · ') : undefined;
+}
+
+/** The channel message of an open incident, with Start failover, Mute 30m and Acknowledge. */
+export function renderAlertMessage(view: AlertView): RenderedMessage {
+  const summary = alertSummary(view);
+  const value = alertActionValue(view.node, view.incidentId);
+  const status = statusLine(view);
+  const blocks: Block[] = [
+    { type: 'section', text: { type: 'mrkdwn', text: `:rotating_light: *${summary}*` } },
+    { type: 'section', text: { type: 'mrkdwn', text: facts(view).join('\n') } },
+  ];
+  if (status) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: status }] });
+  const buttons: Block[] = [];
+  // A failover replaces a CN; it makes no sense for a PN or a standby of its own.
+  if (view.kind !== 'standby-lagging') {
+    buttons.push({
+      type: 'button',
+      action_id: ALERT_ACTIONS.startFailover,
+      text: { type: 'plain_text', text: 'Start failover' },
+      style: 'danger',
+      value,
+    });
+  }
+  buttons.push(
+    {
+      type: 'button',
+      action_id: ALERT_ACTIONS.mute,
+      text: { type: 'plain_text', text: 'Mute 30m' },
+      value,
+    },
+    {
+      type: 'button',
+      action_id: ALERT_ACTIONS.acknowledge,
+      text: { type: 'plain_text', text: 'Acknowledge' },
+      value,
+    },
+  );
+  blocks.push({ type: 'actions', block_id: `alert:${view.incidentId}`, elements: buttons });
+  return { text: summary, blocks };
+}
+
+/** The channel message once the incident is over: no buttons, how long it lasted. */
+export function renderResolvedMessage(view: AlertView, resolvedAt: number): RenderedMessage {
+  const lasted = formatDuration(resolvedAt - view.openedAt);
+  const text = `Resolved after ${lasted}: ${alertSummary(view)}`;
+  const blocks: Block[] = [
+    { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: *${text}*` } },
+    {
+      type: 'context',
+      elements: [
+        {
+          type: 'mrkdwn',
+          text: `From ${slackDate(view.openedAt)} to ${slackDate(resolvedAt)}${
+            view.acknowledgedBy ? ` · acknowledged by <@${view.acknowledgedBy}>` : ''
+          }`,
+        },
+      ],
+    },
+  ];
+  return { text, blocks };
+}
+
+/** A thread update carrying one or more coalesced notes. */
+export function renderThreadUpdate(notes: readonly string[]): RenderedMessage {
+  const text = notes.join('\n');
+  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+}
+
+/** The thread's last word on an incident. */
+export function recoveredNote(durationMs: number): string {
+  return `:white_check_mark: Recovered after ${formatDuration(durationMs)}`;
+}

@@ -1,0 +1,51 @@
+/**
+ * Builders for the monitor's tests: a small cell configuration (cn1 with standby cn1s, cn2, pn1) and an
+ * in-memory CellState.
+ */
+import { resolveConfig, type CellopsConfig } from '../../src/config/config.js';
+import { configSchema } from '../../src/config/schema.js';
+import type {
+  CellState,
+  ImageRecord,
+  NodekeyBackupRecord,
+  RoleAssignment,
+} from '../../src/ports/cell-state.js';
+
+export const MONITOR_CHANNEL = 'C0ALERTS';
+
+export interface MonitorConfigOverrides {
+  readonly monitor?: Record<string, unknown>;
+  /** Replaces the default nodes entirely. */
+  readonly nodes?: Record<string, Record<string, unknown>>;
+}
+
+export function monitorConfig(overrides: MonitorConfigOverrides = {}): CellopsConfig {
+  return resolveConfig(
+    configSchema.parse({
+      cell: 'test-cell',
+      slack: { channel: MONITOR_CHANNEL, approvers: { users: ['U0AAA'] } },
+      ssh: { user: 'ops', privateKey: '/etc/cellops/id', knownHosts: '/etc/cellops/known_hosts' },
+      monitor: { checkInterval: '0s', ...overrides.monitor },
+      nodes: overrides.nodes ?? {
+        cn1: { role: 'cn', host: '10.0.1.11' },
+        cn1s: { role: 'standby', host: '10.0.1.12' },
+        cn2: { role: 'cn', host: '10.0.2.11' },
+        pn1: { role: 'pn', host: '10.0.3.11', dataDir: '/var/kpnd/data' },
+      },
+    }),
+  );
+}
+
+export function memoryCellState(): CellState {
+  const roles = new Map<string, RoleAssignment>();
+  const backups = new Map<string, NodekeyBackupRecord>();
+  const images = new Map<string, ImageRecord>();
+  return {
+    role: async (role) => roles.get(role),
+    setRole: async (a) => void roles.set(a.role, a),
+    nodekeyBackup: async (cn) => backups.get(cn),
+    setNodekeyBackup: async (r) => void backups.set(r.cn, r),
+    image: async (cn) => images.get(cn),
+    setImage: async (r) => void images.set(r.cn, r),
+  };
+}
