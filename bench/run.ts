@@ -4,7 +4,9 @@
  */
 import { formatTable, type BenchRow } from './harness.js';
 
-const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>> = {};
+const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>> = {
+  lock: () => import('./lock.bench.js'),
+};
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
