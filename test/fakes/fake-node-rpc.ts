@@ -24,6 +24,8 @@ export class FakeNodeRpc implements NodeRpc {
   readonly calls: { readonly node: string; readonly timeoutMs: number }[] = [];
   running = 0;
   maxConcurrent = 0;
+  /** Awaited inside every health probe when set: lets a test keep probes in flight for a moment. */
+  gate: (() => Promise<void>) | undefined;
 
   /** Sets a healthy answer. */
   ok(name: string, height: number, extra: { cnPeers?: number; pnPeers?: number } = {}): this {
@@ -60,6 +62,7 @@ export class FakeNodeRpc implements NodeRpc {
     this.running++;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
     try {
+      await this.gate?.();
       const state = this.nodes.get(node.name);
       if (!state) throw new Error(`connect ECONNREFUSED ${node.host.address}:61001`);
       if (state.kind === 'error') throw new Error(state.message);
