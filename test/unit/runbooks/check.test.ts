@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { checkSteps } from '../../../src/runbooks/check.js';
+import { backupNodekeySteps } from '../../../src/runbooks/backup-nodekey.js';
+import { ReadinessCheckError } from '../../../src/errors.js';
+import { runSteps } from '../../support/run-steps.js';
+import { CN1_KEY, DATA_DIR, createStandbyCell, type StandbyCell } from '../../support/standby-cell.js';
+
+const params = { cn: 'cn1' };
+
+async function withRecordedBackup(cell: StandbyCell): Promise<void> {
+  const result = await runSteps(backupNodekeySteps(), { params, config: cell.config, ports: cell.ports });
+  expect(result.status).toBe('succeeded');
+}
+
+function check(cell: StandbyCell) {
+  return runSteps(checkSteps(), { params, config: cell.config, ports: cell.ports, undoOnFailure: false });
+}
+
+describe('check', () => {
+  it('passes on a ready cell with every step read-only', async () => {
+    const cell = createStandbyCell();
+    await withRecordedBackup(cell);
+    const result = await check(cell);
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('succeeded');
+    expect(result.skipped).toEqual(['image-fresh']);
+    for (const step of checkSteps()) {
+      expect(step.readOnly).toBe(true);
+      expect(step.destructive).toBe(false);
+    }
+    expect(result.text()).not.toContain(CN1_KEY);
+  });
+
+  it('fails when the standby runs the active CN key', async () => {
+    const cell = createStandbyCell();
+    await withRecordedBackup(cell);
+    const cn1s = cell.sim.host('cn1s');
+    cn1s.stopDaemon();
+    cn1s.write(`${DATA_DIR}/klay/nodekey`, CN1_KEY, 0o600);
+    const result = await check(cell);
+    expect(result.failedStep).toBe('standby-own-key');
+    expect(result.error).toBeInstanceOf(ReadinessCheckError);
+    expect(String(result.error)).toMatch(/double-sign/);
+  });
+
+  it('fails when static-nodes.json does not list every PN, reading the legacy location first', async () => {
+    const cell = createStandbyCell({
+      files: {
+        cn1s: {
+          [`${DATA_DIR}/static-nodes.json`]: JSON.stringify(['kni://aa@10.0.3.11:32323']),
+          // Complete, but shadowed by the file directly in DATA_DIR.
+          [`${DATA_DIR}/klay/static-nodes.json`]: JSON.stringify([
+            'kni://aa@10.0.3.11:32323',
+            'kni://bb@10.0.3.12:32323',
+          ]),
+        },
+      },
+    });
+    await withRecordedBackup(cell);
+    const result = await check(cell);
+    expect(result.failedStep).toBe('standby-static-nodes');
+    expect(String(result.error)).toContain('does not list pn2 (10.0.3.12)');
+  });
+
+  it('fails when the standby lags', async () => {
+    const cell = createStandbyCell();
+    await withRecordedBackup(cell);
+    cell.sim.host('cn1s').lagBlocks = 40;
+    const result = await check(cell);
+    expect(result.failedStep).toBe('standby-in-sync');
+    expect(String(result.error)).toMatch(/40 blocks behind/);
+  });
+
+  it('fails when no backup is recorded, and when the backup changed since', async () => {
+    const cell = createStandbyCell();
+    const unrecorded = await check(cell);
+    expect(unrecorded.failedStep).toBe('backup-matches');
+    expect(String(unrecorded.error)).toMatch(/No backup of cn1 is recorded/);
+
+    await withRecordedBackup(cell);
+    cell.sim.host('cn1s').write('/var/cellops/backup/cn1.nodekey', `${CN1_KEY}\n`, 0o600);
+    const changed = await check(cell);
+    expect(changed.failedStep).toBe('backup-matches');
+    expect(String(changed.error)).toMatch(/differs from the one recorded/);
+  });
+});
