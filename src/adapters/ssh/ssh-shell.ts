@@ -100,6 +100,8 @@ export function createSshShell(deps: SshShellDeps): Shell {
   const readFile = deps.readFile ?? ((path: string) => fsReadFile(path));
   const outputLimit = deps.outputLimitBytes ?? OUTPUT_LIMIT_BYTES;
   const connections = new Map<string, Promise<SshClient>>();
+  /** Cache key of each open client, to forget one whose connection turned out dead. */
+  const keys = new Map<SshClient, string>();
   let closed = false;
 
   const bastion: Endpoint | undefined = ssh.bastion && {
@@ -279,7 +281,9 @@ export function createSshShell(deps: SshShellDeps): Shell {
     connections.set(key, pending);
     pending.then(
       (client) => {
+        keys.set(client, key);
         const forget = (): void => {
+          keys.delete(client);
           if (connections.get(key) === pending) connections.delete(key);
         };
         client.once('close', forget);
@@ -290,6 +294,14 @@ export function createSshShell(deps: SshShellDeps): Shell {
       },
     );
     return pending;
+  }
+
+  /** Drops a client whose connection failed under a command, so the next command connects again. */
+  function evict(client: SshClient): void {
+    const key = keys.get(client);
+    keys.delete(client);
+    if (key !== undefined) connections.delete(key);
+    client.end();
   }
 
   function clientFor(target: Endpoint): Promise<SshClient> {
@@ -323,6 +335,7 @@ export function createSshShell(deps: SshShellDeps): Shell {
     const result = await new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (error, channel) => {
         if (error) {
+          evict(client);
           reject(
             new HostError(
               'host_unreachable',
@@ -375,6 +388,10 @@ export function createSshShell(deps: SshShellDeps): Shell {
           timeoutMs,
         );
         const onAbort = (): void => kill(abortError(options.signal, target));
+        if (options.signal?.aborted) {
+          onAbort();
+          return;
+        }
         options.signal?.addEventListener('abort', onAbort, { once: true });
 
         channel.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -383,7 +400,22 @@ export function createSshShell(deps: SshShellDeps): Shell {
           if (typeof code === 'number') exitCode = code;
           else if (signalName) exitCode = 128 + (SIGNAL_NUMBERS[signalName] ?? 127);
         });
-        channel.on('close', () => finish(undefined));
+        channel.on('close', () => {
+          if (finished) return;
+          if (exitCode !== undefined) {
+            finish(undefined);
+            return;
+          }
+          // No exit status: the connection dropped mid-command, so whether it ran to the end is unknown.
+          evict(client);
+          finish({
+            error: new HostError(
+              'host_unreachable',
+              `the SSH connection to ${where(target)} closed before the command reported an exit status; ` +
+                `whether it completed is unknown, check the host before retrying: ${command}`,
+            ),
+          });
+        });
         channel.on('error', (channelError: Error) =>
           finish({ error: connectionError(target, channelError, bastion) }),
         );

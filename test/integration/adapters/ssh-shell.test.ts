@@ -233,6 +233,21 @@ describe('the ssh2 shell against real OpenSSH servers', () => {
     expect((error as StepTimeoutError).message).toContain('cn1');
   });
 
+  it('stops a command when the run is aborted', async () => {
+    const controller = new AbortController();
+    const pending = shell().exec(ref('cn1'), sh`sleep 30`, { signal: controller.signal });
+    controller.abort(new Error('run aborted by U0APPROVER'));
+    await expect(pending).rejects.toThrow('run aborted by U0APPROVER');
+  });
+
+  it('reports a connection lost mid-command as an unknown outcome, not as an exit status', async () => {
+    const error = await shell()
+      .exec(ref('cn1'), sh`kill -9 $PPID`)
+      .catch((e: unknown) => e);
+    expect((error as HostError).code).toBe('host_unreachable');
+    expect((error as HostError).message).toMatch(/unknown/);
+  });
+
   it('bounds captured output and says it was truncated', async () => {
     const result = await shell({}, 1024).exec(
       ref('cn1'),
@@ -259,8 +274,8 @@ describe('the ssh2 shell against real OpenSSH servers', () => {
   it('connects again after the connection was closed', async () => {
     const s = shell();
     await s.exec(ref('cn1'), sh`true`);
-    // Kill this connection's sshd from the inside: the next command must open a new one.
-    await s.exec(ref('cn1'), sh`kill -9 $(ps -o ppid= -p $PPID)`).catch(() => undefined);
+    // Kill this connection's sshd (the shell's parent) from the inside: the next command must open a new one.
+    await s.exec(ref('cn1'), sh`kill -9 $PPID`).catch(() => undefined);
     const again = await s.exec(ref('cn1'), sh`echo back`);
     expect(again.stdout).toBe('back\n');
   });
