@@ -65,10 +65,11 @@ export function parsePrivilegedScript(
   command: string,
 ): { readonly name: string; readonly args: readonly string[] } | undefined {
   if (!command.startsWith('sudo -n sh -c ')) return undefined;
+  // sudo -n sh -c SCRIPT cellops-NAME ARGS…
   const words = shellWords(command);
-  const name = words[4];
+  const name = words[5];
   if (words[2] !== 'sh' || words[3] !== '-c' || !name?.startsWith('cellops-')) return undefined;
-  return { name: name.slice('cellops-'.length), args: words.slice(5) };
+  return { name: name.slice('cellops-'.length), args: words.slice(6) };
 }
 
 /** The operations `parsePrivilegedScript` can return, for simulated hosts to check they cover them all. */

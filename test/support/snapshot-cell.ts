@@ -1,0 +1,331 @@
+/**
+ * A small simulated cell for the snapshot-mode failover tests: hosts with a flat file system, one daemon
+ * each, mounts of restored volumes, and a NodeRpc that reports what the daemon really loaded (the nodekey
+ * at start, legacy location first, a fresh key when none). The Shell interprets the command forms of
+ * src/runbooks/node-ops.ts and the `cellops-*` scripts of src/runbooks/snapshot-ops.ts, and rejects
+ * anything else. A host that appears at a new address (the replacement) is booted from `replacement`
+ * when `instanceAt` says an instance runs there.
+ *
+ * Every command goes into `events` as `ssh <host>: <words>` so tests can assert the order of SSH
+ * commands and cloud calls in one list.
+ */
+import { HostError } from '../../src/errors.js';
+import type { ExecOptions, ExecResult, HostRef, Shell } from '../../src/ports/shell.js';
+import type { ShellCommand } from '../../src/ports/shell-command.js';
+import type { BlockConsensusInfo, NodeEndpoint, NodeHealth, NodeRpc } from '../../src/ports/node-rpc.js';
+import { nodeAddressFromKey, nodekeyChecksum, nodekeyProblem } from '../../src/runbooks/nodekey.js';
+import { parsePrivilegedScript, shellWords } from '../../src/runbooks/snapshot-ops.js';
+
+export interface CellHostSeed {
+  readonly name: string;
+  readonly address: string;
+  readonly service: string;
+  readonly dataDir: string;
+  readonly running?: boolean;
+  readonly reachable?: boolean;
+  readonly files?: Readonly<Record<string, string>>;
+  readonly lagBlocks?: number;
+  /** The EC2 instance the host is; when `instanceRunning` says it is not running, the host is dead. */
+  readonly instanceId?: string;
+}
+
+export interface CellHost {
+  readonly name: string;
+  readonly address: string;
+  readonly service: string;
+  readonly dataDir: string;
+  running: boolean;
+  reachable: boolean;
+  lagBlocks: number;
+  readonly files: Map<string, string>;
+  readonly modes: Map<string, number>;
+  readonly mounts: Map<string, string>;
+  /** Address of the key the daemon loaded at its last start. */
+  loadedAddress?: string;
+  readonly instanceId?: string;
+}
+
+export interface SnapshotCellOptions {
+  readonly hosts: readonly CellHostSeed[];
+  /** The instance running at an address no seeded host has, if any. */
+  readonly instanceAt: (address: string) => string | undefined;
+  /** What a machine launched from the CN image looks like at first boot. */
+  readonly replacement: Omit<CellHostSeed, 'name' | 'address'>;
+  /** The files of a volume attached to the instance (paths relative to the volume's root), or undefined. */
+  readonly attachedVolume: (
+    instanceId: string,
+    volumeId: string,
+  ) => Readonly<Record<string, string>> | undefined;
+  readonly chainHeight: () => number;
+  /** Whether an instance is powered on (a stopped instance runs no daemon and answers nothing). */
+  readonly instanceRunning?: (instanceId: string) => boolean;
+  readonly events?: string[];
+}
+
+export interface SnapshotCell {
+  readonly shell: Shell;
+  readonly rpc: NodeRpc;
+  readonly events: string[];
+  host(nameOrAddress: string): CellHost;
+  /** Every moment two running daemons had one node address. */
+  readonly violations: string[];
+}
+
+/** A deterministic valid key per label, so tests can tell keys apart without randomness. */
+export function testKey(label: string): string {
+  for (let i = 0; ; i++) {
+    const key = nodekeyChecksum(`${label}:${i}`);
+    if (nodekeyProblem(key) === undefined) return key;
+  }
+}
+
+function ok(stdout = ''): ExecResult {
+  return { exitCode: 0, stdout, stderr: '', truncated: false, durationMs: 1 };
+}
+function fail(exitCode: number, stderr = ''): ExecResult {
+  return { exitCode, stdout: '', stderr, truncated: false, durationMs: 1 };
+}
+
+export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
+  const events = options.events ?? [];
+  const violations: string[] = [];
+  const hosts = new Map<string, CellHost>();
+  let fresh = 0;
+
+  const alive = (host: CellHost): boolean =>
+    host.instanceId === undefined || (options.instanceRunning?.(host.instanceId) ?? true);
+
+  const makeHost = (seed: CellHostSeed, instanceId = seed.instanceId): CellHost => {
+    const host: CellHost = {
+      name: seed.name,
+      address: seed.address,
+      service: seed.service,
+      dataDir: seed.dataDir,
+      running: false,
+      reachable: seed.reachable ?? true,
+      lagBlocks: seed.lagBlocks ?? 0,
+      files: new Map(Object.entries(seed.files ?? {})),
+      modes: new Map(),
+      mounts: new Map(),
+      ...(instanceId === undefined ? {} : { instanceId }),
+    };
+    hosts.set(seed.address, host);
+    if (seed.running ?? true) start(host);
+    return host;
+  };
+
+  const start = (host: CellHost): void => {
+    if (host.running) return;
+    const legacy = host.files.get(`${host.dataDir}/nodekey`);
+    let key = legacy ?? host.files.get(`${host.dataDir}/klay/nodekey`);
+    if (key === undefined || nodekeyProblem(key.slice(0, 64)) !== undefined) {
+      fresh += 1;
+      key = testKey(`fresh-${fresh}`);
+      host.files.set(`${host.dataDir}/klay/nodekey`, key);
+    }
+    const address = nodeAddressFromKey(key.slice(0, 64));
+    for (const other of hosts.values())
+      if (other !== host && other.running && alive(other) && other.loadedAddress === address)
+        violations.push(`${host.name} started as ${address} while ${other.name} runs it`);
+    host.loadedAddress = address;
+    host.running = true;
+  };
+
+  for (const seed of options.hosts) makeHost(seed);
+
+  const lookup = (address: string): CellHost | undefined => {
+    const known = hosts.get(address);
+    if (known) return known;
+    const instanceId = options.instanceAt(address);
+    if (instanceId === undefined) return undefined;
+    return makeHost({ ...options.replacement, name: 'replacement', address }, instanceId);
+  };
+
+  const exists = (host: CellHost, path: string): boolean =>
+    host.files.has(path) || [...host.files.keys()].some((p) => p.startsWith(`${path}/`));
+
+  const under = (host: CellHost, dir: string): string[] =>
+    [...host.files.keys()].filter((p) => p.startsWith(`${dir}/`));
+
+  const children = (host: CellHost, dir: string): string[] => [
+    ...new Set(under(host, dir).map((p) => p.slice(dir.length + 1).split('/')[0] ?? '')),
+  ];
+
+  const move = (host: CellHost, from: string, to: string): void => {
+    if (host.files.has(from)) {
+      host.files.set(to, host.files.get(from)!);
+      host.files.delete(from);
+      return;
+    }
+    for (const path of under(host, from)) {
+      host.files.set(to + path.slice(from.length), host.files.get(path)!);
+      host.files.delete(path);
+    }
+  };
+
+  const script = (host: CellHost, name: string, args: readonly string[]): ExecResult => {
+    switch (name) {
+      case 'mount-data': {
+        const [volumeId = '', , mp = ''] = args;
+        const content = host.instanceId ? options.attachedVolume(host.instanceId, volumeId) : undefined;
+        if (!content) return fail(3, `no block device for ${volumeId} yet`);
+        const current = host.mounts.get(mp);
+        if (current !== undefined)
+          return current === volumeId
+            ? ok(`mounted ${volumeId} at ${mp}\n`)
+            : fail(4, `${mp} already mounted`);
+        // The mount hides what the root file system had there.
+        for (const path of under(host, mp)) host.files.delete(path);
+        for (const [rel, text] of Object.entries(content)) host.files.set(`${mp}/${rel}`, text);
+        host.mounts.set(mp, volumeId);
+        host.files.set(
+          '/etc/fstab',
+          `${host.files.get('/etc/fstab') ?? ''}UUID=${volumeId} ${mp} ext4 defaults,nofail 0 2\n`,
+        );
+        return ok(`mounted ${volumeId} at ${mp}\n`);
+      }
+      case 'keep-chaindata': {
+        const [mp = ''] = args;
+        if (!host.mounts.has(mp)) return fail(2, `${mp} is not a mount point`);
+        const dirs = new Set(
+          under(host, mp)
+            .map((p) => /^(.*\/klay\/chaindata)\//.exec(p)?.[1])
+            .filter((d): d is string => d !== undefined),
+        );
+        if (dirs.size === 0) return fail(5, 'no klay/chaindata directory');
+        if (dirs.size > 1) return fail(6, `several klay/chaindata directories: ${[...dirs].join(' ')}`);
+        const found = [...dirs][0]!;
+        const removed = children(host, mp).filter((n) => n !== 'lost+found');
+        const kept = new Map(under(host, found).map((p) => [p.slice(found.length), host.files.get(p)!]));
+        for (const path of under(host, mp))
+          if (!path.startsWith(`${mp}/lost+found/`)) host.files.delete(path);
+        for (const [rest, text] of kept) host.files.set(`${mp}/klay/chaindata${rest}`, text);
+        return ok(`chaindata found at ${found}\nremoved: ${removed.join(' ')}\nkept: ${mp}/klay/chaindata\n`);
+      }
+      case 'data-layout': {
+        const [mp = ''] = args;
+        if (!host.mounts.has(mp)) return fail(3);
+        if (!exists(host, `${mp}/klay/chaindata`)) return fail(4);
+        return ok(`top: ${children(host, mp).join(' ')}\nklay: ${children(host, `${mp}/klay`).join(' ')}\n`);
+      }
+      case 'set-datadir': {
+        const [conf = '', dir = ''] = args;
+        const text = host.files.get(conf);
+        if (text === undefined) return fail(3, `${conf} does not exist`);
+        if (!host.files.has(`${conf}.cellops-orig`)) host.files.set(`${conf}.cellops-orig`, text);
+        const lines = text.split('\n').filter((l) => !/^\s*DATA_DIR=/.test(l));
+        host.files.set(conf, [`DATA_DIR=${dir}`, ...lines].join('\n'));
+        return ok();
+      }
+      default:
+        return fail(127, `unknown script ${name}`);
+    }
+  };
+
+  const run = (host: CellHost, command: string, stdin: string | undefined): ExecResult => {
+    if (command === 'true') return ok();
+    const parsed = parsePrivilegedScript(command);
+    if (parsed) return script(host, parsed.name, parsed.args);
+    const words = shellWords(command);
+    if (words[0] !== 'sudo' || words[1] !== '-n')
+      return fail(127, `not a form the runbooks build: ${command}`);
+    const [tool, ...rest] = words.slice(2);
+    switch (tool) {
+      case 'systemctl': {
+        const [action, service] = rest;
+        if (service !== host.service) return fail(5, `Unit ${service}.service not found.`);
+        if (action === 'is-active')
+          return host.running ? ok('active\n') : { ...fail(3), stdout: 'inactive\n' };
+        if (action === 'stop') host.running = false;
+        else if (action === 'start') start(host);
+        else return fail(1, `unknown action ${action}`);
+        return ok();
+      }
+      case 'test':
+        return exists(host, rest[1] ?? '') ? ok() : fail(1);
+      case 'cat': {
+        const text = host.files.get(rest[0] ?? '');
+        return text === undefined ? fail(1, `cat: ${rest[0]}: No such file or directory`) : ok(text);
+      }
+      case 'install': {
+        const path = rest[rest.length - 1] ?? '';
+        host.files.set(path, stdin ?? '');
+        host.modes.set(path, 0o600);
+        return ok();
+      }
+      case 'sha256sum': {
+        const text = host.files.get(rest[0] ?? '');
+        return text === undefined ? fail(1) : ok(`${nodekeyChecksum(text)}  ${rest[0]}\n`);
+      }
+      case 'mv':
+        if (!exists(host, rest[0] ?? '')) return fail(1, `mv: cannot stat ${rest[0]}`);
+        move(host, rest[0] ?? '', rest[1] ?? '');
+        return ok();
+      case 'rm':
+        for (const path of rest.filter((w) => !w.startsWith('-'))) host.files.delete(path);
+        return ok();
+      default:
+        return fail(127, `not a form the runbooks build: ${command}`);
+    }
+  };
+
+  const shell: Shell = {
+    exec(ref: HostRef, command: ShellCommand, execOptions: ExecOptions = {}): Promise<ExecResult> {
+      execOptions.signal?.throwIfAborted();
+      const host = lookup(ref.address);
+      const parsed = parsePrivilegedScript(command);
+      const shown = parsed ? `cellops-${parsed.name} ${parsed.args.join(' ')}` : command;
+      events.push(`ssh ${ref.name}: ${shown}`);
+      if (!host || !host.reachable || !alive(host))
+        return Promise.reject(
+          new HostError('host_unreachable', `${ref.name} (${ref.address}) is unreachable`),
+        );
+      const stdin =
+        execOptions.stdin === undefined
+          ? undefined
+          : typeof execOptions.stdin === 'string'
+            ? execOptions.stdin
+            : Buffer.from(execOptions.stdin).toString('utf8');
+      return Promise.resolve(run(host, command, stdin));
+    },
+    close: () => Promise.resolve(),
+  };
+
+  const running = (endpoint: NodeEndpoint): CellHost => {
+    const host = hosts.get(endpoint.host.address);
+    if (!host?.running || !host.reachable || !alive(host))
+      throw new Error(`connect ECONNREFUSED ${endpoint.host.address}:61001`);
+    return host;
+  };
+
+  const rpc: NodeRpc = {
+    async health(endpoint): Promise<NodeHealth> {
+      const host = running(endpoint);
+      return { height: options.chainHeight() - host.lagBlocks, cnPeers: 3, source: 'metrics' };
+    },
+    async nodeAddress(endpoint): Promise<string> {
+      return running(endpoint).loadedAddress ?? '';
+    },
+    async recentBlocks(endpoint, count): Promise<readonly BlockConsensusInfo[]> {
+      const host = running(endpoint);
+      const head = options.chainHeight();
+      return Array.from({ length: count }, (_, i) => ({
+        number: head - count + 1 + i,
+        committers: [host.loadedAddress ?? ''],
+        committee: [host.loadedAddress ?? ''],
+      }));
+    },
+  };
+
+  return {
+    shell,
+    rpc,
+    events,
+    violations,
+    host(nameOrAddress) {
+      const host = hosts.get(nameOrAddress) ?? [...hosts.values()].find((h) => h.name === nameOrAddress);
+      if (!host) throw new Error(`no host ${nameOrAddress}`);
+      return host;
+    },
+  };
+}
