@@ -279,7 +279,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
             if (outcome.final || request.decision === 'abort') return undefined;
             const step = outcome.run.steps.find((s) => s.id === value.stepId);
             const given = step ? step.approvals.filter((a) => a.decision === 'approve').length : 0;
-            const missing = Math.max(1, config.slack.approvals - given);
+            const missing = Math.max(1, (step?.approvalsRequired ?? config.slack.approvals) - given);
             return notice(
               `Your approval is recorded; ${missing} more approval${missing === 1 ? ' is' : 's are'} needed.`,
             );

@@ -45,6 +45,8 @@ export interface RedisKeys {
   usergroup(id: string): string;
   /** Dedup marker for one delivery of a Slack request (string with TTL). */
   dedup(id: string): string;
+  /** Slack message refs of a run (hash: `run` and `approval:<step>:<round>` -> JSON {channel, ts}). */
+  slackRefs(runId: string): string;
 }
 
 export function createRedisKeys(prefix: string): RedisKeys {
@@ -71,5 +73,6 @@ export function createRedisKeys(prefix: string): RedisKeys {
     cellState: () => k('cell'),
     usergroup: (id) => k('usergroup', id),
     dedup: (id) => k('dedup', id),
+    slackRefs: (runId) => k('run', runId, 'slack'),
   };
 }

@@ -213,19 +213,20 @@ export function renderApprovalRequest(
   const value = runActionValue({ runId: run.id, stepId, round });
   const given = step ? approvalsSoFar(step) : [];
   const kind = step?.kind === 'manual' ? 'Confirmation' : 'Approval';
+  const needed = step?.approvalsRequired ?? view.approvalsNeeded;
   const blocks: Block[] = [
     section(
       `:raised_hand: *${kind} needed* for ${label}: *${title}*\n${cutText(description, 2_500)}`,
       `request:${stepId}:${round}`,
     ),
     context([
-      `${whoMayApprove(run, view)} · ${view.approvalsNeeded} approval${view.approvalsNeeded === 1 ? '' : 's'} needed · expires at ${clockTime(expiresAt)}`,
+      `${whoMayApprove(run, view)} · ${needed} approval${needed === 1 ? '' : 's'} needed · expires at ${clockTime(expiresAt)}`,
     ]),
   ];
   if (given.length > 0) {
     blocks.push(
       context([
-        `Approved so far by ${given.map((a) => `${mention(a.user)} at ${clockTime(a.at)}`).join(', ')} (${given.length} of ${view.approvalsNeeded})`,
+        `Approved so far by ${given.map((a) => `${mention(a.user)} at ${clockTime(a.at)}`).join(', ')} (${given.length} of ${needed})`,
       ]),
     );
   }
@@ -319,6 +320,7 @@ export function renderRunResult(run: RunRecord, now: number): RenderedMessage {
     default:
       lines.push(`*${title}* is ${RUN_STATUS_LABEL[run.status]}.`);
   }
+  if (run.note) lines.push(cutText(safe(run.note), 1_000));
   const undone = run.steps.filter((s) => s.status === 'undone');
   if (undone.length > 0) lines.push(`Undone: ${undone.map((s) => safe(s.title)).join(', ')}.`);
   const steps = run.steps
