@@ -284,15 +284,17 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
       run.note =
         'dry run: the plan was recorded and only the read-only steps ran; nothing was changed and no lock was taken';
     }
-    await save();
-    await audit({ what: 'run-finished', detail: run.error ? `${status}: ${run.error}` : status });
-    emit(run, { type: 'run-finished', status, ...(run.error ? { error: run.error } : {}) });
+    // The lock goes first, so that whoever sees the run finished can start the next one at once.
     const held = lease;
     lease = undefined;
-    if (held)
+    if (held) {
       await lock
         .release(held)
         .catch((error: unknown) => logger.warn({ err: error }, 'releasing the lock failed'));
+    }
+    await save();
+    await audit({ what: 'run-finished', detail: run.error ? `${status}: ${run.error}` : status });
+    emit(run, { type: 'run-finished', status, ...(run.error ? { error: run.error } : {}) });
     await store
       .releaseOwner(run.id, ownerId)
       .catch((error: unknown) => logger.warn({ err: error }, 'releasing the owner lease failed'));
