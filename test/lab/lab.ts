@@ -648,7 +648,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     isolateNode: (name) => updateFaults(name, { isolated: true }),
     reconnectNode: (name) => updateFaults(name, { isolated: undefined }),
     makeUnreachable: async (name) => {
-      const host = lab.host(name);
+      lab.host(name);
       if (namespaces) {
         await must(['ip', 'link', 'set', hostConfigs.get(name)?.veth ?? '', 'down']);
         return;
@@ -659,7 +659,6 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
         child.kill('SIGKILL');
         await exited;
       }
-      void host;
     },
     makeReachable: async (name) => {
       lab.host(name);
