@@ -9,6 +9,8 @@ export interface ConsolePageOptions {
   readonly channel: string;
   readonly users: readonly { readonly id: string; readonly name: string; readonly role: string }[];
   readonly faultNodes: readonly string[];
+  /** Buttons that act on the whole cell (posted to /api/fault with node "cell"), e.g. Reset cell. */
+  readonly cellActions?: readonly { readonly fault: string; readonly label: string }[];
 }
 
 function escapeHtml(text: string): string {
@@ -26,6 +28,12 @@ export function renderConsolePage(options: ConsolePageOptions): string {
         <button data-fault="stall" data-node="${escapeHtml(node)}">Stall</button>
         <button data-fault="isolate" data-node="${escapeHtml(node)}">Cut off peers</button>
         <button data-fault="heal" data-node="${escapeHtml(node)}">Bring back</button></div>`,
+    )
+    .join('');
+  const cellActions = (options.cellActions ?? [])
+    .map(
+      (a) =>
+        `<button class="cell-action" data-fault="${escapeHtml(a.fault)}" data-node="cell">${escapeHtml(a.label)}</button>`,
     )
     .join('');
   const userNames = JSON.stringify(Object.fromEntries(options.users.map((u) => [u.id, u.name])));
@@ -82,7 +90,7 @@ export function renderConsolePage(options: ConsolePageOptions): string {
     <h1>cellops</h1><div class="sub">${escapeHtml(options.cell)} · sandbox</div>
     <div class="chan"># cell-ops <span style="opacity:.7">(${escapeHtml(options.channel)})</span></div>
     <h2>You are</h2><select id="user">${users}</select>
-    <h2>Inject faults</h2>${faults}
+    <h2>Inject faults</h2>${faults}${cellActions ? `<div class="fault-row">${cellActions}</div>` : ''}
   </aside>
   <section class="main">
     <div class="head"><span># cell-ops</span><span class="meta">sandbox</span></div>

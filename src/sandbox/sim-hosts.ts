@@ -75,6 +75,11 @@ export interface SimHost {
   readonly dataDir: string;
   readonly service: string;
   reachable: boolean;
+  /**
+   * Cut off from its peers (a network partition; SSH still works): it reports no peers, others do not
+   * count it, and its height stops while the chain goes on. Clearing it lets it catch up at once.
+   */
+  isolated: boolean;
   arping: boolean;
   lagBlocks: number;
   readonly files: Map<string, SimFile>;
@@ -89,6 +94,10 @@ export interface SimHost {
   stopDaemon(): void;
   /** The running daemon stops following the chain (a stalled node). */
   stall(): void;
+  /** Whether a running daemon is stalled. */
+  isStalled(): boolean;
+  /** A stalled daemon follows the chain again, catching up at once (as after a restart). */
+  resume(): void;
   /** Content of a file, or undefined. */
   read(path: string): string | undefined;
   write(path: string, content: string, mode?: number): void;
@@ -203,6 +212,7 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
 
   let frozenHeight = cell.chainHeight();
   let stalledAt: number | undefined;
+  let isolatedAt: number | undefined;
   const host: SimHost & { daemon?: Daemon } = {
     name: seed.name,
     address: seed.address,
@@ -210,6 +220,13 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     dataDir: base,
     service: seed.service ?? (seed.kind === 'pn' ? 'kpnd' : 'kcnd'),
     reachable: true,
+    get isolated() {
+      return isolatedAt !== undefined;
+    },
+    set isolated(value: boolean) {
+      if (value === (isolatedAt !== undefined)) return;
+      isolatedAt = value ? host.height() : undefined;
+    },
     arping: seed.arping ?? true,
     lagBlocks: seed.lagBlocks ?? 0,
     files,
@@ -220,6 +237,7 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     height() {
       if (!host.daemon) return frozenHeight;
       if (stalledAt !== undefined) return stalledAt;
+      if (isolatedAt !== undefined) return isolatedAt;
       // `lagBlocks` is how far behind a running node is, whatever height it had before.
       return cell.chainHeight() - host.lagBlocks;
     },
@@ -254,6 +272,10 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     },
     stall() {
       stalledAt = host.height();
+    },
+    isStalled: () => host.daemon !== undefined && stalledAt !== undefined,
+    resume() {
+      stalledAt = undefined;
     },
     read: (path) => files.get(path)?.content,
     write,
@@ -515,10 +537,13 @@ export function createSimCell(options: SimCellOptions): SimCell {
   const rpc: NodeRpc = {
     async health(endpoint, probe): Promise<NodeHealth> {
       const host = answering(endpoint, probe);
-      const running = [...hosts.values()].filter((h) => h !== host && h.daemon);
+      const running = host.isolated
+        ? []
+        : [...hosts.values()].filter((h) => h !== host && h.daemon && !h.isolated);
       const pnPeers = running.filter((h) => h.kind === 'pn').length;
       let cnPeers: number;
-      if (host.kind === 'pn') cnPeers = running.filter((h) => h.kind === 'cn').length;
+      if (host.isolated) cnPeers = 0;
+      else if (host.kind === 'pn') cnPeers = running.filter((h) => h.kind === 'cn').length;
       // A CN admits CN peers only when its own address is in the council.
       else if (host.daemon && council.includes(host.daemon.address))
         cnPeers =
