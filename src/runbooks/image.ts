@@ -49,13 +49,13 @@ function cnNode(config: CellopsConfig, cn: string): NodeInventoryEntry {
   return node;
 }
 
-/** AMI names allow letters, digits and ()[] ./-'@_, 3 to 128 characters. */
+/** AMI names allow letters, digits, spaces and ()[] ./-'@_, 3 to 128 characters; we keep to dashes. */
 export function imageName(cell: string, cn: string, at: number): string {
   const stamp = new Date(at)
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
-  return `cellops-${cell}-${cn}-${stamp}`.replace(/[^A-Za-z0-9()[\] ./'@_-]/g, '-').slice(0, 128);
+  return `cellops-${cell}-${cn}-${stamp}`.replace(/[^A-Za-z0-9()[\]./'@_-]/g, '-').slice(0, 128);
 }
 
 function instanceWords(ctx: PlanContext<CnParams>): string {
