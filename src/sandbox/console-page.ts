@@ -107,6 +107,7 @@ export function renderConsolePage(options: ConsolePageOptions): string {
 </div>
 <script>
 const USERS = ${userNames};
+const CHANNEL = ${JSON.stringify(options.channel)};
 const messages = new Map();
 let openThread = null;
 const $ = (id) => document.getElementById(id);
@@ -120,6 +121,9 @@ function mrkdwn(text) {
   t = t.replace(/\`\`\`([\\s\\S]*?)\`\`\`/g, (_, code) => { parts.push('<pre>' + esc(code) + '</pre>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/\`([^\`]+)\`/g, (_, code) => { parts.push('<code>' + esc(code) + '</code>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<@([A-Z0-9_]+)>/g, (_, id) => { parts.push('<span class="mention">@' + esc(USERS[id] || id) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
+  t = t.replace(/<#([CG][A-Z0-9]+)(?:\\|([^>]*))?>/g, (_, id, label) => { parts.push('<span class="mention">#' + esc(label || (id === CHANNEL ? 'cell-ops' : id)) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
+  // Slack shows <!date^EPOCH^{tokens}|fallback> in the reader's time zone.
+  t = t.replace(/<!date\\^(\\d+)\\^[^|>]*(?:\\|([^>]*))?>/g, (_, epoch, fallback) => { const d = new Date(Number(epoch) * 1000); parts.push(esc(isNaN(d.getTime()) ? (fallback || epoch) : d.toLocaleString())); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<!subteam\\^([A-Z0-9]+)(?:\\|([^>]*))?>/g, (_, id, label) => { parts.push('<span class="mention">' + esc(label || '@' + id) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<(https?:[^|>]+|\\/[^|>]*)\\|([^>]+)>/g, (_, url, label) => { parts.push('<a href="' + esc(url) + '">' + esc(label) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<(https?:[^>]+)>/g, (_, url) => { parts.push('<a href="' + esc(url) + '">' + esc(url) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });

@@ -1,0 +1,209 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox } from '../../../src/sandbox/start-sandbox.js';
+import type { ConsoleMessage } from '../../../src/sandbox/console-chat.js';
+import { SANDBOX_CN1_BACKUP } from '../../../src/sandbox/sim-cell-seed.js';
+import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
+import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
+import type { RunRecord } from '../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../fakes/recording-logger.js';
+
+const ALICE = 'U0ALICE';
+const BOB = 'U0BOB';
+
+let sandbox: Sandbox | undefined;
+let logger: RecordingLogger;
+
+afterEach(async () => {
+  await sandbox?.stop();
+  sandbox = undefined;
+});
+
+/** A sandbox on real timers, kept short: 200 ms blocks and probes, conditions after a second. */
+async function start(): Promise<Sandbox> {
+  logger = new RecordingLogger();
+  sandbox = await startSandbox({
+    env: { redisUrl: 'redis://127.0.0.1:1', redisUrlSet: true },
+    logger,
+    port: 0,
+    store: 'memory',
+    blockMs: 200,
+    monitor: { interval: '200ms', for: '1s', stall: '1s', failures: 2 },
+    drillApprovalDelayMs: 50,
+  });
+  return sandbox;
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function finished(sb: Sandbox, runId: string): Promise<RunRecord> {
+  return until(`run ${runId} to finish`, async () => {
+    const run = await sb.engine.get(runId);
+    return run && ['succeeded', 'failed', 'aborted'].includes(run.status) ? run : undefined;
+  });
+}
+
+function buttons(message: ConsoleMessage): { action_id: string; value: string }[] {
+  return (message.blocks ?? [])
+    .flatMap((block) => (block.elements as { action_id?: string; value?: string }[] | undefined) ?? [])
+    .filter((e): e is { action_id: string; value: string } => typeof e.action_id === 'string');
+}
+
+function latestRun(sb: Sandbox): Promise<RunRecord> {
+  return until('a run', async () => (await sb.engine.list(1))[0]);
+}
+
+describe('the sandbox', () => {
+  it('says where its state is kept, in the log and as the first console message, and listens on loopback', async () => {
+    const sb = await start();
+    expect(sb.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(sb.chat.messages()[0]?.text).toContain('SANDBOX');
+    expect(sb.chat.messages()[0]?.text).toContain('in-memory');
+    expect(logger.lines.some((l) => l.msg.includes('SANDBOX') && l.msg.includes('in-memory'))).toBe(true);
+    const page = await (await fetch(sb.url)).text();
+    expect(page).toContain('SANDBOX');
+    expect(page).toContain('Reset cell');
+  });
+
+  it('answers slash commands as Slack would: status only to whoever asked, unknown commands with a hint', async () => {
+    const sb = await start();
+    await sb.handlers.command('/cell status', 'U0DAVE');
+    await sb.handlers.command('/deploy everything', ALICE);
+    const replies = sb.chat.messages().slice(1);
+    expect(replies[0]).toMatchObject({ onlyFor: 'U0DAVE' });
+    expect(replies[0]?.text).toContain('status');
+    expect(replies[1]).toMatchObject({ onlyFor: ALICE });
+    expect(replies[1]?.text).toContain('/cell help');
+    await expect(sb.handlers.command('/cell status', 'U0MALLORY')).rejects.toThrow(/unknown sandbox user/);
+  });
+
+  it('drills a whole failover with approvals by people other than the requester, and reports each step', async () => {
+    const sb = await start();
+    await sb.handlers.command('/cell drill failover cn1', ALICE);
+    const run = await finished(sb, (await latestRun(sb)).id);
+
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+    expect(run.requester).toBe(ALICE);
+    const approvals = run.steps.flatMap((s) => s.approvals);
+    expect(approvals.length).toBeGreaterThan(0);
+    for (const approval of approvals) {
+      expect(['U0BOB', 'U0CAROL']).toContain(approval.user);
+    }
+    const report = await until('the drill report', () =>
+      sb.chat.messages().find((m) => !m.threadTs && m.text.startsWith('Drill report')),
+    );
+    const shown = JSON.stringify(report.blocks);
+    expect(shown).toContain('Fence the old active');
+    expect(shown).toContain('Record the new roles');
+    expect(shown).toContain('Time to recover');
+    expect(sb.cell.current().sim.host('cn1s').devices.get('eth0')?.size).toBe(2);
+    expect(sb.cell.current().sim.violations).toEqual([]);
+  });
+
+  it('lets people try again after Reset cell, and refuses a second drill before it', async () => {
+    const sb = await start();
+    await sb.handlers.command('/cell drill failover cn1', ALICE);
+    await finished(sb, (await latestRun(sb)).id);
+
+    await sb.handlers.command('/cell drill failover cn1', ALICE);
+    const refusal = sb.chat.messages().at(-1);
+    expect(refusal?.onlyFor).toBe(ALICE);
+    expect(refusal?.text).toContain('Reset cell');
+
+    await sb.handlers.fault('cell', 'reset', ALICE);
+    expect(sb.cell.current().sim.host('cn1').isRunning()).toBe(true);
+    await sb.handlers.command('/cell drill failover cn1', BOB);
+    const second = await until('a second run', async () => {
+      const runs = await sb.engine.list(2);
+      return runs.length === 2 ? runs[0] : undefined;
+    });
+    expect((await finished(sb, second.id)).status).toBe('succeeded');
+  });
+
+  it('does not reset the cell under a run that is waiting for approval', async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn1', 'stop', ALICE);
+    await sb.handlers.command('/failover cn1', ALICE);
+    const run = await latestRun(sb);
+    await until('the approval request', async () =>
+      (await sb.engine.get(run.id))?.status === 'waiting-approval' ? true : undefined,
+    );
+
+    await sb.handlers.fault('cell', 'reset', ALICE);
+
+    expect(sb.chat.messages().at(-1)).toMatchObject({ onlyFor: ALICE });
+    expect(sb.chat.messages().at(-1)?.text).toContain('Not reset');
+    expect(sb.cell.current().sim.host('cn1').isRunning()).toBe(false);
+    await sb.handlers.command(`/cell abort ${run.id}`, ALICE);
+    expect((await finished(sb, run.id)).status).toBe('aborted');
+  });
+
+  it('raises an alert for a stalled cn1 whose Start failover button runs the failover that resolves it', async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn1', 'stall', ALICE);
+    const alert = await until('the alert', () =>
+      sb.chat
+        .messages()
+        .find((m) => !m.threadTs && buttons(m).some((b) => b.action_id === ALERT_ACTIONS.startFailover)),
+    );
+    expect(alert.text).toContain('cn1');
+    const startButton = buttons(alert).find((b) => b.action_id === ALERT_ACTIONS.startFailover);
+    await sb.handlers.action({
+      actionId: ALERT_ACTIONS.startFailover,
+      value: startButton?.value ?? '',
+      user: ALICE,
+      messageTs: alert.ts,
+      threadTs: alert.ts,
+    });
+    const run = await latestRun(sb);
+
+    // Approve every request as bob, as the approvals come.
+    const approved = new Set<string>();
+    const done = await until('the run to finish with approvals', async () => {
+      for (const message of sb.chat.messages()) {
+        const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
+        if (!approve || approved.has(message.ts)) continue;
+        approved.add(message.ts);
+        await sb.handlers.action({
+          actionId: RUN_ACTIONS.approve,
+          value: approve.value,
+          user: BOB,
+          messageTs: message.ts,
+          threadTs: message.threadTs ?? message.ts,
+        });
+      }
+      const current = await sb.engine.get(run.id);
+      return current && ['succeeded', 'failed', 'aborted'].includes(current.status) ? current : undefined;
+    });
+    expect(done.error).toBeUndefined();
+    expect(done.status).toBe('succeeded');
+    const resolved = await until('the alert to resolve', () => {
+      const parent = sb.chat.messages().find((m) => m.ts === alert.ts);
+      return parent?.edited && parent.text.startsWith('Resolved') ? parent : undefined;
+    });
+    expect(buttons(resolved)).toEqual([]);
+  });
+
+  it('never shows a nodekey in the console or the log', async () => {
+    const sb = await start();
+    const key = sb.cell.current().sim.host('cn1s').read(SANDBOX_CN1_BACKUP) ?? '';
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    await sb.handlers.command('/cell drill failover cn1', ALICE);
+    await finished(sb, (await latestRun(sb)).id);
+    await sb.handlers.command('/cell status', ALICE);
+    expect(JSON.stringify(sb.chat.messages())).not.toContain(key);
+    expect(JSON.stringify(logger.lines)).not.toContain(key);
+  });
+});
