@@ -93,6 +93,14 @@ export const nodeCommands = {
   gratuitousArp(device: string, ip: string): ShellCommand {
     return sh`sudo -n arping -U -c 3 -I ${device} ${ip}`;
   },
+  /**
+   * Is a process of this exact name (`kcn`, `kpn`) alive? Asked besides `systemctl is-active` because kcnd's
+   * AUTO_RESTART restarts kcn through the init script, outside systemd: the unit can read inactive while kcn
+   * runs. Only process ids are printed, never command lines (which may carry `--nodekeyhex`).
+   */
+  processAlive(binary: string): ShellCommand {
+    return sh`sudo -n pgrep -x ${binary}`;
+  },
 } as const;
 
 /** "`cmd` on cn1s (10.0.1.12)": how a command is shown to approvers. */
@@ -121,7 +129,13 @@ export interface GratuitousArpResult {
 
 export interface NodeOps {
   service(host: HostRef, service: string, action: 'start' | 'stop'): Promise<void>;
+  /**
+   * True only for systemd's "active". Throws when the answer is not a unit state at all (sudo refused, the
+   * command failed): a refusal must never read as "stopped".
+   */
   isActive(host: HostRef, service: string): Promise<boolean>;
+  /** Whether a process named `binary` runs on the host (`pgrep -x`), whatever systemd believes. */
+  processAlive(host: HostRef, binary: string): Promise<boolean>;
   exists(host: HostRef, path: string): Promise<boolean>;
   /** The file's content, or undefined when it does not exist. The caller must never log it. */
   readFile(host: HostRef, path: string): Promise<string | undefined>;
@@ -170,23 +184,36 @@ export function createNodeOps(deps: NodeOpsDeps): NodeOps {
     return result;
   };
 
-  /** `test -e` answers 0 or 1; anything else (sudo refused, …) is a failure, not "absent". */
-  const exists = async (host: HostRef, path: string): Promise<boolean> => {
-    const command = nodeCommands.exists(path);
+  /**
+   * A probe that answers "no" with exit status 1 and nothing on stderr (`test -e`, `pgrep`). `sudo -n` also
+   * exits with 1 when it refuses (password required, command not allowed), but says so on stderr: that is a
+   * failure, never "no".
+   */
+  const probeCommand = async (host: HostRef, command: ShellCommand): Promise<boolean> => {
     const result = await exec(host, command);
     if (result.exitCode === 0) return true;
-    if (result.exitCode === 1) return false;
+    if (result.exitCode === 1 && result.stderr.trim() === '') return false;
     throw new CommandFailedError(host, command, result);
   };
+
+  const exists = (host: HostRef, path: string): Promise<boolean> =>
+    probeCommand(host, nodeCommands.exists(path));
 
   return {
     async service(host, service, action) {
       await must(host, nodeCommands.service(config, action, service));
     },
     async isActive(host, service) {
-      // systemctl is-active prints the state and exits 0 only for "active".
-      const result = await exec(host, nodeCommands.service(config, 'is-active', service));
-      return result.exitCode === 0 && result.stdout.trim() === 'active';
+      // systemctl is-active prints the unit's state (active, inactive, failed, activating, …) and exits 0 only
+      // for "active". No state word means the question was not answered (sudo refused, no systemctl).
+      const command = nodeCommands.service(config, 'is-active', service);
+      const result = await exec(host, command);
+      const state = result.stdout.trim();
+      if (!/^[a-z-]+$/.test(state)) throw new CommandFailedError(host, command, result);
+      return result.exitCode === 0 && state === 'active';
+    },
+    async processAlive(host, binary) {
+      return probeCommand(host, nodeCommands.processAlive(binary));
     },
     exists,
     async readFile(host, path) {

@@ -477,6 +477,13 @@ export function createSimCell(options: SimCellOptions): SimCell {
           stdout: `ARPING ${ip} from ${ip} ${device ?? ''}\nSent ${count ?? ''} probes (${count ?? ''} broadcast(s))\n`,
         };
       }
+      case 'pgrep': {
+        // pgrep -x NAME: the daemon's process is kcn (CN, standby) or kpn (PN); 1 and no output when none.
+        const [x, name] = rest;
+        if (rest.length !== 2 || x !== '-x' || !name) break;
+        const binary = host.kind === 'pn' ? 'kpn' : 'kcn';
+        return host.isRunning() && name === binary ? { exitCode: 0, stdout: '4242\n' } : { exitCode: 1 };
+      }
       default:
         break;
     }
