@@ -388,6 +388,12 @@ describe('failover in mode snapshot', () => {
     );
     expect(Object.values(text).join('\n')).not.toContain(CN_KEY);
     for (const step of snapshotFailoverSteps()) expect(text[step.id]).toBeDefined();
+    // A dry run's plan is rendered before any fact exists.
+    const plan = snapshotFailoverSteps().map((s) =>
+      s.describe({ params: PARAMS, config, fact: () => undefined }),
+    );
+    expect(plan[2]).toMatch(/CreateSnapshot of the PN's dataVolumeId .*first healthy of pn2, pn1/);
+    expect(plan[3]).toContain('EC2 RunInstances from the latest recorded image');
     expect(
       snapshotFailoverSteps()
         .filter((s) => s.destructive)
