@@ -107,6 +107,8 @@ export function renderConsolePage(options: ConsolePageOptions): string {
 </div>
 <script>
 const USERS = ${userNames};
+// The emoji shortcodes cellops' messages use, as Slack shows them; unknown ones stay as text.
+const EMOJI = {"x": "❌", "white_check_mark": "✅", "arrow_forward": "▶️", "octagonal_sign": "🛑", "warning": "⚠️", "stopwatch": "⏱️", "red_circle": "🔴", "raised_hand": "✋", "no_entry": "⛔", "lock": "🔒", "bell": "🔔", "white_circle": "⚪", "test_tube": "🧪", "mute": "🔇", "large_yellow_circle": "🟡", "eyes": "👀", "double_vertical_bar": "⏸️", "rotating_light": "🚨", "no_bell": "🔕", "loud_sound": "🔊", "leftwards_arrow_with_hook": "↩️", "large_green_circle": "🟢", "information_source": "ℹ️", "hourglass_flowing_sand": "⏳", "hourglass": "⌛", "grey_question": "❔", "fast_forward": "⏩", "ballot_box_with_check": "☑️", "arrows_counterclockwise": "🔄", "heavy_check_mark": "✔️", "no_entry_sign": "🚫", "wrench": "🔧", "rewind": "⏪"};
 const CHANNEL = ${JSON.stringify(options.channel)};
 const messages = new Map();
 let openThread = null;
@@ -127,10 +129,10 @@ function mrkdwn(text) {
   t = t.replace(/<!subteam\\^([A-Z0-9]+)(?:\\|([^>]*))?>/g, (_, id, label) => { parts.push('<span class="mention">' + esc(label || '@' + id) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<(https?:[^|>]+|\\/[^|>]*)\\|([^>]+)>/g, (_, url, label) => { parts.push('<a href="' + esc(url) + '">' + esc(label) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
   t = t.replace(/<(https?:[^>]+)>/g, (_, url) => { parts.push('<a href="' + esc(url) + '">' + esc(url) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = esc(t).replace(/\\*([^*\\n]+)\\*/g, '<b>$1</b>').replace(/(^|\\s)_([^_\\n]+)_/g, '$1<i>$2</i>').replace(/~([^~\\n]+)~/g, '<s>$1</s>');
+  t = esc(t).replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m).replace(/\\*([^*\\n]+)\\*/g, '<b>$1</b>').replace(/(^|\\s)_([^_\\n]+)_/g, '$1<i>$2</i>').replace(/~([^~\\n]+)~/g, '<s>$1</s>');
   return t.replace(/\\u0000(\\d+)\\u0000/g, (_, i) => parts[Number(i)]);
 }
-function textOf(obj) { if (!obj) return ''; return obj.type === 'plain_text' ? esc(obj.text) : mrkdwn(obj.text); }
+function textOf(obj) { if (!obj) return ''; return obj.type === 'plain_text' ? esc(obj.text).replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m) : mrkdwn(obj.text); }
 function renderBlocks(msg) {
   if (!msg.blocks || msg.blocks.length === 0) return '<div class="blk">' + mrkdwn(msg.text) + '</div>';
   return msg.blocks.map((b) => {
