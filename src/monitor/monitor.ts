@@ -59,7 +59,10 @@ import { createProbeScheduler, type ProbeOutcome } from './probe-scheduler.js';
 import type { CellView, MonitorControl, NodeView } from './types.js';
 
 export interface MonitorOptions {
-  /** Probes running at once. Default 32. */
+  /**
+   * Probes running at once. Default: an eighth of the probed endpoints, at least 16 and at most 256, so
+   * a round of a large cell still fits in half an interval at tens of milliseconds per probe.
+   */
   readonly concurrency?: number;
   /** Timeout of one probe. Default half the interval, so a round never outlasts the interval. */
   readonly probeTimeoutMs?: number;
@@ -143,7 +146,15 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     clock,
     timeoutMs: probeTimeoutMs,
     startWithinMs: Math.max(1, Math.floor(intervalMs / 2)),
-    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    concurrency:
+      options.concurrency ??
+      Math.min(
+        256,
+        Math.max(
+          16,
+          Math.ceil((Object.keys(config.nodes).length + config.monitor.referenceEndpoints.length) / 8),
+        ),
+      ),
   });
   const referenceTargets: NodeEndpoint[] = config.monitor.referenceEndpoints.map((url, i) => {
     const name = `reference-${i + 1}`;
