@@ -139,6 +139,14 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     await store.appendAudit(run.id, { at: clock.now(), who: entry.who ?? engineWho, ...withoutWho(entry) });
   };
 
+  /**
+   * Writes to the audit stream without waiting for the reply: entries on one connection keep their order,
+   * the driver waits for them before the run ends, and a failure is logged (the next save would fail too).
+   */
+  const auditSoon = (entry: Omit<AuditEntry, 'at' | 'who'> & { who?: string }): void => {
+    track(audit(entry), 'writing to the audit stream');
+  };
+
   /** Waits until woken, `ms` pass, or `signal` aborts; callers look at the store again afterwards. */
   const waitForChange = async (ms: number, signal: AbortSignal): Promise<void> => {
     if (dirty || signal.aborted) {
@@ -270,7 +278,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     step.status = status;
     step.endedAt = clock.now();
     await save();
-    await audit({ what: 'step-finished', stepId: step.id, detail: detail ? `${status}: ${detail}` : status });
+    auditSoon({ what: 'step-finished', stepId: step.id, detail: detail ? `${status}: ${detail}` : status });
     emit(run, { type: 'step-finished', stepId: step.id, status });
   };
 
@@ -551,7 +559,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     delete step.error;
     run.status = 'running';
     await save();
-    await audit({
+    auditSoon({
       what: 'step-started',
       stepId: step.id,
       detail: `attempt ${step.attempts + 1}${resumed ? ', again after an interruption' : ''}`,
@@ -673,7 +681,9 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         if ((await pausedWait()) === 'ended') return;
         continue;
       }
-      if (await abortRequested()) {
+      // Both checks go to Redis together: one round trip before every step.
+      const [aborting, held] = await Promise.all([abortRequested(), fenced()]);
+      if (aborting) {
         await endAborted();
         return;
       }
@@ -682,7 +692,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         await finish('succeeded');
         return;
       }
-      if (!(await fenced())) {
+      if (!held) {
         await pauseForLock();
         continue;
       }
