@@ -59,6 +59,8 @@ export const STANDBY_FACTS = {
   /** 'stopped' when the EC2 instance was stopped, 'failed' when stopping it failed, absent otherwise. */
   fenceEc2: 'fenceEc2',
   fenceConfirmed: 'fenceConfirmed',
+  /** Set by Verify when every check passed, so that a Verify interrupted midway runs again in full. */
+  verifiedAt: 'verifiedAt',
   ipPreviousInstance: 'ipPreviousInstance',
   ipMoveConfirmed: 'ipMoveConfirmed',
   blsSource: 'blsSource',
@@ -196,6 +198,57 @@ function withHost<T>(what: string, fn: () => Promise<T>): Promise<T> {
   });
 }
 
+/**
+ * Whether the node's daemon is really down. `systemctl is-active` alone cannot say: kcnd's AUTO_RESTART
+ * restarts kcn through the init script, outside systemd, so the unit can read inactive (and `systemctl
+ * stop` do nothing) while a kcn process runs with the key it loaded. 'untracked' is that case.
+ */
+async function daemonState(
+  ops: NodeOps,
+  node: NodeInventoryEntry,
+): Promise<'stopped' | 'active' | 'untracked'> {
+  if (await ops.isActive(node.host, node.service)) return 'active';
+  if (await ops.processAlive(node.host, node.endpoint.binary)) return 'untracked';
+  return 'stopped';
+}
+
+function untrackedMessage(node: NodeInventoryEntry, when: string): string {
+  return `a ${node.endpoint.binary} process still runs on ${node.name} ${when} although systemd reports ${node.service} inactive: kcnd's AUTO_RESTART (or a watchdog) restarted it outside systemd, so \`systemctl stop\` cannot reach it and it may hold its key in memory. Stop it by hand on ${node.name} (\`sudo /etc/init.d/${node.service} stop\`, then \`pgrep -x ${node.endpoint.binary}\` must print nothing)`;
+}
+
+/** A free name to move `path` aside to: never overwrites an earlier copy (it may be the only one left). */
+async function freeAsidePath(
+  ops: NodeOps,
+  host: NodeInventoryEntry['host'],
+  path: string,
+  runId: string,
+): Promise<string> {
+  const base = asidePath(path, runId);
+  if (!(await ops.exists(host, base))) return base;
+  for (let n = 2; ; n++) {
+    const candidate = `${base}-${n}`;
+    if (!(await ops.exists(host, candidate))) return candidate;
+  }
+}
+
+/** The address of a valid nodekey file on a host, or undefined (absent or malformed). Never returns the key. */
+async function keyFileAddress(
+  ops: NodeOps,
+  node: NodeInventoryEntry,
+  path: string,
+): Promise<string | undefined> {
+  const content = await ops.readFile(node.host, path);
+  return content !== undefined && nodekeyProblem(content) === undefined
+    ? nodeAddressFromKey(content)
+    : undefined;
+}
+
+/** The key file kcnd loads on the node: the legacy `$DATA_DIR/nodekey` when present, else `klay/nodekey`. */
+async function effectiveKeyPath(ops: NodeOps, node: NodeInventoryEntry): Promise<string> {
+  const p = nodeKeyPaths(node.dataDir);
+  return (await ops.exists(node.host, p.legacyNodekey)) ? p.legacyNodekey : p.nodekey;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 const preflight: StepDefinition<FailoverParams> = {
@@ -214,12 +267,13 @@ const preflight: StepDefinition<FailoverParams> = {
           .join(', ') || 'none configured'
       })${ctx.params.force ? ' — skipped with --force: this is a switchover of a healthy CN' : '; a healthy CN needs --force (a switchover)'}.`,
       `• ${t.standby.name} (${t.standby.host.address}) answers over SSH, ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'is-active', t.standby.service))} says active, and it is within ${ctx.config.monitor.lagBlocks} blocks of the PNs.`,
-      `• The nodekey backup ${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} exists and is 64 hex characters; its node address and ID are recorded (never the key) and match what ${t.cn.name} reports or the recorded backup.`,
+      `• The nodekey backup ${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} exists and is 64 hex characters; its node address and ID are recorded (never the key). It must match the backup recorded by /cell backup-nodekey, the address ${t.cn.name} reports if it answers, and the key file ${t.cn.name}'s kcnd loads (${onHost(t.cn.host, nodeCommands.read(nodeKeyPaths(t.cn.dataDir).nodekey))}, or the legacy ${nodeKeyPaths(t.cn.dataDir).legacyNodekey} when present) if ${t.cn.name} can be reached; no other node of the cell may be running it.`,
       `• ${t.standby.name} runs a key of its own (not ${t.cn.name}'s) and has no legacy ${p.legacyNodekey} or ${p.legacyBlsNodekey} that would shadow the installed key.`,
     ].join('\n');
   },
   async verify(ctx) {
-    // A read-only step is done once its findings are recorded; re-running it after fencing would fail.
+    // Done once its findings are recorded. They are recorded only after every check passed, so a
+    // preflight interrupted midway runs again in full instead of skipping the checks it had not reached.
     return (
       ctx.fact<string>(STANDBY_FACTS.failedAddress) !== undefined &&
       ctx.fact<string>(STANDBY_FACTS.backupChecksum) !== undefined
@@ -306,9 +360,31 @@ const preflight: StepDefinition<FailoverParams> = {
       throw new SafetyGateError(
         `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, but ${t.cn.name} runs as ${activeAddress}: it is not ${t.cn.name}'s key. Fix the backup before failing over.`,
       );
-    ctx.setFact(STANDBY_FACTS.failedAddress, address);
-    ctx.setFact(STANDBY_FACTS.failedNodeId, nodeId);
-    ctx.setFact(STANDBY_FACTS.backupChecksum, checksum);
+    // A failed CN usually does not answer, so also compare with the key file it would load, when it can be read.
+    try {
+      const path = await effectiveKeyPath(ops, t.cn);
+      const fileAddress = await keyFileAddress(ops, t.cn, path);
+      if (fileAddress !== undefined && !sameAddress(fileAddress, address))
+        throw new SafetyGateError(
+          `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, but ${t.cn.name}:${path} (the key its kcnd loads) holds ${fileAddress}: the backup is not ${t.cn.name}'s key. Fix the backup before failing over.`,
+        );
+      if (fileAddress !== undefined) ctx.output(`${t.cn.name}:${path} holds the same key as the backup`);
+    } catch (error) {
+      if (error instanceof SafetyGateError || ctx.signal.aborted) throw error;
+      ctx.output(`could not read ${t.cn.name}'s own key file to compare (${describeError(error)})`);
+    }
+    // The backup must not be the key of another node that runs now (a copy of the wrong CN's key).
+    const others = Object.values(ctx.config.nodes).filter(
+      (n) => n.role !== 'pn' && n.name !== t.cn.name && n.name !== t.standby.name,
+    );
+    const running = await Promise.all(others.map((n) => reportedAddress(ctx, n.endpoint)));
+    others.forEach((other, i) => {
+      const runs = running[i];
+      if (runs !== undefined && sameAddress(runs, address))
+        throw new SafetyGateError(
+          `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, which ${other.name} runs right now: it is not ${t.cn.name}'s key, and starting it on ${t.standby.name} would double-sign. Fix the backup before failing over.`,
+        );
+    });
     ctx.output(
       `backup of ${t.cn.name}: node address ${address}, node ID ${nodeId.slice(0, 16)}…, ${short(checksum)}`,
     );
@@ -336,6 +412,11 @@ const preflight: StepDefinition<FailoverParams> = {
       throw new SafetyGateError(
         `${t.cn.name} moves its IP as an Elastic IP, but the standby ${t.standby.name} has no instanceId to associate it with: set nodes.${t.standby.name}.instanceId.`,
       );
+
+    // Recorded last: they are what `verify` reads as "preflight passed".
+    ctx.setFact(STANDBY_FACTS.failedAddress, address);
+    ctx.setFact(STANDBY_FACTS.failedNodeId, nodeId);
+    ctx.setFact(STANDBY_FACTS.backupChecksum, checksum);
   },
 };
 
@@ -351,10 +432,11 @@ const fence: StepDefinition<FailoverParams> = {
       `So that ${t.cn.name} can never run alongside ${t.standby.name} with the same key (two nodes with one nodekey double-sign):`,
       `• ${onHost(t.cn.host, nodeCommands.service(ctx.config, 'stop', t.cn.service))}`,
       `• ${onHost(t.cn.host, nodeCommands.move(p.nodekey, asidePath(p.nodekey, '<run id>')))}, and the same for the legacy ${p.legacyNodekey} if present — so that neither a reboot nor kcnd's AUTO_RESTART brings ${t.cn.name} back with its identity.`,
+      `• Then ${onHost(t.cn.host, nodeCommands.service(ctx.config, 'is-active', t.cn.service))} must say inactive and ${onHost(t.cn.host, nodeCommands.processAlive(t.cn.endpoint.binary))} must find no process (AUTO_RESTART restarts kcn outside systemd); otherwise the run stops here.`,
     ];
     if (t.cn.instanceId) lines.push(`• EC2 StopInstances ${t.cn.instanceId}, then wait until it is stopped.`);
     lines.push(
-      `If ${t.cn.name} cannot be reached over SSH, the next step asks an approver to confirm that it is powered off or isolated. Not undone automatically: bring ${t.cn.name} back by hand.`,
+      `If ${t.cn.name} cannot be reached over SSH${t.cn.instanceId ? ', or its instance cannot be stopped' : ''}, the next step asks an approver to confirm that it is powered off or isolated. Not undone automatically: bring ${t.cn.name} back by hand.`,
     );
     return lines.join('\n');
   },
@@ -368,15 +450,17 @@ const fence: StepDefinition<FailoverParams> = {
       ctx.output(`stopped ${t.cn.service} on ${t.cn.name}`);
       for (const path of [p.nodekey, p.legacyNodekey]) {
         if (!(await ops.exists(host, path))) continue;
-        let aside = asidePath(path, ctx.runId);
-        if (await ops.exists(host, aside)) aside = `${aside}-again`;
+        const aside = await freeAsidePath(ops, host, path, ctx.runId);
         await ops.move(host, path, aside);
         ctx.output(`moved ${path} aside to ${aside} on ${t.cn.name}`);
       }
-      if (await ops.isActive(host, t.cn.service))
+      const state = await daemonState(ops, t.cn);
+      if (state === 'active')
         throw new SafetyGateError(
-          `${t.cn.service} is still active on ${t.cn.name} after stop: fence it by hand.`,
+          `${t.cn.service} is still active on ${t.cn.name} after stop: fence it by hand, then start the failover again.`,
         );
+      if (state === 'untracked')
+        throw new SafetyGateError(`${untrackedMessage(t.cn, 'after stop')}, then start the failover again.`);
       ctx.setFact(STANDBY_FACTS.fenceSsh, 'done');
     } catch (error) {
       if (!(error instanceof HostError)) throw error;
@@ -402,27 +486,43 @@ const fence: StepDefinition<FailoverParams> = {
         ctx.output(`could not stop EC2 instance ${t.cn.instanceId}: ${describeError(error)}`);
       }
     }
-    if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable')
+    if (needsFenceConfirmation(ctx))
       ctx.output(`an approver must now confirm that ${t.cn.name} is powered off or isolated`);
   },
   async verify(ctx) {
     const t = target(ctx);
-    // Unreachable: the confirmation step carries the fence.
-    if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable') return true;
     const ops = opsOf(ctx);
     const p = nodeKeyPaths(t.cn.dataDir);
-    try {
-      return (
-        !(await ops.isActive(t.cn.host, t.cn.service)) &&
-        !(await ops.exists(t.cn.host, p.nodekey)) &&
-        !(await ops.exists(t.cn.host, p.legacyNodekey))
-      );
-    } catch (error) {
-      if (error instanceof HostError) return false;
-      throw error;
+    // Unreachable over SSH: the confirmation step carries that part of the fence.
+    if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) !== 'unreachable') {
+      try {
+        if (
+          (await daemonState(ops, t.cn)) !== 'stopped' ||
+          (await ops.exists(t.cn.host, p.nodekey)) ||
+          (await ops.exists(t.cn.host, p.legacyNodekey))
+        )
+          return false;
+      } catch (error) {
+        if (error instanceof HostError) return false;
+        throw error;
+      }
     }
+    // A failed EC2 stop is carried by the confirmation too; otherwise the instance must be down.
+    if (t.cn.instanceId && ctx.fact<string>(STANDBY_FACTS.fenceEc2) !== 'failed') {
+      const state = (await ctx.ports.cloud.describeInstance(t.cn.instanceId))?.state;
+      if (state !== 'stopped' && state !== 'terminated') return false;
+    }
+    return true;
   },
 };
+
+/** cellops could not finish the fence itself, so a person must vouch for it. */
+function needsFenceConfirmation(ctx: Ctx): boolean {
+  return (
+    ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable' ||
+    ctx.fact<string>(STANDBY_FACTS.fenceEc2) === 'failed'
+  );
+}
 
 const confirmFenced: StepDefinition<FailoverParams> = {
   id: 'confirm-old-active-off',
@@ -431,16 +531,30 @@ const confirmFenced: StepDefinition<FailoverParams> = {
   kind: 'manual',
   describe(ctx) {
     const t = target(ctx);
+    const ssh = ctx.fact<string>(STANDBY_FACTS.fenceSsh);
     const ec2 = ctx.fact<string>(STANDBY_FACTS.fenceEc2);
     const why = ctx.fact<string>(STANDBY_FACTS.fenceSshError);
-    return [
-      `Only when ${t.cn.name} could not be reached over SSH in "Fence the old active"${why ? ` (${why})` : ''}.`,
-      `cellops could not stop kcnd on ${t.cn.name} (${t.cn.host.address}) nor move its nodekey aside.${ec2 === 'stopped' ? ` Its EC2 instance ${t.cn.instanceId ?? ''} was stopped.` : ''}`,
+    const lines = [
+      `Only when "Fence the old active" could not finish: ${t.cn.name} unreachable over SSH${t.cn.instanceId ? `, or its EC2 instance ${t.cn.instanceId} could not be stopped` : ''}.`,
+    ];
+    if (ssh === 'unreachable')
+      lines.push(
+        `cellops could not stop kcnd on ${t.cn.name} (${t.cn.host.address}) nor move its nodekey aside${why ? ` (${why})` : ''}.`,
+      );
+    else if (ssh === 'done')
+      lines.push(`kcnd was stopped on ${t.cn.name} and its nodekey moved aside over SSH.`);
+    if (ec2 === 'stopped') lines.push(`Its EC2 instance ${t.cn.instanceId ?? ''} was stopped.`);
+    else if (ec2 === 'failed')
+      lines.push(
+        `Its EC2 instance ${t.cn.instanceId ?? ''} could NOT be stopped (see the fence step's output): it may still be running.`,
+      );
+    lines.push(
       `Approve ONLY after you have made sure, outside cellops, that ${t.cn.name} is powered off or cut off from the network and cannot come back with its nodekey: ${t.standby.name} is about to start as ${addressText(ctx, t.cn.name)}, and two nodes running one nodekey double-sign.`,
-    ].join('\n');
+    );
+    return lines.join('\n');
   },
   async when(ctx) {
-    return ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable';
+    return needsFenceConfirmation(ctx);
   },
   async run(ctx) {
     const t = target(ctx);
@@ -491,11 +605,13 @@ const stopStandby: StepDefinition<FailoverParams> = {
         `The standby ${t.standby.name} fell behind: ${lag} blocks behind the PNs (threshold ${ctx.config.monitor.lagBlocks}). Not stopping it; let it catch up and resume.`,
       );
     await ops.service(t.standby.host, t.standby.service, 'stop');
+    if ((await daemonState(ops, t.standby)) === 'untracked')
+      throw new SafetyGateError(`${untrackedMessage(t.standby, 'after stop')}, then resume or start again.`);
     ctx.output(`stopped ${t.standby.service} on ${t.standby.name} at height ${standby.health.height}`);
   },
   async verify(ctx) {
     const t = target(ctx);
-    return !(await opsOf(ctx).isActive(t.standby.host, t.standby.service));
+    return (await daemonState(opsOf(ctx), t.standby)) === 'stopped';
   },
   async undo(ctx) {
     const t = target(ctx);
@@ -516,12 +632,12 @@ const replaceNodekey: StepDefinition<FailoverParams> = {
     const h = t.standby.host;
     return [
       `Replaces ${t.standby.name}'s identity with ${addressText(ctx, t.cn.name)}. The key travels through memory and stdin; it is never logged or posted.`,
-      `• Refuses if ${p.legacyNodekey} or ${p.legacyBlsNodekey} exists on ${t.standby.name} (kcnd would load it instead), or if ${t.standby.service} is running there.`,
+      `• Refuses if ${p.legacyNodekey} or ${p.legacyBlsNodekey} exists on ${t.standby.name} (kcnd would load it instead), or if ${t.standby.service} or a ${t.standby.endpoint.binary} process is running there.`,
       `• Reads and validates the backup: ${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} (64 hex characters, no 0x).`,
       `• Keeps ${t.standby.name}'s own keys for rollback: ${onHost(h, nodeCommands.move(p.blsNodekey, asidePath(p.blsNodekey, '<run id>')))} and ${onHost(h, nodeCommands.move(p.nodekey, asidePath(p.nodekey, '<run id>')))}.`,
       `• Writes the key with mode 0600: ${onHost(h, nodeCommands.write(p.nodekey))} (key on stdin), then checks ${onHost(h, nodeCommands.sha256(p.nodekey))} against the backup's checksum.`,
       `• bls-nodekey: copies ${t.backupHost.name}:${blsBackup} to ${p.blsNodekey} the same way if it exists; otherwise leaves none so that kcnd derives it from the nodekey at start.`,
-      `Undo: moves ${t.standby.name}'s own nodekey and bls-nodekey back.`,
+      `Undo: if kcnd (or a kcn process) runs on ${t.standby.name}, ${onHost(h, nodeCommands.service(ctx.config, 'stop', t.standby.service))} first; then moves ${t.standby.name}'s own nodekey and bls-nodekey back (or removes ${t.cn.name}'s when ${t.standby.name} had none).`,
     ].join('\n');
   },
   async run(ctx) {
@@ -530,9 +646,9 @@ const replaceNodekey: StepDefinition<FailoverParams> = {
     const host = t.standby.host;
     const p = nodeKeyPaths(t.standby.dataDir);
     await refuseLegacyKeys(ops, t.standby);
-    if (await ops.isActive(host, t.standby.service))
+    if ((await daemonState(ops, t.standby)) !== 'stopped')
       throw new SafetyGateError(
-        `${t.standby.service} is running on ${t.standby.name}: it must be stopped before its key is replaced.`,
+        `${t.standby.service} (or a ${t.standby.endpoint.binary} process) is running on ${t.standby.name}: it must be stopped before its key is replaced.`,
       );
     const backup = await readBackup(ctx, ops, t);
     const expected = ctx.fact<string>(STANDBY_FACTS.failedAddress);
@@ -605,7 +721,19 @@ const replaceNodekey: StepDefinition<FailoverParams> = {
     return blsBackup === undefined ? blsNow === undefined : blsNow === blsBackup;
   },
   async undo(ctx) {
-    await restoreStandbyKeys(ctx, opsOf(ctx), target(ctx));
+    const t = target(ctx);
+    const ops = opsOf(ctx);
+    // kcn keeps the key it loaded: swapping files under a running standby (say "Start kcnd on the standby"
+    // timed out after kcn did start) would leave it running as the failed CN while its files say otherwise.
+    if ((await daemonState(ops, t.standby)) !== 'stopped') {
+      await ops.service(t.standby.host, t.standby.service, 'stop');
+      if ((await daemonState(ops, t.standby)) !== 'stopped')
+        throw new SafetyGateError(
+          `Could not stop ${t.standby.service} on ${t.standby.name} before restoring its own key: it may still run as ${t.cn.name}. Stop it by hand and restore ${nodeKeyPaths(t.standby.dataDir).nodekey} from ${asidePath(nodeKeyPaths(t.standby.dataDir).nodekey, ctx.runId)}.`,
+        );
+      ctx.output(`stopped ${t.standby.service} on ${t.standby.name} before restoring its own key`);
+    }
+    await restoreStandbyKeys(ctx, ops, t);
   },
 };
 
@@ -621,7 +749,7 @@ const moveIp: StepDefinition<FailoverParams> = {
       return [
         `• ${onHost(t.standby.host, nodeCommands.ipAddr('add', address, device))}`,
         `• ${onHost(t.standby.host, nodeCommands.gratuitousArp(device, ipOf(address)))} (skipped with a note when arping is not installed)`,
-        `• ${onHost(t.cn.host, nodeCommands.ipAddr('del', address, device))} when ${t.cn.name} is reachable`,
+        `• ${onHost(t.cn.host, nodeCommands.ipAddr('del', address, device))} when ${t.cn.name} is reachable and still holds it, then the gratuitous ARP from ${t.standby.name} once more. If ${t.cn.name} answers but the del fails, the address is taken off ${t.standby.name} again and the run stops (never on two hosts).`,
         `Undo: the reverse — delete it on ${t.standby.name}, add it back on ${t.cn.name} when reachable.`,
       ].join('\n');
     }
@@ -641,15 +769,38 @@ const moveIp: StepDefinition<FailoverParams> = {
     if (ip.method === 'alias') {
       const ops = opsOf(ctx);
       const { address, device } = ip;
+      let added = false;
       if (!(await ops.addresses(t.standby.host, device)).includes(address)) {
         await ops.ipAdd(t.standby.host, address, device);
+        added = true;
         ctx.output(`added ${address} to ${device} on ${t.standby.name}`);
       } else ctx.output(`${address} is already on ${device} of ${t.standby.name}`);
       ctx.output((await ops.gratuitousArp(t.standby.host, device, ipOf(address))).note);
       try {
         if ((await ops.addresses(t.cn.host, device)).includes(address)) {
-          await ops.ipDel(t.cn.host, address, device);
+          try {
+            await ops.ipDel(t.cn.host, address, device);
+          } catch (error) {
+            if (error instanceof HostError) throw error;
+            // cn1 answers but keeps the address: on two hosts, both answer ARP for it and peers' traffic
+            // flaps between them. Do not leave it so: take it off the standby again and stop.
+            if (added) {
+              try {
+                await ops.ipDel(t.standby.host, address, device);
+                ctx.output(`removed ${address} from ${t.standby.name} again`);
+              } catch (cleanup) {
+                ctx.output(
+                  `could not remove ${address} from ${t.standby.name} again: ${describeError(cleanup)}; remove it by hand`,
+                );
+              }
+            }
+            throw new SafetyGateError(
+              `Could not remove ${address} from ${device} on ${t.cn.name}, which is reachable (${describeError(error)}): the address would be on two hosts. Remove it from ${t.cn.name} by hand, then start the failover again.`,
+            );
+          }
           ctx.output(`removed ${address} from ${device} on ${t.cn.name}`);
+          // Neighbours that asked while both hosts held the address may have learned cn1's MAC: announce again.
+          ctx.output((await ops.gratuitousArp(t.standby.host, device, ipOf(address))).note);
         }
       } catch (error) {
         if (!(error instanceof HostError)) throw error;
@@ -677,10 +828,23 @@ const moveIp: StepDefinition<FailoverParams> = {
   async verify(ctx) {
     const t = target(ctx);
     const ip = t.failover.ip;
-    if (ip.method === 'alias')
-      return (await opsOf(ctx).addresses(t.standby.host, ip.device)).includes(ip.address);
+    if (ip.method === 'alias') {
+      const ops = opsOf(ctx);
+      if (!(await ops.addresses(t.standby.host, ip.device)).includes(ip.address)) return false;
+      // Done means moved, not copied: a reachable old active must no longer hold it (a crash between the
+      // add and the del must not skip the del).
+      try {
+        return !(await ops.addresses(t.cn.host, ip.device)).includes(ip.address);
+      } catch (error) {
+        if (error instanceof HostError) return true;
+        throw error;
+      }
+    }
     if (ip.method === 'eip')
-      return (await ctx.ports.cloud.describeAddress(ip.allocationId))?.instanceId === t.standby.instanceId;
+      return (
+        t.standby.instanceId !== undefined &&
+        (await ctx.ports.cloud.describeAddress(ip.allocationId))?.instanceId === t.standby.instanceId
+      );
     return true;
   },
   async undo(ctx) {
@@ -742,37 +906,71 @@ const confirmIpMoved: StepDefinition<FailoverParams> = {
   },
 };
 
-/** Health gate before the failed CN's identity starts on the standby: the old CN must not be back. */
+/**
+ * Health gate before the failed CN's identity starts on the standby: the old CN must not be back — not
+ * answering as the failed CN, its instance not started again, and over SSH (tried even when the fence
+ * needed a confirmation: a host that was unreachable may be back) no kcn running that could hold the key
+ * and no key file of the failed CN where kcnd loads it.
+ */
 async function refuseIfOldActiveIsBack(ctx: Ctx, ops: NodeOps, t: StandbyTarget): Promise<void> {
   const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
+  if (failedAddress === undefined)
+    throw new SafetyGateError(
+      "The failed CN's address was not recorded by preflight; not starting the standby.",
+    );
   const old = await probe(ctx.ports, t.cn, ctx.signal);
+  let freshIdentity = false;
   if (old.ok) {
     const address = await reportedAddress(ctx, t.cn.endpoint);
-    if (address === undefined || failedAddress === undefined || sameAddress(address, failedAddress))
+    if (address === undefined || sameAddress(address, failedAddress))
       throw new SafetyGateError(
         `${t.cn.name} came back during the run (it answers at height ${old.health.height}${address ? ` as ${address}` : ', address unknown'}). Not starting ${t.standby.name} with the same key: fence ${t.cn.name} again and resume, or abort.`,
       );
+    freshIdentity = true;
     ctx.output(
       `${t.cn.name} answers again but as ${address}, a fresh key (its own was moved aside): no conflict`,
     );
   }
-  if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) !== 'done') return;
-  try {
-    if (await ops.isActive(t.cn.host, t.cn.service))
+  if (t.cn.instanceId && ctx.fact<string>(STANDBY_FACTS.fenceEc2) === 'stopped') {
+    let state: string | undefined;
+    try {
+      state = (await ctx.ports.cloud.describeInstance(t.cn.instanceId))?.state;
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      ctx.output(`could not read the state of ${t.cn.instanceId} (${describeError(error)})`);
+    }
+    if (state === 'pending' || state === 'running')
       throw new SafetyGateError(
-        `${t.cn.service} is active again on ${t.cn.name} (something restarted it after fencing). Not starting ${t.standby.name}: fence ${t.cn.name} again and resume, or abort.`,
+        `${t.cn.name}'s EC2 instance ${t.cn.instanceId} is ${state} again after it was stopped by this run. Not starting ${t.standby.name}: stop it again and resume, or abort.`,
+      );
+  }
+  try {
+    const state = await daemonState(ops, t.cn);
+    if (state !== 'stopped' && !freshIdentity)
+      throw new SafetyGateError(
+        state === 'active'
+          ? `${t.cn.service} is active again on ${t.cn.name} (something restarted it after fencing). Not starting ${t.standby.name}: fence ${t.cn.name} again and resume, or abort.`
+          : `${untrackedMessage(t.cn, 'after fencing')}. Not starting ${t.standby.name} until then: resume once it is stopped, or abort.`,
       );
     const p = nodeKeyPaths(t.cn.dataDir);
-    const failedSum = await backupChecksumOf(ctx, ops, t);
-    for (const path of [p.nodekey, p.legacyNodekey]) {
-      if ((await ops.sha256(t.cn.host, path)) === failedSum)
+    for (const path of [p.legacyNodekey, p.nodekey]) {
+      const address = await keyFileAddress(ops, t.cn, path);
+      if (address !== undefined && sameAddress(address, failedAddress))
         throw new SafetyGateError(
           `${t.cn.name}'s nodekey is back at ${path} on ${t.cn.name} after fencing. Not starting ${t.standby.name}: move it aside again and resume, or abort.`,
         );
     }
+    if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable')
+      ctx.output(
+        `${t.cn.name} is reachable over SSH again: kcnd is not running there and its key is not in place`,
+      );
   } catch (error) {
     if (!(error instanceof HostError)) throw error;
-    ctx.output(`${t.cn.name} is no longer reachable over SSH (it was fenced earlier in this run)`);
+    ctx.output(
+      ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'done'
+        ? `${t.cn.name} is no longer reachable over SSH (it was fenced earlier in this run)`
+        : `${t.cn.name} is still unreachable over SSH; relying on the approver's confirmation that it is off or isolated`,
+    );
   }
 }
 
@@ -783,7 +981,8 @@ const startStandby: StepDefinition<FailoverParams> = {
   describe(ctx) {
     const t = target(ctx);
     return [
-      `Checks first that ${t.cn.name} has not come back (no answer, or a different address; kcnd not active and its key not back over SSH) and that ${t.standby.name} holds exactly the backup key with nothing at the legacy locations.`,
+      `Checks first that ${t.cn.name} has not come back: it does not answer as ${addressText(ctx, t.cn.name)}${t.cn.instanceId ? `, its instance ${t.cn.instanceId} is not running again` : ''}, and when it can be reached over SSH ${onHost(t.cn.host, nodeCommands.service(ctx.config, 'is-active', t.cn.service))} is not active, ${onHost(t.cn.host, nodeCommands.processAlive(t.cn.endpoint.binary))} finds nothing and its key is not back at ${nodeKeyPaths(t.cn.dataDir).nodekey} or ${nodeKeyPaths(t.cn.dataDir).legacyNodekey}.`,
+      `And that ${t.standby.name} holds exactly the backup key (${onHost(t.standby.host, nodeCommands.sha256(nodeKeyPaths(t.standby.dataDir).nodekey))}) with nothing at the legacy locations.`,
       `Then ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'start', t.standby.service))}: ${t.standby.name} starts as ${addressText(ctx, t.cn.name)}.`,
       `Undo: ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'stop', t.standby.service))}.`,
     ].join('\n');
@@ -940,10 +1139,13 @@ const verifyStandby: StepDefinition<FailoverParams> = {
         `${t.cn.name} is served by ${t.standby.name}; time to recover ${formatDuration(ttr)} from the start of the run`,
       );
     }
+    ctx.setFact(STANDBY_FACTS.verifiedAt, clock.now());
   },
   async verify(ctx) {
     const t = target(ctx);
     const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
+    // Without the mark of a finished run, sync and signing were not checked: run it again (it is read-only).
+    if (ctx.fact<number>(STANDBY_FACTS.verifiedAt) === undefined) return false;
     if (!failedAddress || !(await opsOf(ctx).isActive(t.standby.host, t.standby.service))) return false;
     const address = await reportedAddress(ctx, t.standby.endpoint);
     return address !== undefined && sameAddress(address, failedAddress);
