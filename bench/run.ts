@@ -6,6 +6,9 @@ import { formatTable, type BenchRow } from './harness.js';
 
 const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>> = {
   lock: () => import('./lock.bench.js'),
+  engine: () => import('./engine.bench.js'),
+  detection: () => import('./detection.bench.js'),
+  scale: () => import('./monitor-scale.bench.js'),
 };
 
 async function main(): Promise<void> {

@@ -1,0 +1,277 @@
+/**
+ * The composition root: the only place that builds real adapters and wires them together. With no
+ * SLACK_BOT_TOKEN it starts the sandbox instead (a simulated cell with a web console on loopback).
+ *
+ * Start-up order: environment → configuration (refuse to start on any problem) → Redis → ports → stores →
+ * engine (which resumes runs whose owner died) → monitor → Slack. Shutdown reverses it on SIGINT/SIGTERM.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { readEnv, describeEnv, type EnvConfig } from './config/env.js';
+import { loadConfigFile } from './config/load.js';
+import type { CellopsConfig } from './config/config.js';
+import { ConfigError, describeError } from './errors.js';
+import type { Logger } from './ports/logger.js';
+import type { Clock } from './ports/clock.js';
+import type { Engine, RunbookPorts } from './runbooks/types.js';
+import { createLogger } from './infra/logger.js';
+import { createSystemClock } from './infra/system-clock.js';
+import { createRedisKeys } from './infra/redis-keys.js';
+import { createRedisCellState } from './infra/redis-cell-state.js';
+import { createSshShell } from './adapters/ssh/ssh-shell.js';
+import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
+import { createNodeRpc } from './adapters/rpc/node-rpc.js';
+import { createRedisLock } from './locks/redis-lock.js';
+import { createRedisRunStore } from './runbooks/redis-run-store.js';
+import { createApprovalPolicy } from './runbooks/approval-policy.js';
+import { createEngine } from './runbooks/engine.js';
+import { createRunbooks } from './runbooks/registry.js';
+import { checkRunbook } from './runbooks/check.js';
+import { runReadinessCheck } from './runbooks/readiness.js';
+import { createMonitor, type Monitor } from './monitor/monitor.js';
+import { createRedisIncidentStore } from './monitor/incidents.js';
+import { createMonitorMetrics } from './monitor/metrics.js';
+import { createSlackChat, createSlackWebClient } from './bot/slack-chat.js';
+import { createRedisMessageRefStore, createRunPresenter } from './bot/run-presenter.js';
+import { boltLogger } from './bot/bolt-logger.js';
+import { startSlackApp } from './bot/slack-app.js';
+import { startSandbox } from './sandbox/start-sandbox.js';
+
+/** How often this replica looks for runs whose owner died. */
+const RECOVER_EVERY_MS = 15_000;
+
+export interface Running {
+  stop(): Promise<void>;
+}
+
+function connectRedis(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, {
+    // Fail a command rather than queue it forever: the lock and the engine treat a failure as "unknown"
+    // and stop safely; a command stuck for minutes would outlive the lock's TTL.
+    maxRetriesPerRequest: 2,
+    commandTimeout: 5_000,
+    connectTimeout: 5_000,
+    retryStrategy: (attempt) => Math.min(attempt * 250, 5_000),
+  });
+  let lastError = '';
+  redis.on('error', (error: Error) => {
+    if (error.message !== lastError) logger.warn({ error: error.message }, 'Redis connection problem');
+    lastError = error.message;
+  });
+  redis.on('ready', () => {
+    if (lastError) logger.info({}, 'Redis connection restored');
+    lastError = '';
+  });
+  return redis;
+}
+
+/** Runs `fn` every `everyMs` until stopped, never overlapping itself. */
+function every(
+  clock: Clock,
+  everyMs: number,
+  fn: () => Promise<void>,
+  logger: Logger,
+  what: string,
+): () => Promise<void> {
+  const controller = new AbortController();
+  const loop = (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        await fn();
+      } catch (error) {
+        logger.warn({ error: describeError(error) }, `${what} failed; will try again`);
+      }
+      await clock.sleep(everyMs, controller.signal).catch(() => undefined);
+    }
+  })();
+  return async () => {
+    controller.abort(new Error('stopping'));
+    await loop;
+  };
+}
+
+export async function startBot(
+  env: EnvConfig & { botToken: string },
+  config: CellopsConfig,
+  logger: Logger,
+): Promise<Running> {
+  const clock = createSystemClock();
+  const redis = connectRedis(env.redisUrl, logger);
+  const keys = createRedisKeys(config.redisPrefix);
+  const ownerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+  const shell = createSshShell({ ssh: config.ssh, logger: logger.child({ component: 'ssh' }) });
+  const ports: RunbookPorts = {
+    shell,
+    cloud: createEc2Cloud({
+      ...(config.aws.region === undefined ? {} : { region: config.aws.region }),
+      clock,
+      logger,
+    }),
+    rpc: createNodeRpc({ shell, attachCommand: config.ssh.attachCommand, logger }),
+    clock,
+    state: createRedisCellState({ redis, keys }),
+  };
+
+  const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
+  const chat = createSlackChat({ client, redis, keys, clock, logger });
+  const policy = createApprovalPolicy({ slack: config.slack, directory: chat });
+
+  const late: { engine?: Engine; monitor?: Monitor } = {};
+  const presenter = createRunPresenter({
+    chat,
+    refs: createRedisMessageRefStore(redis, keys),
+    config,
+    clock,
+    logger,
+    recordThread: async (runId, ref) => late.engine?.setThread(runId, ref),
+  });
+  const runbooks = createRunbooks();
+  const engine = createEngine({
+    store: createRedisRunStore({ redis, keys, logger }),
+    lock: createRedisLock({ redis, keys, clock, logger }),
+    runbooks,
+    ports,
+    config,
+    policy,
+    observer: presenter,
+    clock,
+    logger,
+    ownerId,
+  });
+  late.engine = engine;
+
+  const metrics = createMonitorMetrics();
+  const monitor = createMonitor({
+    config,
+    rpc: ports.rpc,
+    chat,
+    clock,
+    logger,
+    store: createRedisIncidentStore({ redis, keys, clock }),
+    state: ports.state,
+    metrics,
+    replicaId: ownerId,
+    startCheck: async (cn) => {
+      const result = await runReadinessCheck({ runbook: checkRunbook, cn, config, ports, logger });
+      if (result.failures.length > 0) await late.monitor?.reportCheckFailure(cn, result.failures.join('\n'));
+      else await late.monitor?.reportCheckSuccess(cn);
+    },
+  });
+  late.monitor = monitor;
+
+  const app = await startSlackApp({
+    env: {
+      botToken: env.botToken,
+      signingSecret: env.signingSecret ?? '',
+      appToken: env.appToken,
+      apiUrl: env.slackApiUrl,
+      port: env.port,
+    },
+    config,
+    engine,
+    policy,
+    monitor,
+    redis,
+    logger,
+    chat,
+    clock,
+    runbooks: runbooks.map((r) => r.id),
+    metrics: () => metrics.render(),
+  });
+
+  const stopRecovery = every(
+    clock,
+    RECOVER_EVERY_MS,
+    () => engine.recover(),
+    logger,
+    'resuming orphaned runs',
+  );
+  monitor.start();
+  logger.info(
+    { port: app.port, mode: app.mode, cell: config.cell, nodes: Object.keys(config.nodes) },
+    'cellops is running',
+  );
+
+  return {
+    stop: async () => {
+      logger.info({}, 'cellops is stopping; runs stay in Redis and resume on the next start or replica');
+      await monitor.stop();
+      await stopRecovery();
+      await app.stop();
+      await engine.close();
+      await presenter.idle();
+      await shell.close();
+      redis.disconnect();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let env: EnvConfig;
+  try {
+    env = readEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: env.logLevel });
+  logger.info(describeEnv(env), 'cellops starting');
+
+  let running: Running;
+  if (env.botToken === undefined) {
+    const sandbox = await startSandbox({ env, logger, port: env.port });
+    logger.info(
+      { url: sandbox.url, store: sandbox.store.description },
+      `SANDBOX: open ${sandbox.url} (no SLACK_BOT_TOKEN set)`,
+    );
+    process.stdout.write(`\ncellops sandbox: open ${sandbox.url}\n  state: ${sandbox.store.description}\n\n`);
+    running = sandbox;
+  } else {
+    let config: CellopsConfig;
+    try {
+      config = await loadConfigFile(env.configPath);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+        process.stderr.write(
+          'cellops did not start: fix the configuration above (check it with: npm run cellops -- check-config)\n',
+        );
+        process.exit(1);
+      }
+      throw error;
+    }
+    running = await startBot({ ...env, botToken: env.botToken }, config, logger);
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    running.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ error: describeError(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  process.on('unhandledRejection', (reason) => {
+    process.stderr.write(`cellops: unhandled rejection: ${describeError(reason)}\n`);
+  });
+  main().catch((error: unknown) => {
+    process.stderr.write(`cellops failed to start: ${describeError(error)}\n`);
+    process.exit(1);
+  });
+}
