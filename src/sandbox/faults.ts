@@ -3,7 +3,8 @@
  * monitor and the runbooks meet them exactly as they would meet a real node's trouble:
  * - `stop`: kcnd stops (the process died): RPC and metrics stop answering; the monitor calls it down.
  * - `stall`: kcnd keeps answering but its height freezes; the monitor calls it stalled (and lagging).
- * - `isolate`: the node is cut off from its peers: no blocks arrive and it reports 0 CN peers.
+ * - `isolate`: the node is cut off from the other CNs: it reports 0 CN peers and signs nothing, while its
+ *   PNs still bring it blocks; the monitor calls it isolated.
  * - `heal`: brings it back: peers again, height following the chain, kcnd started if it was stopped —
  *   unless a failover fenced it (its nodekey moved aside), which only `Reset cell` undoes.
  */
@@ -61,14 +62,14 @@ export function applyFault(sim: SimCell, node: string, fault: SandboxFault): Fau
       if (host.isolated) return done(`${node} is already cut off from its peers.`, false);
       host.isolated = true;
       return done(
-        `cut ${node} off from its peers: it reports 0 CN peers and receives no blocks (height ${host.height()}).`,
+        `cut ${node} off from the other CNs: it reports 0 CN peers and takes no part in consensus (its PNs still bring it blocks).`,
       );
     }
     case 'heal': {
       const notes: string[] = [];
       if (host.isolated) {
         host.isolated = false;
-        notes.push('reconnected it to its peers');
+        notes.push('reconnected it to the other CNs');
       }
       if (host.isRunning() && host.isStalled()) {
         host.resume();

@@ -76,8 +76,9 @@ export interface SimHost {
   readonly service: string;
   reachable: boolean;
   /**
-   * Cut off from its peers (a network partition; SSH still works): it reports no peers, others do not
-   * count it, and its height stops while the chain goes on. Clearing it lets it catch up at once.
+   * Cut off from the other CNs (a partition of the consensus network; SSH and its PNs still reach it): it
+   * reports 0 CN peers, the other CNs do not count it, and it signs nothing. It still receives blocks
+   * through its PNs, so its height follows the chain.
    */
   isolated: boolean;
   arping: boolean;
@@ -212,7 +213,6 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
 
   let frozenHeight = cell.chainHeight();
   let stalledAt: number | undefined;
-  let isolatedAt: number | undefined;
   const host: SimHost & { daemon?: Daemon } = {
     name: seed.name,
     address: seed.address,
@@ -220,13 +220,7 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     dataDir: base,
     service: seed.service ?? (seed.kind === 'pn' ? 'kpnd' : 'kcnd'),
     reachable: true,
-    get isolated() {
-      return isolatedAt !== undefined;
-    },
-    set isolated(value: boolean) {
-      if (value === (isolatedAt !== undefined)) return;
-      isolatedAt = value ? host.height() : undefined;
-    },
+    isolated: false,
     arping: seed.arping ?? true,
     lagBlocks: seed.lagBlocks ?? 0,
     files,
@@ -237,7 +231,6 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     height() {
       if (!host.daemon) return frozenHeight;
       if (stalledAt !== undefined) return stalledAt;
-      if (isolatedAt !== undefined) return isolatedAt;
       // `lagBlocks` is how far behind a running node is, whatever height it had before.
       return cell.chainHeight() - host.lagBlocks;
     },
@@ -332,6 +325,7 @@ export function createSimCell(options: SimCellOptions): SimCell {
   const signs = (host: SimHost & { daemon?: Daemon }): boolean =>
     host.kind === 'cn' &&
     host.daemon !== undefined &&
+    !host.isolated &&
     council.includes(host.daemon.address) &&
     registeredBls.get(host.daemon.address) === host.daemon.bls;
 
@@ -544,9 +538,7 @@ export function createSimCell(options: SimCellOptions): SimCell {
   const rpc: NodeRpc = {
     async health(endpoint, probe): Promise<NodeHealth> {
       const host = answering(endpoint, probe);
-      const running = host.isolated
-        ? []
-        : [...hosts.values()].filter((h) => h !== host && h.daemon && !h.isolated);
+      const running = [...hosts.values()].filter((h) => h !== host && h.daemon);
       const pnPeers = running.filter((h) => h.kind === 'pn').length;
       let cnPeers: number;
       if (host.isolated) cnPeers = 0;
@@ -555,7 +547,9 @@ export function createSimCell(options: SimCellOptions): SimCell {
       else if (host.daemon && council.includes(host.daemon.address))
         cnPeers =
           externals.length +
-          running.filter((h) => h.kind === 'cn' && h.daemon && council.includes(h.daemon.address)).length;
+          running.filter(
+            (h) => h.kind === 'cn' && h.daemon && !h.isolated && council.includes(h.daemon.address),
+          ).length;
       else cnPeers = 0;
       return {
         height: host.height(),

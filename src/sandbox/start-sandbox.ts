@@ -162,6 +162,31 @@ function splitCommand(input: string): { command: string; text: string } {
   return { command: trimmed.slice(0, space).toLowerCase(), text: trimmed.slice(space + 1).trim() };
 }
 
+/**
+ * The engine as the sandbox's commands see it: a snapshot-mode failover (cn2) is refused unless it is a dry
+ * run, because the simulated hosts do not boot the replacement instance the runbook launches; the run would
+ * wait ten minutes for its SSH and fail. The plan and preflight (`--dry-run`) work.
+ */
+function withSandboxLimits(engine: Engine, config: CellopsConfig): Engine {
+  return {
+    ...engine,
+    async start(request) {
+      if (request.runbook === 'failover' && request.dryRun !== true) {
+        const params = request.params as { cn?: unknown; mode?: unknown };
+        const cn = typeof params.cn === 'string' ? params.cn : undefined;
+        const node = cn === undefined ? undefined : config.nodes[cn];
+        const mode = typeof params.mode === 'string' ? params.mode : node?.failover?.mode;
+        if (cn !== undefined && mode === 'snapshot') {
+          throw new InputError(
+            `The sandbox simulates ${cn}'s EC2 side (instance, Elastic IP, image, PN snapshot) but does not boot the replacement machine a snapshot failover launches, so it cannot run one end to end. Try /failover ${cn} --dry-run for its plan and preflight, or /failover cn1 for the standby failover.`,
+          );
+        }
+      }
+      return engine.start(request);
+    },
+  };
+}
+
 export async function startSandbox(options: StartSandboxOptions): Promise<Sandbox> {
   const clock = options.clock ?? createSystemClock();
   const logger = options.logger.child({ component: 'sandbox', sandbox: true });
@@ -277,7 +302,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
 
   const commands: CommandHandlers = createCommandHandlers({
     config,
-    engine,
+    engine: withSandboxLimits(engine, config),
     policy,
     monitor,
     chat,

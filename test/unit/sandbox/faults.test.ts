@@ -45,24 +45,35 @@ describe('sandbox faults', () => {
     expect((await sim.rpc.health(endpoint('cn1'), PROBE)).height).toBe(sim.chainHeight());
   });
 
-  it('isolate: cn1 reports 0 CN peers, receives no blocks, and the PNs no longer count it', async () => {
+  it('isolate: cn1 reports 0 CN peers and the other CNs stop counting it, while its height goes on', async () => {
     const { sim, clock } = setup();
     const peersBefore = (await sim.rpc.health(endpoint('cn1'), PROBE)).cnPeers ?? 0;
-    const pnBefore = (await sim.rpc.health(endpoint('pn1'), PROBE)).cnPeers ?? 0;
+    const cn2Before = (await sim.rpc.health(endpoint('cn2'), PROBE)).cnPeers ?? 0;
     expect(peersBefore).toBeGreaterThan(0);
 
     applyFault(sim, 'cn1', 'isolate');
-    const height = sim.chainHeight();
     await clock.advance(10_000);
     const cut = await sim.rpc.health(endpoint('cn1'), PROBE);
     expect(cut.cnPeers).toBe(0);
-    expect(cut.height).toBe(height);
-    expect((await sim.rpc.health(endpoint('pn1'), PROBE)).cnPeers).toBe(pnBefore - 1);
+    expect(cut.height).toBe(sim.chainHeight());
+    expect((await sim.rpc.health(endpoint('cn2'), PROBE)).cnPeers).toBe(cn2Before - 1);
 
     applyFault(sim, 'cn1', 'heal');
-    const back = await sim.rpc.health(endpoint('cn1'), PROBE);
-    expect(back.cnPeers).toBe(peersBefore);
-    expect(back.height).toBe(sim.chainHeight());
+    expect((await sim.rpc.health(endpoint('cn1'), PROBE)).cnPeers).toBe(peersBefore);
+  });
+
+  it('an isolated CN signs no blocks until it is brought back', async () => {
+    const { sim, clock } = setup();
+    const address = sim.host('cn1').loadedAddress() ?? '';
+    applyFault(sim, 'cn1', 'isolate');
+    await clock.advance(5_000);
+    const cut = await sim.rpc.recentBlocks(endpoint('pn1'), 3, PROBE);
+    expect(cut.flatMap((b) => b.committers)).not.toContain(address);
+
+    applyFault(sim, 'cn1', 'heal');
+    await clock.advance(5_000);
+    const back = await sim.rpc.recentBlocks(endpoint('pn1'), 3, PROBE);
+    expect(back.flatMap((b) => b.committers)).toContain(address);
   });
 
   it('a second identical fault changes nothing and says so', () => {

@@ -196,6 +196,35 @@ describe('the sandbox', () => {
     expect(buttons(resolved)).toEqual([]);
   });
 
+  it('alerts on cn1 cut off from its peers and resolves the alert once it is brought back', async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn1', 'isolate', ALICE);
+    const alert = await until('the isolation alert', () =>
+      sb.chat.messages().find((m) => !m.threadTs && m.text.includes('cn1 is isolated')),
+    );
+    await sb.handlers.fault('cn1', 'heal', ALICE);
+    await until('the alert to resolve', () => {
+      const parent = sb.chat.messages().find((m) => m.ts === alert.ts);
+      return parent?.text.startsWith('Resolved') ? parent : undefined;
+    });
+  });
+
+  it("refuses cn2's snapshot failover, which the simulated hosts cannot complete, but runs its dry run", async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+    await sb.handlers.command('/failover cn2', ALICE);
+    const refusal = sb.chat.messages().at(-1);
+    expect(refusal?.onlyFor).toBe(ALICE);
+    expect(refusal?.text).toContain('--dry-run');
+    expect(await sb.engine.list(1)).toEqual([]);
+
+    await sb.handlers.command('/failover cn2 --dry-run', ALICE);
+    const run = await finished(sb, (await latestRun(sb)).id);
+    expect(run.dryRun).toBe(true);
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+  });
+
   it('never shows a nodekey in the console or the log', async () => {
     const sb = await start();
     const key = sb.cell.current().sim.host('cn1s').read(SANDBOX_CN1_BACKUP) ?? '';
