@@ -180,6 +180,11 @@ const copy: StepDefinition<CnParams> = {
       const content = what === 'nodekey' ? key : await ops.readFile(node.host, from);
       if (content === undefined)
         throw new SafetyGateError(`${node.name}:${from} disappeared during the backup.`);
+      // kcnd loads a bls-nodekey trimmed, with an optional 0x; a failover refuses any other backup.
+      if (what === 'bls-nodekey' && !/^(0x)?[0-9a-fA-F]{64}$/.test(content.trim()))
+        throw new SafetyGateError(
+          `${node.name}:${from} is not a bls-nodekey (expected 64 hex characters); not backing it up. Check the node's BLS key before relying on this backup.`,
+        );
       const sum = nodekeyChecksum(content);
       const existing = await ops.sha256(host, to);
       if (existing === sum) {
@@ -201,8 +206,16 @@ const copy: StepDefinition<CnParams> = {
   },
   async verify(ctx) {
     const t = target(ctx);
-    const sum = await opsOf(ctx).sha256(t.backupHost.host, t.backupPath);
-    return sum !== undefined && sum === ctx.fact<string>(BACKUP_FACTS.checksum);
+    const ops = opsOf(ctx);
+    const sum = await ops.sha256(t.backupHost.host, t.backupPath);
+    if (sum === undefined || sum !== ctx.fact<string>(BACKUP_FACTS.checksum)) return false;
+    // The bls-nodekey backup is part of the copy: after a crash between the two writes, a new nodekey
+    // beside a stale (or missing) bls-nodekey would be installed together by a failover.
+    const blsBackup = await ops.sha256(t.backupHost.host, blsBackupPath(t.backupPath));
+    const blsPath = ctx.fact<string | null>(BACKUP_FACTS.blsPath);
+    if (!blsPath) return blsBackup === undefined;
+    const blsSource = await ops.sha256(sourceOf(ctx, t).host, blsPath);
+    return blsSource !== undefined && blsSource === blsBackup;
   },
   async undo(ctx) {
     const t = target(ctx);

@@ -68,3 +68,37 @@ describe('backup-nodekey', () => {
     expect(() => backupNodekeyRunbook.steps({ cn: 'cn9' }, cell.config)).toThrow(/Known CNs: cn1/);
   });
 });
+
+describe('backup-nodekey, bls-nodekey', () => {
+  it('does not take the copy as done after a crash that left a stale bls-nodekey beside the new nodekey', async () => {
+    const cell = createStandbyCell({ backup: null });
+    const result = await runSteps(backupNodekeySteps(), { params, config: cell.config, ports: cell.ports });
+    expect(result.status).toBe('succeeded');
+    const copy = backupNodekeySteps().find((s) => s.id === 'copy-key');
+    const facts = { ...result.facts };
+    const ctx = {
+      params,
+      config: cell.config,
+      ports: cell.ports,
+      runId: 'r2',
+      signal: new AbortController().signal,
+      log: result.log,
+      fact: <T>(key: string) => facts[key] as T | undefined,
+      setFact: () => undefined,
+      output: () => undefined,
+      resumed: true,
+    };
+    expect(await copy?.verify?.(ctx)).toBe(true);
+    cell.sim.host('cn1s').write('/var/cellops/backup/cn1.bls-nodekey', 'ef'.repeat(32), 0o600);
+    expect(await copy?.verify?.(ctx)).toBe(false);
+  });
+
+  it('refuses to back up a bls-nodekey that is not one', async () => {
+    const cell = createStandbyCell({ backup: null });
+    cell.sim.host('cn1').write(`${DATA_DIR}/klay/bls-nodekey`, 'garbage', 0o600);
+    const result = await runSteps(backupNodekeySteps(), { params, config: cell.config, ports: cell.ports });
+    expect(result.failedStep).toBe('copy-key');
+    expect(result.error).toBeInstanceOf(SafetyGateError);
+    expect(cell.sim.host('cn1s').read('/var/cellops/backup/cn1.bls-nodekey')).toBeUndefined();
+  });
+});
