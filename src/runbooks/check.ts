@@ -14,7 +14,14 @@ import {
   resolveCn,
   type CnTarget,
 } from './cell-nodes.js';
-import { createNodeOps, nodeCommands, nodeKeyPaths, onHost, type NodeOps } from './node-ops.js';
+import {
+  blsBackupPath,
+  createNodeOps,
+  nodeCommands,
+  nodeKeyPaths,
+  onHost,
+  type NodeOps,
+} from './node-ops.js';
 import {
   describeNodekeyProblem,
   nodeAddressFromKey,
@@ -83,7 +90,7 @@ const standbyOwnKey: StepDefinition<CnParams> = {
     if (t.failover.mode !== 'standby') return 'Not applicable: no standby in snapshot mode.';
     const s = standbyOf(ctx, t);
     const p = nodeKeyPaths(s.dataDir);
-    return `${onHost(s.host, nodeCommands.read(p.nodekey))} (kept in memory) and the address ${s.name} reports must differ from ${t.cn.name}'s; ${onHost(s.host, nodeCommands.exists(p.legacyNodekey))} must fail (a legacy key would shadow the installed one at failover).`;
+    return `${onHost(s.host, nodeCommands.read(p.nodekey))} (kept in memory) and the address ${s.name} reports must differ from ${t.cn.name}'s; ${onHost(s.host, nodeCommands.exists(p.legacyNodekey))} and ${onHost(s.host, nodeCommands.exists(p.legacyBlsNodekey))} must fail (a legacy file would shadow the installed one at failover).`;
   },
   when: isStandbyMode,
   async run(ctx) {
@@ -99,6 +106,11 @@ const standbyOwnKey: StepDefinition<CnParams> = {
     if (await reaching(() => ops.exists(s.host, p.legacyNodekey)))
       throw new ReadinessCheckError(
         `${s.name} has a legacy nodekey at ${p.legacyNodekey}, which would shadow ${t.cn.name}'s key at failover: move it to ${p.nodekey}.`,
+      );
+    // The failover refuses this one too: kcnd would load it instead of the installed bls-nodekey.
+    if (await reaching(() => ops.exists(s.host, p.legacyBlsNodekey)))
+      throw new ReadinessCheckError(
+        `${s.name} has a legacy bls-nodekey at ${p.legacyBlsNodekey}, which would shadow ${t.cn.name}'s BLS key at failover (its proposals would be rejected): move it to ${p.blsNodekey}.`,
       );
     const expected = await cnAddress(ctx, ops, t);
     if (expected === undefined)
@@ -219,7 +231,7 @@ const backupMatches: StepDefinition<CnParams> = {
   readOnly: true,
   describe(ctx) {
     const t = target(ctx);
-    return `${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} (kept in memory): 64 hex characters, its sha256 equal to the one recorded by /cell backup-nodekey ${t.cn.name}, and its address the one ${t.cn.name} reports when it answers.`;
+    return `${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} and of ${blsBackupPath(t.backupPath)} when present (kept in memory): 64 hex characters each, its sha256 equal to the one recorded by /cell backup-nodekey ${t.cn.name}, and its address the one ${t.cn.name} reports when it answers.`;
   },
   async run(ctx) {
     const t = target(ctx);
@@ -243,6 +255,13 @@ const backupMatches: StepDefinition<CnParams> = {
     if (recorded.checksum !== nodekeyChecksum(content))
       throw new ReadinessCheckError(
         `The backup at ${where} differs from the one recorded by run ${recorded.runId} (address ${recorded.nodeAddress}): find out who changed it.`,
+      );
+    // A failover refuses a malformed bls-nodekey beside the backup: say so now rather than then.
+    const blsPath = blsBackupPath(t.backupPath);
+    const bls = await reaching(() => ops.readFile(t.backupHost.host, blsPath));
+    if (bls !== undefined && !/^(0x)?[0-9a-fA-F]{64}$/.test(bls.trim()))
+      throw new ReadinessCheckError(
+        `The bls-nodekey backup at ${t.backupHost.name}:${blsPath} is malformed (expected 64 hex characters): a failover would refuse it. Run /cell backup-nodekey ${t.cn.name} again.`,
       );
     const address = nodeAddressFromKey(content);
     const role = await ctx.ports.state.role(t.cn.name);

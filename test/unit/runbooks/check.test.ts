@@ -84,3 +84,26 @@ describe('check', () => {
     expect(String(changed.error)).toMatch(/differs from the one recorded/);
   });
 });
+
+describe('check, BLS key files', () => {
+  it('fails when the standby has a legacy bls-nodekey that would shadow the installed one', async () => {
+    const cell = createStandbyCell({ files: { cn1s: { [`${DATA_DIR}/bls-nodekey`]: 'cd'.repeat(32) } } });
+    await withRecordedBackup(cell);
+    const result = await check(cell);
+    expect(result.failedStep).toBe('standby-own-key');
+    expect(result.error).toBeInstanceOf(ReadinessCheckError);
+    expect(String(result.error)).toContain(`legacy bls-nodekey at ${DATA_DIR}/bls-nodekey`);
+  });
+
+  it('fails when the bls-nodekey beside the backup is malformed, as a failover would refuse it', async () => {
+    const cell = createStandbyCell();
+    await withRecordedBackup(cell);
+    cell.sim.host('cn1s').write('/var/cellops/backup/cn1.bls-nodekey', 'not a key', 0o600);
+    const result = await runSteps(
+      checkSteps().filter((s) => s.id === 'backup-matches'),
+      { params, config: cell.config, ports: cell.ports },
+    );
+    expect(result.error).toBeInstanceOf(ReadinessCheckError);
+    expect(String(result.error)).toMatch(/bls-nodekey backup .* is malformed/);
+  });
+});
