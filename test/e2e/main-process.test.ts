@@ -1,0 +1,216 @@
+/**
+ * The bot as operators run it: `src/main.ts` in its own process, configured only through the environment
+ * and cellops.yaml (DESIGN.md §6), talking to a stand-in of Slack's Web API at SLACK_API_URL, a real
+ * throwaway Redis and Prometheus stand-ins on loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { startSlackStandIn, type SlackStandIn } from '../support/slack-stand-in.js';
+import { startStandIns, type StandIns } from '../support/metrics-stand-ins.js';
+import { postSigned, slashCommandBody } from '../support/slack-requests.js';
+import { freePort } from '../support/free-port.js';
+
+const SECRET = 'e2e-signing-secret';
+const TOKEN = 'xoxb-e2e-token-not-real';
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+interface Bot {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function startMain(env: Record<string, string>): Bot {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function waitHttp(url: string, timeoutMs: number): Promise<Response> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fetch(url);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+describe('cellops started as a process', () => {
+  let redis: RedisServer;
+  let slack: SlackStandIn;
+  let nodes: StandIns;
+  let bot: Bot;
+  let port: number;
+  let dir: string;
+  let height = 5_000;
+  const ticker = setInterval(() => (height += 1), 250);
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    slack = await startSlackStandIn();
+    nodes = await startStandIns(() => height);
+    for (const name of ['cn1', 'cn1s', 'pn1']) nodes.add(name);
+    dir = mkdtempSync(join(tmpdir(), 'cellops-main-'));
+    writeFileSync(join(dir, 'id_ed25519'), 'not a key: the e2e test never reaches SSH\n');
+    writeFileSync(join(dir, 'known_hosts'), '');
+    const config = {
+      cell: 'e2e-cell',
+      slack: {
+        channel: 'C0ALERTS',
+        approvers: { users: ['U0AAA', 'U0BBB'] },
+        operators: { users: ['U0CCC'] },
+      },
+      ssh: { user: 'ops', privateKey: join(dir, 'id_ed25519'), knownHosts: join(dir, 'known_hosts') },
+      monitor: { interval: '1s', lagBlocks: 10, for: '2s', stall: '3s', failures: 3, checkInterval: '0s' },
+      nodes: {
+        cn1: {
+          role: 'cn',
+          host: '127.0.0.1',
+          metrics: nodes.node('cn1').url,
+          failover: {
+            mode: 'standby',
+            standby: 'cn1s',
+            ip: { method: 'manual' },
+            nodekeyBackup: { host: 'cn1s', path: '/var/cellops/backup/cn1.nodekey' },
+          },
+        },
+        cn1s: { role: 'standby', host: '127.0.0.2', metrics: nodes.node('cn1s').url },
+        pn1: { role: 'pn', host: '127.0.0.3', metrics: nodes.node('pn1').url, dataDir: '/var/kpnd/data' },
+      },
+    };
+    writeFileSync(join(dir, 'cellops.yaml'), stringify(config));
+    port = await freePort();
+    bot = startMain({
+      CELLOPS_CONFIG: join(dir, 'cellops.yaml'),
+      SLACK_BOT_TOKEN: TOKEN,
+      SLACK_SIGNING_SECRET: SECRET,
+      SLACK_API_URL: slack.apiUrl,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+    });
+    await waitHttp(`http://127.0.0.1:${port}/healthz`, 30_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    clearInterval(ticker);
+    bot?.child.kill('SIGTERM');
+    await bot?.exited;
+    await nodes?.close();
+    await slack?.close();
+    await redis?.stop();
+  });
+
+  it('serves /healthz with Redis and Slack auth checked, and /metrics', async () => {
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(slack.callsOf('auth.test').length).toBeGreaterThan(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/cellops_/);
+  });
+
+  it('answers a signed /cell status and refuses a forged one with 401', async () => {
+    const body = slashCommandBody({
+      command: '/cell',
+      text: 'status',
+      user: 'U0CCC',
+      responseUrl: slack.responseUrl('status'),
+    });
+    const ok = await postSigned(`http://127.0.0.1:${port}/slack/events`, body, { secret: SECRET });
+    expect(ok.status).toBe(200);
+    const reply = await slack.waitFor(
+      'the status reply',
+      () => slack.responses.find((r) => r.id === 'status'),
+      15_000,
+    );
+    expect(JSON.stringify(reply.body)).toContain('cn1');
+
+    const forged = await postSigned(`http://127.0.0.1:${port}/slack/events`, body, {
+      secret: 'wrong-secret',
+    });
+    expect(forged.status).toBe(401);
+    const stale = await postSigned(`http://127.0.0.1:${port}/slack/events`, body, {
+      secret: SECRET,
+      timestamp: Math.floor(Date.now() / 1000) - 600,
+    });
+    expect(stale.status).toBe(401);
+  });
+
+  it('answers an unknown node with the usage, and nothing runs', async () => {
+    const body = slashCommandBody({
+      command: '/failover',
+      text: 'cn9',
+      user: 'U0CCC',
+      responseUrl: slack.responseUrl('cn9'),
+    });
+    expect((await postSigned(`http://127.0.0.1:${port}/slack/events`, body, { secret: SECRET })).status).toBe(
+      200,
+    );
+    const reply = await slack.waitFor(
+      'the refusal',
+      () => slack.responses.find((r) => r.id === 'cn9'),
+      15_000,
+    );
+    expect(reply.body.response_type).toBe('ephemeral');
+    expect(JSON.stringify(reply.body)).toMatch(/cn9/);
+    expect(
+      slack.callsOf('chat.postMessage').filter((c) => JSON.stringify(c.args).includes('failover cn9')),
+    ).toEqual([]);
+  });
+
+  it('opens an alert in the channel when cn1 stalls, with Start failover, Mute and Acknowledge', async () => {
+    await nodes.node('cn1').stall();
+    const alert = await slack.waitFor(
+      'the stall alert',
+      () =>
+        slack
+          .callsOf('chat.postMessage')
+          .find((c) => c.args.channel === 'C0ALERTS' && JSON.stringify(c.args).includes('alert:failover')),
+      30_000,
+    );
+    const text = JSON.stringify(alert.args);
+    expect(text).toContain('cn1');
+    expect(text).toContain('alert:mute');
+    expect(text).toContain('alert:ack');
+    expect(alert.token).toBe(TOKEN);
+    expect(bot.output()).not.toContain(TOKEN);
+  });
+});
+
+describe('cellops with a broken configuration', () => {
+  it('names the file, the key and the problem, and does not start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cellops-badcfg-'));
+    const file = join(dir, 'cellops.yaml');
+    writeFileSync(
+      file,
+      'cell: x\nslack: { channel: C0X, approvers: {} }\nssh: { user: ops, privateKey: /k, knownHosts: /h }\nnodes:\n  cn1: { role: cn, host: 10.0.0.1, failover: { mode: standby, standby: cn9, ip: { method: manual }, nodekeyBackup: { host: cn1, path: /b } } }\n  pn1: { role: pn, host: 10.0.0.2 }\n',
+    );
+    const bot = startMain({
+      CELLOPS_CONFIG: file,
+      SLACK_BOT_TOKEN: TOKEN,
+      SLACK_SIGNING_SECRET: SECRET,
+      PORT: String(await freePort()),
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(await bot.exited).toBe(1);
+    expect(bot.output()).toContain(
+      `${file}: nodes.cn1.failover.standby: "cn9" is not a node (known: cn1, pn1)`,
+    );
+    expect(bot.output()).not.toContain(TOKEN);
+  });
+});
