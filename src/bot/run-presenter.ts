@@ -112,6 +112,8 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
   const refWaitMs = deps.refWaitMs ?? 3_000;
   const queues = new Map<string, RunQueue>();
   const localRefs = new Map<string, MessageRef>();
+  /** Runs whose message this process posted, until the engine's record shows it knows the thread. */
+  const threadUnconfirmed = new Map<string, MessageRef>();
   const view: ApprovalView = {
     approvers: config.slack.approvers,
     fourEyes: config.slack.fourEyes,
@@ -146,12 +148,28 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
     if (existing) return existing;
     const ref = await chat.post({ channel, ...renderRunMessage(run, clock.now()) });
     await saveRef(run.id, RUN_FIELD, ref);
-    if (deps.recordThread) {
-      await deps.recordThread(run.id, ref).catch((error: unknown) => {
-        logger.warn({ err: error, runId: run.id }, 'could not record the run thread');
-      });
-    }
+    threadUnconfirmed.set(run.id, ref);
+    await recordThread(run.id, ref);
     return ref;
+  };
+
+  const recordThread = async (runId: string, ref: MessageRef): Promise<void> => {
+    if (!deps.recordThread) return;
+    await deps.recordThread(runId, ref).catch((error: unknown) => {
+      logger.warn({ err: error, runId }, 'could not record the run thread');
+    });
+  };
+
+  /**
+   * The engine may not be driving the run yet when the run message is posted (run-started comes first),
+   * and then the thread it records can be lost. Later events carry the engine's record: if it still has
+   * no thread, record it again, now that the run is driven here.
+   */
+  const confirmThread = async (run: RunRecord): Promise<void> => {
+    const ref = threadUnconfirmed.get(run.id);
+    if (!ref) return;
+    threadUnconfirmed.delete(run.id);
+    if (run.thread?.ts !== ref.ts) await recordThread(run.id, ref);
   };
 
   const postInThread = async (run: RunRecord, rendered: RenderedMessage): Promise<MessageRef> => {
@@ -299,6 +317,14 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
     }
     queue.drain = undefined;
     queues.delete(runId);
+    if (
+      queue.latest.status === 'succeeded' ||
+      queue.latest.status === 'failed' ||
+      queue.latest.status === 'aborted'
+    ) {
+      threadUnconfirmed.delete(runId);
+      for (const key of localRefs.keys()) if (key.startsWith(`${runId}|`)) localRefs.delete(key);
+    }
   };
 
   return {
@@ -313,6 +339,9 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
       if (event.type === 'step-finished') {
         // Coalesce: a start not yet posted is superseded by the finish, which says everything.
         queue.tasks = queue.tasks.filter((t) => !(t.kind === 'step-started' && t.stepId === event.stepId));
+      }
+      if (event.type !== 'run-started' && threadUnconfirmed.has(run.id)) {
+        queue.tasks.push({ kind: 'thread', run: () => confirmThread(state) });
       }
       queue.tasks.push(...tasksFor(state, event));
       // The run-started post shows the current state already; everything else changes the run message.

@@ -13,6 +13,8 @@ export interface ApiCall {
   readonly method: string;
   readonly args: Record<string, unknown>;
   readonly token: string | undefined;
+  /** What the stand-in answered (`ts` of a post, …), once answered. */
+  result?: Record<string, unknown>;
 }
 
 export interface ResponseUrlPost {
@@ -107,7 +109,12 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
         const method = url.slice('/api/'.length).split('?')[0] ?? '';
         const args = parseForm(body);
         const auth = req.headers.authorization;
-        calls.push({ method, args, token: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined });
+        const call: ApiCall = {
+          method,
+          args,
+          token: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,
+        };
+        calls.push(call);
         const limit = limits.get(method);
         if (limit && limit.times > 0) {
           limit.times--;
@@ -121,7 +128,8 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
           else json(res, failure.status, { ok: false, error: failure.error });
           return;
         }
-        json(res, 200, answer(method, args));
+        call.result = answer(method, args);
+        json(res, 200, call.result);
         return;
       }
       if (req.method === 'POST' && url.startsWith('/response/')) {

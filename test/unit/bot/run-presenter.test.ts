@@ -48,6 +48,7 @@ describe('run presenter', { timeout: 5_000 }, () => {
     const emit = async (event: RunEvent) => presenter.onRunEvent(run, event);
     await emit({ type: 'run-started' });
     await presenter.idle();
+    run.thread = chat.posts()[0]!.ref; // the engine recorded it
     run.steps[0]!.status = 'running';
     await emit({ type: 'step-started', stepId: 'a' });
     await presenter.idle();
@@ -88,6 +89,18 @@ describe('run presenter', { timeout: 5_000 }, () => {
     expect(text(chat.posts().at(-1)!)).toContain('succeeded* in 1m0s');
     const runUpdates = chat.updates().filter((u) => u.ref.ts === parent.ref.ts);
     expect(text(runUpdates.at(-1)!)).toContain('succeeded');
+  });
+
+  it('records the thread again when the engine record still lacks it after the run started', async () => {
+    const { presenter, threads } = setup();
+    const run = twoStepRun();
+    await presenter.onRunEvent(run, { type: 'run-started' });
+    await presenter.idle();
+    await presenter.onRunEvent(run, { type: 'step-started', stepId: 'a' });
+    await presenter.onRunEvent(run, { type: 'step-finished', stepId: 'a', status: 'succeeded' });
+    await presenter.idle();
+    expect(threads).toHaveLength(2);
+    expect(threads[1]).toEqual(threads[0]);
   });
 
   it('returns to the engine at once while Slack is slow', async () => {

@@ -1,0 +1,338 @@
+/**
+ * The bot end to end: Slack-signed requests into the real HTTP receiver, a real Redis, the real engine
+ * with a test runbook, and a local stand-in of Slack's Web API that records what the bot sent.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RUN_ACTIONS } from '../../src/bot/action-ids.js';
+import { createRedisKeys } from '../../src/infra/redis-keys.js';
+import { CELL_LOCK } from '../../src/runbooks/failover-params.js';
+import { RecordingLogger } from '../fakes/recording-logger.js';
+import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../support/bot-fixtures.js';
+import { SIGNING_SECRET, startTestBot, type TestBot } from '../support/bot-harness.js';
+import { uniquePrefix } from '../support/redis-client.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { ONCALL } from '../support/redis-engine.js';
+import { blockActionsBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
+import { startSlackStandIn, type ApiCall, type SlackStandIn } from '../support/slack-stand-in.js';
+
+let redisServer: RedisServer;
+
+beforeAll(async () => {
+  redisServer = await startRedis();
+});
+
+afterAll(async () => {
+  await redisServer.stop();
+});
+
+interface Env {
+  readonly slack: SlackStandIn;
+  readonly bots: TestBot[];
+  readonly prefix: string;
+  readonly logger: RecordingLogger;
+}
+
+const envs: Env[] = [];
+
+afterEach(async () => {
+  for (const env of envs.splice(0)) {
+    await Promise.all(env.bots.map((bot) => bot.close()));
+    await env.slack.close();
+  }
+});
+
+async function setup(bots = 1, overrides: Parameters<typeof testConfig>[0] = {}): Promise<Env> {
+  const slack = await startSlackStandIn();
+  slack.usergroups.set('S0ONCALL', ONCALL);
+  const prefix = uniquePrefix('e2e-bot');
+  const config = testConfig({ prefix, ...overrides });
+  const logger = new RecordingLogger();
+  const started: TestBot[] = [];
+  for (let i = 0; i < bots; i++) {
+    started.push(
+      await startTestBot({ redisUrl: redisServer.url, config, slack, ownerId: `bot-${i}-${prefix}`, logger }),
+    );
+  }
+  const env = { slack, bots: started, prefix, logger };
+  envs.push(env);
+  return env;
+}
+
+let answerSeq = 0;
+
+/** Sends a slash command; returns the HTTP status and the response_url id its answer will carry. */
+async function sendCommand(env: Env, bot: TestBot, command: string, text: string, user: string) {
+  const id = `cmd-${++answerSeq}`;
+  const body = slashCommandBody({ command, text, user, responseUrl: env.slack.responseUrl(id) });
+  const response = await postSigned(bot.url, body, { secret: SIGNING_SECRET });
+  return { ...response, id };
+}
+
+/** A slash command and the answer posted to its response_url. */
+async function command(env: Env, bot: TestBot, command: string, text: string, user: string) {
+  const sent = await sendCommand(env, bot, command, text, user);
+  expect(sent.status).toBe(200);
+  const answer = await env.slack.waitFor(`the answer to ${command} ${text.slice(0, 30)}`, () =>
+    env.slack.responses.find((r) => r.id === sent.id),
+  );
+  return answer.body;
+}
+
+async function click(env: Env, bot: TestBot, actionId: string, value: string, user: string) {
+  const id = `click-${++answerSeq}`;
+  const body = blockActionsBody({ actionId, value, user, responseUrl: env.slack.responseUrl(id) });
+  const response = await postSigned(bot.url, body, { secret: SIGNING_SECRET });
+  return { ...response, id };
+}
+
+function blocksText(call: ApiCall): string {
+  return JSON.stringify(call.args.blocks ?? []);
+}
+
+interface ApprovalRequest {
+  readonly ts: string;
+  readonly value: string;
+}
+
+/** Waits for the approval request of `stepId` and returns its ts and button value. */
+async function approvalRequest(env: Env, stepId: string): Promise<ApprovalRequest> {
+  const call = await env.slack.waitFor(`the approval request of ${stepId}`, () =>
+    env.slack
+      .callsOf('chat.postMessage')
+      .find(
+        (c) =>
+          blocksText(c).includes(RUN_ACTIONS.approve) && blocksText(c).includes(`"stepId\\":\\"${stepId}`),
+      ),
+  );
+  const blocks = call.args.blocks as { type: string; elements?: { action_id: string; value: string }[] }[];
+  const approve = blocks
+    .find((b) => b.type === 'actions')
+    ?.elements?.find((e) => e.action_id === RUN_ACTIONS.approve);
+  if (!approve) throw new Error('no Approve button');
+  return { ts: String(call.result?.ts), value: approve.value };
+}
+
+/** The ts Slack gave a post. */
+function tsOf(call: ApiCall): string {
+  return String(call.result?.ts);
+}
+
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+function updatesOf(env: Env, ts: string): ApiCall[] {
+  return env.slack.callsOf('chat.update').filter((c) => c.args.ts === ts);
+}
+
+async function waitForResult(env: Env, text: RegExp): Promise<ApiCall> {
+  return env.slack.waitFor(`a post matching ${String(text)}`, () =>
+    env.slack.callsOf('chat.postMessage').find((c) => text.test(String(c.args.text))),
+  );
+}
+
+describe('Slack bot end to end', () => {
+  it('runs a failover with two approvals, showing who approved each step and when', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const started = await command(env, bot, '/failover', 'cn1', OPERATOR);
+    expect(started).toMatchObject({ response_type: 'ephemeral' });
+    expect(String(started.text)).toContain('Started *failover cn1*');
+
+    const runMessage = await env.slack.waitFor('the run message', () =>
+      env.slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === undefined),
+    );
+    expect(runMessage.args.channel).toBe('C0ALERTS');
+    expect(blocksText(runMessage)).toContain('failover cn1');
+
+    const fence = await approvalRequest(env, 'fence');
+    expect(
+      blocksText(env.slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts !== undefined)!),
+    ).toContain('Plan');
+    const first = await click(env, bot, RUN_ACTIONS.approve, fence.value, APPROVER_A);
+    expect(first.status).toBe(200);
+    const swap = await approvalRequest(env, 'swap');
+    await click(env, bot, RUN_ACTIONS.approve, swap.value, APPROVER_B);
+    await waitForResult(env, /failover cn1 succeeded/);
+    await bot.presenter.idle();
+
+    const fenceUpdates = updatesOf(env, fence.ts);
+    expect(fenceUpdates).toHaveLength(1);
+    expect(blocksText(fenceUpdates[0]!)).toMatch(
+      new RegExp(`Approved by <@${APPROVER_A}> at \\d\\d:\\d\\d:\\d\\d UTC`),
+    );
+    expect(blocksText(fenceUpdates[0]!)).not.toContain(RUN_ACTIONS.approve);
+    expect(blocksText(updatesOf(env, swap.ts)[0]!)).toContain(`Approved by <@${APPROVER_B}>`);
+    // Every post of the run went into the run message's thread.
+    const runTs = tsOf(runMessage);
+    const threaded = env.slack.callsOf('chat.postMessage').filter((c) => c !== runMessage);
+    expect(threaded.every((c) => c.args.thread_ts === runTs)).toBe(true);
+    expect(blocksText(updatesOf(env, runTs).at(-1)!)).toContain('succeeded');
+    const [run] = await bot.engine.list(1);
+    expect(run?.status).toBe('succeeded');
+  });
+
+  it('refuses an approval by the person who started the run (four eyes), ephemerally, changing nothing', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    await command(env, bot, '/failover', 'cn1', APPROVER_A);
+    const fence = await approvalRequest(env, 'fence');
+    const own = await click(env, bot, RUN_ACTIONS.approve, fence.value, APPROVER_A);
+    const answer = await env.slack.waitFor('the refusal', () =>
+      env.slack.responses.find((r) => r.id === own.id),
+    );
+    expect(answer.body).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+    expect(String(answer.body.text)).toContain('Not allowed');
+    const stranger = await click(env, bot, RUN_ACTIONS.approve, fence.value, STRANGER);
+    const refused = await env.slack.waitFor('the refusal', () =>
+      env.slack.responses.find((r) => r.id === stranger.id),
+    );
+    expect(String(refused.body.text)).toContain('Not allowed');
+    await bot.presenter.idle();
+    expect(updatesOf(env, fence.ts)).toHaveLength(0);
+    const [run] = await bot.engine.list(1);
+    expect(run?.status).toBe('waiting-approval');
+    expect(run?.steps.find((s) => s.id === 'fence')?.approvals).toEqual([]);
+  });
+
+  it('answers a second failover with who holds the lock, for which node, since when, with a link', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    await command(env, bot, '/failover', 'cn1', OPERATOR);
+    await approvalRequest(env, 'fence');
+    const keys = createRedisKeys(env.prefix);
+    await eventually('the lock holder knows its thread', async () => {
+      return ((await bot.redis.get(keys.lockHolder(CELL_LOCK))) ?? '').includes('"thread"');
+    });
+    const busy = await command(env, bot, '/failover', 'cn1 --force', APPROVER_B);
+    const text = JSON.stringify(busy.blocks);
+    expect(busy.response_type).toBe('ephemeral');
+    expect(text).toContain('*failover* on *cn1*');
+    expect(text).toContain(`started by <@${OPERATOR}> at`);
+    expect(text).toMatch(/<https:\/\/stand-in\.slack\.com\/archives\/C0ALERTS\/p\d+\|Follow its thread>/);
+    expect(await bot.engine.list(10)).toHaveLength(1);
+  });
+
+  it('runs a dry run: the plan and the read-only preflight, no approval asked, nothing changed', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const answer = await command(env, bot, '/failover', 'cn1 --dry-run', OPERATOR);
+    expect(String(answer.text)).toContain('Dry run of *failover cn1*');
+    await waitForResult(env, /Dry run of failover cn1/);
+    await bot.presenter.idle();
+    const posts = env.slack.callsOf('chat.postMessage').map(blocksText).join('\n');
+    expect(posts).toContain('Dry run — plan');
+    expect(posts).not.toContain(RUN_ACTIONS.approve);
+    const [run] = await bot.engine.list(1);
+    expect(run?.dryRun).toBe(true);
+    expect(run?.steps.find((s) => s.id === 'preflight')?.status).toBe('succeeded');
+    expect(run?.steps.find((s) => s.id === 'fence')?.status).not.toBe('succeeded');
+  });
+
+  it('answers forged and stale requests with 401 and runs nothing', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const body = slashCommandBody({
+      command: '/failover',
+      text: 'cn1',
+      user: OPERATOR,
+      responseUrl: env.slack.responseUrl('forged'),
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const forged = await postSigned(bot.url, body, { secret: 'not-the-secret' });
+    const garbage = await postSigned(bot.url, body, { secret: SIGNING_SECRET, signature: 'v0=deadbeef' });
+    const stale = await postSigned(bot.url, body, { secret: SIGNING_SECRET, timestamp: now - 6 * 60 });
+    const tampered = await postSigned(bot.url, body.replace('text=cn1', 'text=cn3'), {
+      secret: SIGNING_SECRET,
+      signature: (await import('../support/slack-requests.js')).slackSignature(SIGNING_SECRET, now, body),
+      timestamp: now,
+    });
+    expect([forged.status, garbage.status, stale.status, tampered.status]).toEqual([401, 401, 401, 401]);
+    const click = blockActionsBody({
+      actionId: RUN_ACTIONS.approve,
+      value: '{"runId":"r1","stepId":"fence","round":1}',
+      user: APPROVER_A,
+      responseUrl: env.slack.responseUrl('forged-click'),
+    });
+    expect((await postSigned(bot.url, click, { secret: 'nope' })).status).toBe(401);
+    // A good request afterwards is answered, so the forged ones had their chance to show up first.
+    await command(env, bot, '/cell', 'help', OPERATOR);
+    expect(env.slack.responses.filter((r) => r.id.startsWith('forged'))).toEqual([]);
+    expect(await bot.engine.list(10)).toEqual([]);
+  });
+
+  const badInputs: [string, string][] = [
+    ['/failover', 'cn9'],
+    ['/failover', 'cn1s'],
+    ['/failover', 'cn1 --yolo'],
+    ['/failover', ''],
+    ['/failover', 'cn1 cn1s'],
+    ['/failover', 'cn1 '.repeat(1_000)],
+    ['/failover', 'cn１'],
+    ['/failover', 'cn1; rm -rf /'],
+    ['/failover', 'cn1 --mode hot'],
+    ['/cell', 'reboot'],
+    ['/cell', 'mute cn1'],
+    ['/cell', 'abort'],
+    ['/cell', 'image cn1 now'],
+    ['/cell', 'check $(id)'],
+    ['/cell', 'drill failover cn1'],
+  ];
+
+  it('answers every bad input with an ephemeral error and the usage, and runs nothing', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    for (const [name, text] of badInputs) {
+      const answer = await command(env, bot, name, text, OPERATOR);
+      expect(answer.response_type, `${name} ${text.slice(0, 30)}`).toBe('ephemeral');
+      expect(JSON.stringify(answer.blocks), `${name} ${text.slice(0, 30)}`).toContain('Usage:');
+    }
+    expect(await bot.engine.list(10)).toEqual([]);
+    expect(env.slack.callsOf('chat.postMessage')).toEqual([]);
+  });
+
+  it('advances the run whichever of two bot instances receives each click', async () => {
+    const env = await setup(2);
+    const [a, b] = env.bots as [TestBot, TestBot];
+    await command(env, a, '/failover', 'cn1', OPERATOR);
+    const fence = await approvalRequest(env, 'fence');
+    await click(env, b, RUN_ACTIONS.approve, fence.value, APPROVER_A);
+    const swap = await approvalRequest(env, 'swap');
+    await click(env, a, RUN_ACTIONS.approve, swap.value, APPROVER_B);
+    await waitForResult(env, /failover cn1 succeeded/);
+    await Promise.all([a.presenter.idle(), b.presenter.idle()]);
+    expect(updatesOf(env, fence.ts)).toHaveLength(1);
+    expect(blocksText(updatesOf(env, fence.ts)[0]!)).toContain(`Approved by <@${APPROVER_A}>`);
+    expect(updatesOf(env, swap.ts)).toHaveLength(1);
+  });
+
+  it('records one decision and makes one chat.update for 50 concurrent clicks on two instances', async () => {
+    const env = await setup(2);
+    const [a, b] = env.bots as [TestBot, TestBot];
+    await command(env, a, '/failover', 'cn1', OPERATOR);
+    const fence = await approvalRequest(env, 'fence');
+    const clicks = await Promise.all(
+      ONCALL.map((user, i) => click(env, i % 2 === 0 ? a : b, RUN_ACTIONS.approve, fence.value, user)),
+    );
+    expect(clicks.every((c) => c.status === 200)).toBe(true);
+    await approvalRequest(env, 'swap');
+    // The 49 losers are told; the winner is not (the message itself shows the decision).
+    const answers = await env.slack.waitFor('49 answers to the losing clicks', () => {
+      const ids = new Set(clicks.map((c) => c.id));
+      const got = env.slack.responses.filter((r) => ids.has(r.id));
+      return got.length >= 49 ? got : undefined;
+    });
+    await Promise.all([a.presenter.idle(), b.presenter.idle()]);
+    expect(answers).toHaveLength(49);
+    expect(answers.every((r) => /Already decided|Nothing to decide/.test(String(r.body.text)))).toBe(true);
+    const edits = updatesOf(env, fence.ts);
+    expect(edits).toHaveLength(1);
+    expect(blocksText(edits[0]!)).toMatch(/Approved by <@U0ONCALL\d+>/);
+    const run = await a.engine.get((await a.engine.list(1))[0]!.id);
+    expect(run?.steps.find((s) => s.id === 'fence')?.approvals).toHaveLength(1);
+  });
+});
