@@ -606,7 +606,9 @@ const stopStandby: StepDefinition<FailoverParams> = {
       );
     await ops.service(t.standby.host, t.standby.service, 'stop');
     if ((await daemonState(ops, t.standby)) === 'untracked')
-      throw new SafetyGateError(`${untrackedMessage(t.standby, 'after stop')}, then resume or start again.`);
+      throw new SafetyGateError(
+        `${untrackedMessage(t.standby, 'after stop')}, then start the failover again.`,
+      );
     ctx.output(`stopped ${t.standby.service} on ${t.standby.name} at height ${standby.health.height}`);
   },
   async verify(ctx) {
