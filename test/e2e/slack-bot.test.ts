@@ -335,4 +335,58 @@ describe('Slack bot end to end', () => {
     const run = await a.engine.get((await a.engine.list(1))[0]!.id);
     expect(run?.steps.find((s) => s.id === 'fence')?.approvals).toHaveLength(1);
   });
+
+  it('serves /healthz (Redis and Slack auth) and /metrics next to /slack/events', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const base = bot.url.replace('/slack/events', '');
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, redis: 'ok', slack: 'ok' });
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+  });
+
+  it('starts when Slack is unreachable at start, reports it on /healthz, and recovers', async () => {
+    const env = await setup(0);
+    env.slack.fail('auth.test', 200, 1, 'invalid_auth');
+    const bot = await startTestBot({
+      redisUrl: redisServer.url,
+      config: testConfig({ prefix: env.prefix }),
+      slack: env.slack,
+      ownerId: 'bot-unauth',
+      logger: env.logger,
+    });
+    env.bots.push(bot);
+    expect(env.logger.lines.some((l) => l.level === 'error' && l.msg.includes('auth.test failed'))).toBe(
+      true,
+    );
+    const base = bot.url.replace('/slack/events', '');
+    // The one failure is used up by the start; /healthz retries auth.test and now succeeds.
+    const health = await fetch(`${base}/healthz`);
+    expect(await health.json()).toMatchObject({ ok: true, slack: 'ok' });
+    const answer = await command(env, bot, '/cell', 'help', OPERATOR);
+    expect(JSON.stringify(answer.blocks)).toContain('/failover');
+  });
+
+  it('handles a redelivered click once', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    await command(env, bot, '/failover', 'cn1', OPERATOR);
+    const fence = await approvalRequest(env, 'fence');
+    const body = blockActionsBody({
+      actionId: RUN_ACTIONS.approve,
+      value: fence.value,
+      user: STRANGER,
+      responseUrl: env.slack.responseUrl('redelivered'),
+      actionTs: '1700000000.424242',
+    });
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    await command(env, bot, '/cell', 'help', OPERATOR);
+    await env.slack.waitFor('the answer to the first delivery', () =>
+      env.slack.responses.find((r) => r.id === 'redelivered'),
+    );
+    await command(env, bot, '/cell', 'runs', OPERATOR);
+    expect(env.slack.responses.filter((r) => r.id === 'redelivered')).toHaveLength(1);
+  });
 });
