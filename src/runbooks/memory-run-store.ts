@@ -3,7 +3,6 @@
  * Redis would, leases lapse by the Clock, notifications arrive asynchronously). For the sandbox when no
  * Redis exists and for unit tests driven by a manual clock. It serves one process only.
  */
-/* eslint-disable @typescript-eslint/require-await -- async methods keep the RunStore interface, and turn every throw into a rejection as the Redis store's do */
 import type { Clock } from '../ports/clock.js';
 import type { ApprovalRecord, RunRecord } from './types.js';
 import {

@@ -36,7 +36,11 @@ export class FakeChat implements Chat {
     this.calls.push({ kind: 'update', ref, message });
   }
 
-  async postEphemeral(channel: string, user: string, message: Omit<OutgoingMessage, 'channel'>): Promise<void> {
+  async postEphemeral(
+    channel: string,
+    user: string,
+    message: Omit<OutgoingMessage, 'channel'>,
+  ): Promise<void> {
     this.calls.push({ kind: 'ephemeral', channel, user, message });
   }
 
