@@ -295,14 +295,19 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   }
 
   /** Deletes the record (compare-and-set) and, if this replica did, tells the thread and edits the parent. */
-  async function resolveIncident(subject: string, mute: MuteRecord | undefined, now: number): Promise<void> {
+  async function resolveIncident(
+    subject: string,
+    mute: MuteRecord | undefined,
+    now: number,
+    reason?: string,
+  ): Promise<void> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const record = await store.get(subject);
       if (!record) return;
       if (!(await store.remove(subject, record.version))) continue;
       if (!record.message) return;
       const lasted = now - record.openedAt;
-      const notes = [...Object.values(record.pending), recoveredNote(lasted)];
+      const notes = [...Object.values(record.pending), reason ?? recoveredNote(lasted)];
       logger.info({ node: record.node, kind: record.kind, lastedMs: lasted }, 'incident resolved');
       try {
         await chat.post({ channel, threadTs: record.message.ts, ...renderThreadUpdate(notes) });
@@ -553,6 +558,8 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       }
     });
 
+    await closeUnwatched(new Set(names), now);
+
     const liveMutes = new Map<string, MuteRecord>();
     const expiredMutes = new Set<string>();
     for (const subject of subjects) {
@@ -585,6 +592,27 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       logger.warn({ error: describeError(error) }, 'could not save the monitor view');
     }
     runChecks(now);
+  }
+
+  /**
+   * A node that is no longer probed under its own name (a standby now serving its CN's role, a fenced old
+   * active) cannot recover in our eyes, so its open alert would stay open for ever: close it and say why.
+   */
+  async function closeUnwatched(watched: ReadonlySet<string>, now: number): Promise<void> {
+    const unwatched = Object.keys(config.nodes).filter((name) => !watched.has(name));
+    if (unwatched.length === 0) return;
+    const open = await store.getMany(unwatched);
+    for (const [node, record] of open) {
+      const role = subjects.find((s) => s.servedBy === node)?.name;
+      const why = role
+        ? `${node} now serves ${role} and is watched as ${role}; this alert about it as ${record.kind === 'standby-lagging' ? 'a standby' : 'itself'} is closed.`
+        : `${node} is no longer watched (its role moved in a failover); this alert is closed.`;
+      try {
+        await resolveIncident(node, undefined, now, why);
+      } catch (error) {
+        logger.error({ node, error: describeError(error) }, 'could not close the alert of an unwatched node');
+      }
+    }
   }
 
   function buildView(mutes: ReadonlyMap<string, MuteRecord>, now: number): CellView {

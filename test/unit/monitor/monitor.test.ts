@@ -385,6 +385,22 @@ describe('monitor', () => {
     expect(cell.thread(alert).at(-1)).toMatch(/Recovered after/);
   });
 
+  it('closes the alert of a standby that now serves its CN, saying why, instead of leaving it open for ever', async () => {
+    const cell = new Cell();
+    await cell.run(6);
+    const height = cell.rpc.heightOf('pn1');
+    cell.rpc.fail('cn1s'); // stopped for the key swap
+    await cell.run(12);
+    const alert = only(cell.alerts());
+    expect(alert.message.text).toContain('cn1s');
+    await cell.state.setRole({ role: 'cn1', servedBy: 'cn1s', since: cell.clock.now(), runId: 'run-1' });
+    cell.rpc.ok('cn1s', height);
+    await cell.run(6);
+    expect(cell.thread(alert).at(-1)).toContain('cn1s now serves cn1 and is watched as cn1');
+    await cell.run(6);
+    expect(cell.thread(alert).filter((line) => line.includes('now serves'))).toHaveLength(1);
+  });
+
   it('runs the readiness check on schedule, and a check that fails to start is an alert until one passes', async () => {
     const cell = new Cell(monitorConfig({ monitor: { checkInterval: '1m' } }));
     cell.checkResult = async () => {
