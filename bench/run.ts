@@ -9,6 +9,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
   engine: () => import('./engine.bench.js'),
   detection: () => import('./detection.bench.js'),
   scale: () => import('./monitor-scale.bench.js'),
+  ack: () => import('./ack.bench.js'),
+  failover: () => import('./failover.bench.js'),
 };
 
 async function main(): Promise<void> {

@@ -331,9 +331,11 @@ export function createEngine(deps: EngineDeps): Engine {
         if (lease) await lock.release(lease).catch(() => undefined);
         throw error;
       }
+      await ensureSubscribed();
+      // Emitting only queues the event, and launch registers the drive in the same tick, so an observer
+      // that records the run's thread (Engine.setThread) always finds the drive here.
       emit(run, { type: 'run-started' });
       const copy = structuredClone(run);
-      await ensureSubscribed();
       launch(run, params, steps, lease);
       return copy;
     },

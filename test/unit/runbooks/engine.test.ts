@@ -181,6 +181,24 @@ describe('engine: a run from start to end', () => {
     expect(audit.at(-1)).toMatchObject({ who: 'engine:bot-1', what: 'run-finished', detail: 'succeeded' });
   });
 
+  it('keeps the thread an observer records as soon as the run starts, in the run and the lock holder', async () => {
+    const late: { engine?: Engine } = {};
+    const thread = { channel: 'C0ALERTS', ts: '1700000000.000001' };
+    const s = setup([{ id: 'a' }, { id: 'fence', destructive: true }], {
+      observer: {
+        // Slack answers a post at once: the presenter records the thread while the engine is starting.
+        onRunEvent: async (run, event) => {
+          if (event.type === 'run-started') await late.engine?.setThread(run.id, thread);
+        },
+      },
+    });
+    late.engine = s.engine;
+    const started = await start(s);
+    const waiting = await untilStatus(s, started.id, 'waiting-approval');
+    expect(waiting.thread).toEqual(thread);
+    expect((await s.lock.holder('failover'))?.thread).toEqual(thread);
+  });
+
   it('refuses bad parameters, unknown runbooks and users who may not start, and nothing runs', async () => {
     const s = setup([{ id: 'a' }]);
     const bad = await rejection(
