@@ -43,6 +43,14 @@ describe('configuration', () => {
     expect(config.redisPrefix).toBe('cellops:my-core-cell:');
   });
 
+  it('accepts the configuration exactly as DESIGN.md §6 shows it (users copy it)', () => {
+    const text = readFileSync(new URL('../../fixtures/design-example.yaml', import.meta.url), 'utf8');
+    const config = parseConfigText(text, 'design-example.yaml');
+    expect(Object.keys(config.nodes)).toEqual(['cn1', 'cn1s', 'cn2', 'pn1']);
+    expect(config.ssh.serviceCommand).toBe('sudo systemctl {action} {service}');
+    expect(config.nodes.cn2?.failover?.mode).toBe('snapshot');
+  });
+
   it('fills defaults the example spells out when they are left out', () => {
     const config = parseConfigText(
       withChange((doc) => {
