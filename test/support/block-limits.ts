@@ -17,7 +17,8 @@ export function blockLimitProblems(message: { text: string; blocks: readonly Jso
   if (message.blocks.length > 50) problems.push(`${message.blocks.length} blocks`);
   message.blocks.forEach((block, i) => {
     const at = `block ${i} (${String(block.type)})`;
-    if (typeof block.block_id === 'string' && block.block_id.length > 255) problems.push(`${at}: block_id too long`);
+    if (typeof block.block_id === 'string' && block.block_id.length > 255)
+      problems.push(`${at}: block_id too long`);
     switch (block.type) {
       case 'section': {
         const text = textOf(block.text);
@@ -53,7 +54,8 @@ export function blockLimitProblems(message: { text: string; blocks: readonly Jso
           ids.add(id);
           if (id.length > 255) problems.push(`${at}: action_id too long`);
           if (textOf(e.text).length > 75) problems.push(`${at}: button text too long`);
-          if (typeof e.value === 'string' && e.value.length > 2_000) problems.push(`${at}: button value too long`);
+          if (typeof e.value === 'string' && e.value.length > 2_000)
+            problems.push(`${at}: button value too long`);
           const confirm = e.confirm as Json | undefined;
           if (confirm) {
             if (textOf(confirm.title).length > 100) problems.push(`${at}: confirm title too long`);
