@@ -2,8 +2,8 @@
  * A small simulated cell for the snapshot-mode failover tests: hosts with a flat file system, one daemon
  * each, mounts of restored volumes, and a NodeRpc that reports what the daemon really loaded (the nodekey
  * at start, legacy location first, a fresh key when none). The Shell interprets the command forms of
- * src/runbooks/node-ops.ts and the `cellops-*` scripts of src/runbooks/snapshot-ops.ts, and rejects
- * anything else. A host that appears at a new address (the replacement) is booted from `replacement`
+ * src/runbooks/node-ops.ts and the `cellops-*` scripts of src/runbooks/snapshot-ops.ts (acted out by
+ * src/sandbox/sim-disks.ts, which the sandbox's hosts use too), and rejects anything else. A host that appears at a new address (the replacement) is booted from `replacement`
  * when `instanceAt` says an instance runs there.
  *
  * Every command goes into `events` as `ssh <host>: <words>` so tests can assert the order of SSH
@@ -15,6 +15,7 @@ import type { ShellCommand } from '../../src/ports/shell-command.js';
 import type { BlockConsensusInfo, NodeEndpoint, NodeHealth, NodeRpc } from '../../src/ports/node-rpc.js';
 import { nodeAddressFromKey, nodekeyChecksum, nodekeyProblem } from '../../src/runbooks/nodekey.js';
 import { parsePrivilegedScript, shellWords } from '../../src/runbooks/snapshot-ops.js';
+import { actOutDiskOperation, moveTree, pathExists, type SimFiles } from '../../src/sandbox/sim-disks.js';
 
 export interface CellHostSeed {
   readonly name: string;
@@ -141,85 +142,40 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
     return makeHost({ ...options.replacement, name: 'replacement', address }, instanceId);
   };
 
-  const exists = (host: CellHost, path: string): boolean =>
-    host.files.has(path) || [...host.files.keys()].some((p) => p.startsWith(`${path}/`));
-
-  const under = (host: CellHost, dir: string): string[] =>
-    [...host.files.keys()].filter((p) => p.startsWith(`${dir}/`));
-
-  const children = (host: CellHost, dir: string): string[] => [
-    ...new Set(under(host, dir).map((p) => p.slice(dir.length + 1).split('/')[0] ?? '')),
-  ];
-
-  const move = (host: CellHost, from: string, to: string): void => {
-    if (host.files.has(from)) {
-      host.files.set(to, host.files.get(from)!);
-      host.files.delete(from);
-      return;
-    }
-    for (const path of under(host, from)) {
-      host.files.set(to + path.slice(from.length), host.files.get(path)!);
+  /** The host's files as the shared disk operations of src/sandbox/sim-disks.ts see them. */
+  const fileSystem = (host: CellHost): SimFiles => ({
+    paths: () => [...host.files.keys()],
+    get: (path) => host.files.get(path),
+    set: (path, content) => host.files.set(path, content),
+    delete: (path) => {
       host.files.delete(path);
-    }
-  };
+      host.modes.delete(path);
+    },
+    rename: (from, to) => {
+      const content = host.files.get(from);
+      if (content === undefined) return;
+      const mode = host.modes.get(from);
+      host.files.delete(from);
+      host.modes.delete(from);
+      host.files.set(to, content);
+      if (mode !== undefined) host.modes.set(to, mode);
+    },
+  });
 
   const script = (host: CellHost, name: string, args: readonly string[]): ExecResult => {
-    switch (name) {
-      case 'mount-data': {
-        const [volumeId = '', , mp = ''] = args;
-        const content = host.instanceId ? options.attachedVolume(host.instanceId, volumeId) : undefined;
-        if (!content) return fail(3, `no block device for ${volumeId} yet`);
-        const current = host.mounts.get(mp);
-        if (current !== undefined)
-          return current === volumeId
-            ? ok(`mounted ${volumeId} at ${mp}\n`)
-            : fail(4, `${mp} already mounted`);
-        // The mount hides what the root file system had there.
-        for (const path of under(host, mp)) host.files.delete(path);
-        for (const [rel, text] of Object.entries(content)) host.files.set(`${mp}/${rel}`, text);
-        host.mounts.set(mp, volumeId);
-        host.files.set(
-          '/etc/fstab',
-          `${host.files.get('/etc/fstab') ?? ''}UUID=${volumeId} ${mp} ext4 defaults,nofail 0 2\n`,
-        );
-        return ok(`mounted ${volumeId} at ${mp}\n`);
-      }
-      case 'keep-chaindata': {
-        const [mp = ''] = args;
-        if (!host.mounts.has(mp)) return fail(2, `${mp} is not a mount point`);
-        const dirs = new Set(
-          under(host, mp)
-            .map((p) => /^(.*\/klay\/chaindata)\//.exec(p)?.[1])
-            .filter((d): d is string => d !== undefined),
-        );
-        if (dirs.size === 0) return fail(5, 'no klay/chaindata directory');
-        if (dirs.size > 1) return fail(6, `several klay/chaindata directories: ${[...dirs].join(' ')}`);
-        const found = [...dirs][0]!;
-        const removed = children(host, mp).filter((n) => n !== 'lost+found');
-        const kept = new Map(under(host, found).map((p) => [p.slice(found.length), host.files.get(p)!]));
-        for (const path of under(host, mp))
-          if (!path.startsWith(`${mp}/lost+found/`)) host.files.delete(path);
-        for (const [rest, text] of kept) host.files.set(`${mp}/klay/chaindata${rest}`, text);
-        return ok(`chaindata found at ${found}\nremoved: ${removed.join(' ')}\nkept: ${mp}/klay/chaindata\n`);
-      }
-      case 'data-layout': {
-        const [mp = ''] = args;
-        if (!host.mounts.has(mp)) return fail(3);
-        if (!exists(host, `${mp}/klay/chaindata`)) return fail(4);
-        return ok(`top: ${children(host, mp).join(' ')}\nklay: ${children(host, `${mp}/klay`).join(' ')}\n`);
-      }
-      case 'set-datadir': {
-        const [conf = '', dir = ''] = args;
-        const text = host.files.get(conf);
-        if (text === undefined) return fail(3, `${conf} does not exist`);
-        if (!host.files.has(`${conf}.cellops-orig`)) host.files.set(`${conf}.cellops-orig`, text);
-        const lines = text.split('\n').filter((l) => !/^\s*DATA_DIR=/.test(l));
-        host.files.set(conf, [`DATA_DIR=${dir}`, ...lines].join('\n'));
-        return ok();
-      }
-      default:
-        return fail(127, `unknown script ${name}`);
-    }
+    const outcome = actOutDiskOperation(
+      {
+        files: fileSystem(host),
+        mounts: host.mounts,
+        attachedVolume: (volumeId) =>
+          host.instanceId === undefined ? undefined : options.attachedVolume(host.instanceId, volumeId),
+      },
+      name,
+      args,
+    );
+    return outcome.exitCode === 0
+      ? ok(outcome.stdout)
+      : { ...fail(outcome.exitCode, outcome.stderr), stdout: outcome.stdout ?? '' };
   };
 
   const run = (host: CellHost, command: string, stdin: string | undefined): ExecResult => {
@@ -242,7 +198,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
         return ok();
       }
       case 'test':
-        return exists(host, rest[1] ?? '') ? ok() : fail(1);
+        return pathExists(fileSystem(host), rest[1] ?? '') ? ok() : fail(1);
       case 'cat': {
         const text = host.files.get(rest[0] ?? '');
         return text === undefined ? fail(1, `cat: ${rest[0]}: No such file or directory`) : ok(text);
@@ -258,8 +214,8 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
         return text === undefined ? fail(1) : ok(`${nodekeyChecksum(text)}  ${rest[0]}\n`);
       }
       case 'mv':
-        if (!exists(host, rest[0] ?? '')) return fail(1, `mv: cannot stat ${rest[0]}`);
-        move(host, rest[0] ?? '', rest[1] ?? '');
+        if (!pathExists(fileSystem(host), rest[0] ?? '')) return fail(1, `mv: cannot stat ${rest[0]}`);
+        moveTree(fileSystem(host), rest[0] ?? '', rest[1] ?? '');
         return ok();
       case 'rm':
         for (const path of rest.filter((w) => !w.startsWith('-'))) host.files.delete(path);
