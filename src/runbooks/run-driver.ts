@@ -670,6 +670,21 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         return 'ended';
       }
       if (outcome === 'paused') return 'continue';
+      // The loop's checks ran before a wait that can last the whole approval timeout: the lock may have
+      // gone between two renewals, or another replica may have recorded an abort. Check again, right
+      // before the step acts.
+      const [aborting, held] = await Promise.all([abortRequested(), fenced()]);
+      if (aborting) {
+        await endAborted();
+        return 'ended';
+      }
+      if (!held) {
+        // The approval was for a run that held its lock; after the pause it is asked for again.
+        const approved = run.steps[index];
+        if (approved) approved.status = 'pending';
+        await pauseForLock();
+        return 'continue';
+      }
     }
     return runStep(index, resumed);
   };
@@ -782,6 +797,10 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
       }
     }
   };
+
+  // An approval recorded by an earlier driver (one that died between the approval and the step's start)
+  // was given for that moment, which may be hours ago: a destructive step is asked for again.
+  for (const step of run.steps) if (step.status === 'approved') step.status = 'pending';
 
   const done = main();
 

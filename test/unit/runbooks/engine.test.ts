@@ -705,3 +705,73 @@ describe('engine: recovery after the driving process died', () => {
     expect(s.undone).toEqual([]);
   });
 });
+
+describe('engine: the checks right before a step acts', () => {
+  it('checks the lock again after a long approval wait: lost meanwhile, the step does not run and needs a fresh approval', async () => {
+    let lost = false;
+    const s = setup([{ id: 'a' }, { id: 'fence', destructive: true }], {
+      lock: (clock) => {
+        const base = createMemoryLock({ clock });
+        return { ...base, isHeld: async (lease) => !lost && base.isHeld(lease) };
+      },
+    });
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    // The lock goes (a Redis failover dropped the key) between two renewals, and the approval lands then.
+    lost = true;
+    await s.engine.decide(run.id, 'fence', APPROVER_A, 'approve', 1);
+    const paused = await untilStatus(s, run.id, 'paused');
+    expect(s.counts.get('fence')).toBeUndefined();
+    expect(paused.pauseReason).toContain('lost the lock failover');
+    expect(step(paused, 'fence')).toMatchObject({ status: 'pending', approvalRound: 1 });
+
+    await s.clock.advance(31_000);
+    lost = false;
+    await s.engine.resume(run.id, OPERATOR);
+    await until(s, async () => step(await runOf(s, run.id), 'fence').approvalRound === 2, 'a fresh round');
+    expect(s.counts.get('fence')).toBeUndefined();
+    await s.engine.decide(run.id, 'fence', APPROVER_A, 'approve', 2);
+    await untilStatus(s, run.id, 'succeeded');
+    expect(s.counts.get('fence')).toBe(1);
+  });
+
+  it('an abort recorded by another replica while the approval settles stops the run before the step acts', async () => {
+    const s = setup([
+      { id: 'a', undo: true },
+      { id: 'fence', destructive: true },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    // The other replica's /cell abort lands between the driver's abort check and its read of the round.
+    const readRound = s.store.readRound.bind(s.store);
+    s.store.readRound = async (...args) => {
+      const round = await readRound(...args);
+      if (round.final) await s.store.requestAbort(run.id, { user: APPROVER_B, at: s.clock.now() });
+      return round;
+    };
+    await s.engine.decide(run.id, 'fence', APPROVER_A, 'approve', 1);
+    const aborted = await untilStatus(s, run.id, 'aborted');
+    expect(s.counts.get('fence')).toBeUndefined();
+    expect(step(aborted, 'fence').status).toBe('aborted');
+    expect(s.undone).toEqual(['a']);
+  });
+
+  it('asks again for a destructive step approved before its driver died but not yet started', async () => {
+    const s = setup([{ id: 'fence', destructive: true }]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.close();
+    // As saved by a driver that died right after recording the approval, before the step started.
+    const record = await runOf(s, run.id);
+    record.status = 'running';
+    Object.assign(step(record, 'fence'), { status: 'approved', approvals: [] });
+    await s.store.saveRun(record);
+
+    // Hours later a replica takes the run over: the approval was for then, not for now.
+    await s.clock.advance(3 * 60 * MINUTE);
+    await s.replica().recover();
+    await until(s, async () => step(await runOf(s, run.id), 'fence').approvalRound === 2, 'a fresh round');
+    expect((await runOf(s, run.id)).status).toBe('waiting-approval');
+    expect(s.counts.get('fence')).toBeUndefined();
+  });
+});
