@@ -286,6 +286,10 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
           }
           case 'already-decided':
             return notice(`Already decided: ${describeDecision(outcome.by)}. Nothing changed.`);
+          case 'expired':
+            return notice(
+              `This approval request expired at ${clockTime(outcome.expiredAt)}; your approval was not recorded and the step does not run. The run pauses: \`/cell resume ${escapeText(value.runId)}\` asks again.`,
+            );
           case 'not-waiting': {
             const run = await engine.get(value.runId);
             const step = run?.steps.find((s) => s.id === value.stepId);

@@ -374,6 +374,13 @@ export function createEngine(deps: EngineDeps): Engine {
           : { kind: 'not-waiting', status: step.status };
       }
 
+      // Until its driver notices, an expired request still reads as waiting (and with no driver alive, it
+      // can read so for hours): an approval after the expiry must not count. An abort still does.
+      const expiredAt = step.approvalExpiresAt;
+      if (decision === 'approve' && expiredAt !== undefined && clock.now() >= expiredAt) {
+        return { kind: 'expired', expiredAt };
+      }
+
       const approval = { user, decision, at: clock.now() } as const;
       const result = await store.recordDecision(
         runId,

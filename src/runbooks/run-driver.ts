@@ -474,6 +474,10 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     }
     const round = step.approvalRound;
     const expiresAt = step.approvalExpiresAt ?? clock.now();
+    // An approval settles the round only when it was given before the expiry: one recorded later (by a
+    // replica whose clock is behind, or while no driver was alive to close the round) does not count.
+    const settles = (state: ApprovalRound): boolean =>
+      state.final !== undefined && (state.final.decision === 'abort' || state.final.at < expiresAt);
 
     for (;;) {
       throwIfStopped();
@@ -486,14 +490,14 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         return 'paused';
       }
       const state = await store.readRound(run.id, step.id, round);
-      if (state.final) return settle(step, state);
+      if (settles(state)) return settle(step, state);
       if (state.decisions.length !== step.approvals.length) {
         step.approvals = [...state.decisions];
         await save();
       }
-      if (clock.now() >= expiresAt) {
+      if (clock.now() >= expiresAt || state.final !== undefined) {
         const closed = await store.closeRound(run.id, step.id, round, { reason: 'expired', at: clock.now() });
-        if (closed.kind === 'decided') return settle(step, closed.round);
+        if (closed.kind === 'decided' && settles(closed.round)) return settle(step, closed.round);
         step.status = 'pending';
         delete step.approvalExpiresAt;
         run.status = 'paused';

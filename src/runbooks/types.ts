@@ -218,7 +218,9 @@ export interface RunObserver {
 export type DecisionOutcome =
   | { readonly kind: 'recorded'; readonly run: RunRecord; readonly final: boolean }
   | { readonly kind: 'already-decided'; readonly by: ApprovalRecord }
-  | { readonly kind: 'not-waiting'; readonly status: RunStatus | StepStatus };
+  | { readonly kind: 'not-waiting'; readonly status: RunStatus | StepStatus }
+  /** An approval clicked after the request expired (epoch ms): nothing was recorded. */
+  | { readonly kind: 'expired'; readonly expiredAt: number };
 
 export interface StartRequest {
   readonly runbook: string;

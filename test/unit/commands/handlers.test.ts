@@ -180,6 +180,16 @@ describe('run button handler', () => {
     expect(reply?.text).toContain(`Already decided: approved by <@${APPROVER_A}> at 12:03:04 UTC`);
   });
 
+  it('tells a clicker whose approval came after the request expired that nothing was recorded', async () => {
+    const engine = fakeEngine();
+    engine.decide.mockResolvedValue({ kind: 'expired', expiredAt: Date.UTC(2026, 10, 26, 12, 15, 0) });
+    const { handlers } = setup({ engine });
+    const reply = await handlers.runAction({ user: 'U0BBB', decision: 'approve', value });
+    expect(reply?.ephemeral).toBe(true);
+    expect(reply?.text).toContain('expired at 12:15:00 UTC; your approval was not recorded');
+    expect(reply?.text).toContain('/cell resume r-abc123');
+  });
+
   it('refuses, ephemerally, someone the engine does not allow', async () => {
     const engine = fakeEngine();
     engine.decide.mockRejectedValue(

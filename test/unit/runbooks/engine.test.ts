@@ -775,3 +775,46 @@ describe('engine: the checks right before a step acts', () => {
     expect(s.counts.get('fence')).toBeUndefined();
   });
 });
+
+describe('engine: an approval that expired', () => {
+  it('refuses a click after the request expired, even while no driver has paused the run yet', async () => {
+    const s = setup([{ id: 'fence', destructive: true }]);
+    const run = await start(s);
+    const waiting = await untilStatus(s, run.id, 'waiting-approval');
+    const expiresAt = step(waiting, 'fence').approvalExpiresAt ?? 0;
+    // The driving process dies; the request expires before anyone takes the run over.
+    await s.engine.close();
+    await s.clock.advance(15 * MINUTE + 1);
+    const replica = s.replica();
+    expect(await replica.decide(run.id, 'fence', APPROVER_A, 'approve', 1)).toEqual({
+      kind: 'expired',
+      expiredAt: expiresAt,
+    });
+    expect(await s.store.readRound(run.id, 'fence', 1)).toEqual({ decisions: [] });
+
+    await replica.recover();
+    const paused = await untilStatus(s, run.id, 'paused');
+    expect(paused.pauseReason).toContain('expired');
+    expect(s.counts.get('fence')).toBeUndefined();
+  });
+
+  it('does not act on a settling approval recorded after the expiry (a replica with a slow clock)', async () => {
+    const s = setup([{ id: 'fence', destructive: true }]);
+    const run = await start(s);
+    const waiting = await untilStatus(s, run.id, 'waiting-approval');
+    const expiresAt = step(waiting, 'fence').approvalExpiresAt ?? 0;
+    await s.engine.close();
+    await s.clock.advance(15 * MINUTE + 31_000);
+    await s.store.recordDecision(
+      run.id,
+      'fence',
+      1,
+      { user: APPROVER_A, decision: 'approve', at: expiresAt + 5_000 },
+      1,
+    );
+    await s.replica().recover();
+    const paused = await untilStatus(s, run.id, 'paused');
+    expect(paused.pauseReason).toContain('expired');
+    expect(s.counts.get('fence')).toBeUndefined();
+  });
+});
