@@ -1,3 +1,5 @@
+import type { HttpClient } from './http-client.js';
+
 /**
  * A minimal JSON-RPC 2.0 client over HTTP POST, and the one question the NodeRpc adapter asks of errors:
  * "does this node simply not have that method?" (so it can try the older name).
@@ -43,6 +45,8 @@ let nextId = 1;
  * URL travel as a Basic Authorization header instead.
  */
 export function httpTarget(url: string): { url: string; headers: Record<string, string> } {
+  // Credentials need an @: the common URL without one is taken as it is, without parsing it every probe.
+  if (!url.includes('@')) return { url, headers: {} };
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -61,21 +65,23 @@ export function httpTarget(url: string): { url: string; headers: Record<string, 
 }
 
 export async function jsonRpcCall(
-  fetchFn: typeof fetch,
+  http: HttpClient,
   url: string,
   method: string,
   params: readonly unknown[],
-  signal: AbortSignal,
+  limits: { readonly timeoutMs: number; readonly signal?: AbortSignal },
 ): Promise<unknown> {
   const id = nextId++;
   const target = httpTarget(url);
-  const response = await fetchFn(target.url, {
+  const response = await http({
     method: 'POST',
+    url: target.url,
     headers: { ...target.headers, 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ jsonrpc: '2.0', id, method, params }),
-    signal,
+    timeoutMs: limits.timeoutMs,
+    ...(limits.signal ? { signal: limits.signal } : {}),
   });
-  const text = await response.text();
+  const text = response.text;
   let body: unknown;
   try {
     body = JSON.parse(text);

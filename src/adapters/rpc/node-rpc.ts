@@ -6,7 +6,8 @@
  * - IPC through `kcn attach --exec` over the Shell port, for what HTTP does not serve by default or at all.
  *
  * Each public call has one deadline (`timeoutMs`) shared by all the requests it makes, combined with the
- * caller's signal. Failures are ExternalErrors that name the node and the URL (credentials stripped).
+ * caller's signal. HTTP goes through src/adapters/rpc/http-client.ts (node:http with keep-alive, not fetch:
+ * the monitor probes every node every interval, and the per-request cost decides what a large cell costs). Failures are ExternalErrors that name the node and the URL (credentials stripped).
  * A caller's abort rejects with the caller's reason, untouched.
  */
 import { CellopsError, ExternalError } from '../../errors.js';
@@ -21,6 +22,7 @@ import type {
 import type { Shell } from '../../ports/shell.js';
 import { shTemplate } from '../../ports/shell-command.js';
 import { consoleErrorLine, consoleNodeAddress, lastConsoleString } from './console-output.js';
+import { createHttpClient, fetchHttpClient, HttpTimeoutError, type HttpClient } from './http-client.js';
 import {
   BadRpcResponseError,
   httpTarget,
@@ -30,14 +32,14 @@ import {
   toHexQuantity,
   toQuantity,
 } from './json-rpc.js';
-import { metricValue, parsePrometheusText } from './prometheus-text.js';
+import { parsePrometheusText, scanMetricValues } from './prometheus-text.js';
 
 export interface NodeRpcDeps {
   readonly shell: Shell;
   /** ssh.attachCommand from the configuration: `{binary}`, `{js}` and `{dataDir}` are filled in, quoted. */
   readonly attachCommand: string;
   readonly logger: Logger;
-  /** Default: the global fetch. */
+  /** HTTP through this fetch instead of node:http (tests that must see no HTTP at all). */
   readonly fetch?: typeof fetch;
 }
 
@@ -48,6 +50,13 @@ export const KAIA_METRICS = {
   pnPeers: 'klaytn_p2p_PNPeerCountGauge',
   totalPeers: 'klaytn_p2p_PeerCountGauge',
 } as const;
+
+const HEALTH_METRICS = [
+  KAIA_METRICS.height,
+  KAIA_METRICS.cnPeers,
+  KAIA_METRICS.pnPeers,
+  KAIA_METRICS.totalPeers,
+] as const;
 
 const BLOCK_NUMBER_METHODS = ['kaia_blockNumber', 'klay_blockNumber', 'eth_blockNumber'] as const;
 const NODE_ADDRESS_METHODS = ['kaia_nodeAddress', 'klay_nodeAddress'] as const;
@@ -77,31 +86,62 @@ export function displayUrl(url: string): string {
 
 /** The low-level reason (ECONNREFUSED, ENOTFOUND…), with any credentials in an echoed URL removed. */
 function networkCause(error: unknown): string {
+  // node:http puts the code on the error itself; fetch wraps it in `cause`.
+  const own = (error as { code?: unknown } | undefined)?.code;
   const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
   const text =
-    typeof cause?.code === 'string'
-      ? cause.code
-      : typeof cause?.message === 'string'
-        ? cause.message
-        : error instanceof Error
-          ? error.message
-          : String(error);
+    typeof own === 'string'
+      ? own
+      : typeof cause?.code === 'string'
+        ? cause.code
+        : typeof cause?.message === 'string'
+          ? cause.message
+          : error instanceof Error
+            ? error.message
+            : String(error);
   return text.replace(/\/\/[^@/\s]*@/g, '//');
 }
 
-interface Deadline {
-  readonly signal: AbortSignal;
-  readonly timeoutMs: number;
-  readonly caller?: AbortSignal;
+/**
+ * One call's time limit. HTTP requests get the time left and the caller's signal (no AbortSignal is made
+ * for them: a health probe of every node every interval should not cost two signals each); the shell, which
+ * takes a signal, gets one made on first use.
+ */
+class Deadline {
+  private readonly endsAt: number;
+  private combined: AbortSignal | undefined;
+
+  constructor(
+    readonly timeoutMs: number,
+    readonly caller: AbortSignal | undefined,
+  ) {
+    this.endsAt = performance.now() + timeoutMs;
+  }
+
+  remainingMs(): number {
+    return Math.max(0, this.endsAt - performance.now());
+  }
+
+  expired(): boolean {
+    return performance.now() >= this.endsAt || (this.combined?.aborted === true && !this.caller?.aborted);
+  }
+
+  /** Limits for one HTTP request: the time left and the caller's signal. */
+  http(): { timeoutMs: number; signal?: AbortSignal } {
+    return { timeoutMs: this.remainingMs(), ...(this.caller ? { signal: this.caller } : {}) };
+  }
+
+  signal(): AbortSignal {
+    if (!this.combined) {
+      const timeout = AbortSignal.timeout(Math.ceil(this.remainingMs()));
+      this.combined = this.caller ? AbortSignal.any([timeout, this.caller]) : timeout;
+    }
+    return this.combined;
+  }
 }
 
 function deadline(options: ProbeOptions): Deadline {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  return {
-    signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout,
-    timeoutMs: options.timeoutMs,
-    ...(options.signal ? { caller: options.signal } : {}),
-  };
+  return new Deadline(options.timeoutMs, options.signal);
 }
 
 function normalizeAddress(value: unknown): string | undefined {
@@ -127,7 +167,7 @@ function toBlockInfo(raw: unknown): BlockConsensusInfo | undefined {
 }
 
 export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
-  const fetchFn = deps.fetch ?? globalThis.fetch;
+  const http: HttpClient = deps.fetch ? fetchHttpClient(deps.fetch) : createHttpClient();
   const log = deps.logger.child({ component: 'node-rpc' });
   /** Per RPC URL, the first method name that worked, so a probe every few seconds does not retry dead names. */
   const preferred = new Map<string, string>();
@@ -137,7 +177,7 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
     if (dl.caller?.aborted) throw dl.caller.reason;
     if (error instanceof CellopsError) throw error;
     const where = `${node.name} at ${displayUrl(url)}`;
-    if (dl.signal.aborted)
+    if (error instanceof HttpTimeoutError || dl.expired())
       throw new ExternalError(
         'node_timeout',
         `${what} from ${where} got no answer within ${dl.timeoutMs} ms: the node may be overloaded or ` +
@@ -180,7 +220,7 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
     let lastError: unknown;
     for (const method of order) {
       try {
-        const result = await jsonRpcCall(fetchFn, url, method, params, dl.signal);
+        const result = await jsonRpcCall(http, url, method, params, dl.http());
         if (known !== method) preferred.set(key, method);
         return { method, result };
       } catch (error) {
@@ -207,7 +247,7 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
     dl: Deadline,
   ): Promise<Pick<NodeHealth, 'cnPeers' | 'pnPeers' | 'totalPeers'>> => {
     try {
-      const result = await jsonRpcCall(fetchFn, url, 'net_peerCountByType', [], dl.signal);
+      const result = await jsonRpcCall(http, url, 'net_peerCountByType', [], dl.http());
       if (typeof result === 'object' && result !== null) {
         const byType = result as Record<string, unknown>;
         // Only the types present appear besides total: a missing `cn` means no CN peers, not "unknown".
@@ -223,7 +263,7 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
       if (!isMethodNotFound(error)) throw error;
     }
     try {
-      const total = toQuantity(await jsonRpcCall(fetchFn, url, 'net_peerCount', [], dl.signal));
+      const total = toQuantity(await jsonRpcCall(http, url, 'net_peerCount', [], dl.http()));
       return total !== undefined ? { totalPeers: total } : {};
     } catch (error) {
       if (!isMethodNotFound(error)) throw error;
@@ -233,29 +273,31 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
 
   const metricsHealth = async (node: NodeEndpoint, dl: Deadline): Promise<NodeHealth> => {
     const target = httpTarget(node.metricsUrl);
-    const response = await fetchFn(target.url, {
+    const response = await http({
+      method: 'GET',
+      url: target.url,
       headers: { ...target.headers, accept: 'text/plain;version=0.0.4' },
-      signal: dl.signal,
+      ...dl.http(),
     });
-    const text = await response.text();
+    const { text } = response;
     if (!response.ok)
       throw new BadRpcResponseError(
         'GET metrics',
         `HTTP ${response.status} ${response.statusText}`,
         response.status,
       );
-    const parsed = parsePrometheusText(text);
-    const height = metricValue(parsed, KAIA_METRICS.height);
+    const values = scanMetricValues(text, HEALTH_METRICS);
+    const height = values[KAIA_METRICS.height];
     if (height === undefined || !Number.isFinite(height) || height < 0)
       throw new ExternalError(
         'node_metrics_missing',
         `${node.name} at ${displayUrl(node.metricsUrl)} serves no usable ${KAIA_METRICS.height} ` +
-          `(${parsed.samples.length} samples read): check METRICS=1 and PROMETHEUS=1 in the node's conf and ` +
+          `(${parsePrometheusText(text).samples.length} samples read): check METRICS=1 and PROMETHEUS=1 in the node's conf and ` +
           `that the URL is its Prometheus port (default 61001).`,
         { retryable: true },
       );
-    const gauge = (name: string): number | undefined => {
-      const v = metricValue(parsed, name);
+    const gauge = (name: (typeof HEALTH_METRICS)[number]): number | undefined => {
+      const v = values[name];
       return v !== undefined && Number.isFinite(v) ? v : undefined;
     };
     const cnPeers = gauge(KAIA_METRICS.cnPeers);
@@ -273,7 +315,10 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
   /** Runs one console expression on the node over SSH and returns its stdout (exit status checked). */
   const ipc = async (node: NodeEndpoint, js: string, what: string, dl: Deadline): Promise<string> => {
     const command = shTemplate(deps.attachCommand, { binary: node.binary, js, dataDir: node.dataDir });
-    const result = await deps.shell.exec(node.host, command, { timeoutMs: dl.timeoutMs, signal: dl.signal });
+    const result = await deps.shell.exec(node.host, command, {
+      timeoutMs: dl.timeoutMs,
+      signal: dl.signal(),
+    });
     if (result.exitCode !== 0)
       throw new ExternalError(
         'node_ipc_failed',

@@ -74,7 +74,7 @@ function readLabels(text: string): { labels: Record<string, string>; rest: strin
   }
 }
 
-function parseSampleLine(line: string): PrometheusSample {
+export function parseSampleLine(line: string): PrometheusSample {
   const name = NAME.exec(line)?.[0];
   if (!name) throw new Error('does not start with a metric name');
   let rest = line.slice(name.length);
@@ -128,4 +128,52 @@ export function metricValue(
     (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
   );
   return sample?.value;
+}
+
+/**
+ * The values of a few metrics without parsing the whole exposition: for each of `names`, the first
+ * sample line of that name (any labels) that parses, as `metricValue(parsePrometheusText(text), name)`
+ * would find it. A probe needs three gauges out of the thousands of lines kcnd serves, and parsing every
+ * line of every node every second was most of the monitor's parse cost at scale. Each candidate line is
+ * still read by the full line parser, so escaping, NaN/Inf and timestamps are handled the same way.
+ */
+export function scanMetricValues<Name extends string>(
+  text: string,
+  names: readonly Name[],
+): Partial<Record<Name, number>> {
+  const out: Partial<Record<Name, number>> = {};
+  for (const name of names) {
+    let from = 0;
+    for (;;) {
+      const at = text.indexOf(name, from);
+      if (at < 0) break;
+      from = at + name.length;
+      if (!startsSampleLine(text, at) || !endsMetricName(text.charCodeAt(at + name.length))) continue;
+      let end = text.indexOf('\n', at);
+      if (end < 0) end = text.length;
+      try {
+        out[name] = parseSampleLine(text.slice(at, end).trim()).value;
+        break;
+      } catch {
+        // The full parser skips an unreadable line too: look for a later sample of the same name.
+      }
+    }
+  }
+  return out;
+}
+
+/** Only blanks between the previous line break (or the start) and `at`: `at` begins a sample line. */
+function startsSampleLine(text: string, at: number): boolean {
+  for (let i = at - 1; i >= 0; i--) {
+    const c = text.charCodeAt(i);
+    if (c === 10) return true; // \n
+    // Blanks that String.prototype.trim removes too: space, tab, \v, \f, \r.
+    if (c !== 32 && c !== 9 && c !== 11 && c !== 12 && c !== 13) return false;
+  }
+  return true;
+}
+
+/** The character after a wanted name ends the metric name: `{`, a blank, or the end of the text. */
+function endsMetricName(code: number): boolean {
+  return Number.isNaN(code) || code === 123 || code === 32 || code === 9;
 }

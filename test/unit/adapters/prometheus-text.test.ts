@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { metricValue, parsePrometheusText } from '../../../src/adapters/rpc/prometheus-text.js';
+import {
+  metricValue,
+  parsePrometheusText,
+  scanMetricValues,
+} from '../../../src/adapters/rpc/prometheus-text.js';
 
 const KCND_SAMPLE = `# HELP klaytn_blockchain_head_blocknumber Generated from Klaytn metrics
 # TYPE klaytn_blockchain_head_blocknumber gauge
@@ -54,5 +58,61 @@ describe('Prometheus text parser', () => {
     );
     expect(metricValue(parsed, 'klaytn_blockchain_head_blocknumber')).toBe(5);
     expect(parsed.errors.map((e) => e.line)).toEqual([1, 3, 4, 5]);
+  });
+});
+
+describe('targeted scan for a few metrics', () => {
+  const WANTED = [
+    'klaytn_blockchain_head_blocknumber',
+    'klaytn_p2p_CNPeerCountGauge',
+    'klaytn_p2p_PeerCountGauge',
+    'http_requests_total',
+  ] as const;
+
+  /** What the full parser finds for each wanted name. */
+  function viaFullParse(text: string): Partial<Record<(typeof WANTED)[number], number>> {
+    const parsed = parsePrometheusText(text);
+    const out: Partial<Record<(typeof WANTED)[number], number>> = {};
+    for (const name of WANTED) {
+      const value = metricValue(parsed, name);
+      if (value !== undefined) out[name] = value;
+    }
+    return out;
+  }
+
+  it('finds the same values as the full parser in kcnd output', () => {
+    expect(scanMetricValues(KCND_SAMPLE, WANTED)).toEqual(viaFullParse(KCND_SAMPLE));
+    expect(scanMetricValues(KCND_SAMPLE, WANTED)).toEqual({
+      klaytn_blockchain_head_blocknumber: 171234567,
+      klaytn_p2p_CNPeerCountGauge: 21,
+      klaytn_p2p_PeerCountGauge: 23,
+    });
+  });
+
+  it('ignores comments, longer names, names inside other lines and unreadable lines, as the full parser does', () => {
+    const tricky =
+      '# HELP klaytn_blockchain_head_blocknumber 99\n' +
+      '# TYPE klaytn_p2p_PeerCountGauge gauge\n' +
+      'klaytn_blockchain_head_blocknumber_total 1\n' +
+      'other_metric{note="klaytn_blockchain_head_blocknumber 3"} 2\n' +
+      'prefix\rklaytn_p2p_CNPeerCountGauge 8\n' +
+      'klaytn_blockchain_head_blocknumber abc\n' +
+      'klaytn_blockchain_head_blocknumber\n' +
+      '  klaytn_blockchain_head_blocknumber 1.5e3 1395066363000\r\n' +
+      'klaytn_blockchain_head_blocknumber 7\n' +
+      'http_requests_total{method="post",path="/a b"} 1027\n' +
+      '\tklaytn_p2p_CNPeerCountGauge\t+Inf\n' +
+      'klaytn_p2p_PeerCountGauge';
+    const scanned = scanMetricValues(tricky, WANTED);
+    expect(scanned).toEqual(viaFullParse(tricky));
+    expect(scanned).toEqual({
+      klaytn_blockchain_head_blocknumber: 1500,
+      klaytn_p2p_CNPeerCountGauge: Number.POSITIVE_INFINITY,
+      http_requests_total: 1027,
+    });
+  });
+
+  it('leaves out a metric that is not there', () => {
+    expect(scanMetricValues('go_goroutines 12\n', WANTED)).toEqual({});
   });
 });
