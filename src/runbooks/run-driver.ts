@@ -127,12 +127,47 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
 
   const save = async (): Promise<void> => {
     throwIfStopped();
-    if (!(await store.saveRun(run, { owner: ownerId }))) {
-      stopCtl.abort(
-        new RunHandedOverError(run.id, 'its owner lease lapsed and another process may drive it'),
+    if (await store.saveRun(run, { owner: ownerId })) return;
+    if ((await restoreLostState()) && (await store.saveRun(run, { owner: ownerId }))) return;
+    stopCtl.abort(new RunHandedOverError(run.id, 'its owner lease lapsed and another process may drive it'));
+    throwIfStopped();
+  };
+
+  /**
+   * Our owner lease is gone. Usually another process took the run over and this one must stop. But when
+   * the record is gone too, nobody can: Redis lost its data (restarted without persistence, flushed),
+   * and the only copy of the run is this process's memory. Then the run is taken back and written again,
+   * and the lock counts as lost, so that the run pauses before its next step (a step in flight is
+   * interrupted, as when the lock is lost) and says why; resume takes a new lock. Returns whether it did.
+   */
+  let restoring: Promise<boolean> | undefined;
+  const restoreLostState = (): Promise<boolean> => {
+    // The heartbeat and a save can notice at the same moment: one restoration serves both.
+    restoring ??= restoreOnce().finally(() => {
+      restoring = undefined;
+    });
+    return restoring;
+  };
+  const restoreOnce = async (): Promise<boolean> => {
+    const [owner, stored] = await Promise.all([store.ownerOf(run.id), store.loadRun(run.id)]);
+    if (owner !== undefined || stored !== undefined) return false;
+    if (!(await store.acquireOwner(run.id, ownerId, timings.ownerLeaseMs))) return false;
+    logger.error(
+      {},
+      'Redis lost the run record, its owner lease and lock (restarted without persistence?); recording the run again from memory and pausing it',
+    );
+    if (!run.dryRun && !lockCtl.signal.aborted) {
+      lockCtl.abort(
+        new LockLostError(
+          run.lockKey,
+          "Redis lost this run's record and lock (restarted without persistence, or flushed; its audit trail " +
+            'before now is gone too) and the run was recorded again from the memory of the process driving it',
+        ),
       );
-      throwIfStopped();
     }
+    auditSoon({ what: 'run-restored', detail: 'Redis had lost the run record; written again from memory' });
+    wake();
+    return true;
   };
 
   const audit = async (entry: Omit<AuditEntry, 'at' | 'who'> & { who?: string }): Promise<void> => {
@@ -398,6 +433,8 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   const pausedWait = async (): Promise<'resumed' | 'ended'> => {
     for (;;) {
       throwIfStopped();
+      // Lost while paused (for an expired approval, say): the record says so, and resume takes it again.
+      if (lease && lockCtl.signal.aborted) await pauseForLock();
       if (await abortRequested()) {
         await endAborted();
         return 'ended';
@@ -731,7 +768,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         return;
       }
       try {
-        if (!(await store.renewOwner(run.id, ownerId, timings.ownerLeaseMs))) {
+        if (!(await store.renewOwner(run.id, ownerId, timings.ownerLeaseMs)) && !(await restoreLostState())) {
           stopCtl.abort(
             new RunHandedOverError(run.id, 'its owner lease lapsed and another process may drive it'),
           );

@@ -818,3 +818,97 @@ describe('engine: an approval that expired', () => {
     expect(s.counts.get('fence')).toBeUndefined();
   });
 });
+
+/**
+ * A store and a lock that can lose everything at once, as Redis does when it restarts without persistence
+ * (or is flushed): every call goes to the current in-memory instance, and wipe() swaps in empty ones.
+ */
+function volatileRedis(clock: ManualClock): { store: RunStore; lock: RunLock; wipe(): void } {
+  let store = createMemoryRunStore({ clock });
+  let lock = createMemoryLock({ clock });
+  const forward = <T extends object>(current: () => T): T =>
+    new Proxy({} as T, { get: (_target, name) => Reflect.get(current(), name) as unknown });
+  return {
+    store: forward(() => store),
+    lock: forward(() => lock),
+    wipe: () => {
+      store = createMemoryRunStore({ clock });
+      lock = createMemoryLock({ clock });
+    },
+  };
+}
+
+describe('engine: Redis restarted without persistence mid-run', () => {
+  function volatileSetup(steps: readonly CountingStep[]) {
+    const clock = new ManualClock();
+    const redis = volatileRedis(clock);
+    const counter = memoryCounter();
+    const events: { run: RunRecord; event: RunEvent }[] = [];
+    const config = testConfig();
+    const engine = createEngine({
+      store: redis.store,
+      lock: redis.lock,
+      runbooks: [countingRunbook({ steps, counter })],
+      ports: { clock } as unknown as RunbookPorts,
+      config,
+      policy: createApprovalPolicy({ slack: config.slack, directory: { usergroupMembers: async () => [] } }),
+      observer: { onRunEvent: async (run, event) => void events.push({ run, event }) },
+      clock,
+      logger: new RecordingLogger(),
+      ownerId: 'bot-1',
+      options: { pollMs: 1_000, graceMs: 1_000 },
+    });
+    open.push(engine);
+    const settle = async (what: string, predicate: () => Promise<boolean>) => {
+      for (let i = 0; i < 200; i++) {
+        if (await predicate()) return;
+        await clock.advance(0);
+      }
+      throw new Error(`never happened: ${what}`);
+    };
+    return { clock, redis, counts: counter.counts, events, engine, settle };
+  }
+
+  it('a run waiting for approval stops safely, says so, and is recorded again from memory as paused', async () => {
+    const v = volatileSetup([{ id: 'a' }, { id: 'fence', destructive: true }]);
+    const run = await v.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
+    await v.settle(
+      'waiting',
+      async () => (await v.redis.store.loadRun(run.id))?.status === 'waiting-approval',
+    );
+
+    v.redis.wipe();
+    await v.clock.advance(10_000);
+    await v.settle('paused', async () => (await v.redis.store.loadRun(run.id))?.status === 'paused');
+    const paused = await v.redis.store.loadRun(run.id);
+    expect(paused?.pauseReason).toContain('Redis lost');
+    expect(paused?.steps.map((st) => st.status)).toEqual(['succeeded', 'pending']);
+    expect(await v.redis.store.activeRunIds()).toEqual([run.id]);
+    expect(v.events.map((e) => e.event.type)).toContain('run-paused');
+    expect(v.counts.get('fence')).toBeUndefined();
+
+    // Resume takes a new lock and asks for the approval again; the run then ends normally.
+    await v.engine.resume(run.id, OPERATOR);
+    await v.settle(
+      'asked again',
+      async () => (await v.redis.store.loadRun(run.id))?.status === 'waiting-approval',
+    );
+    expect(await v.redis.lock.holder('failover')).toMatchObject({ runId: run.id });
+    const round = (await v.redis.store.loadRun(run.id))?.steps[1]?.approvalRound ?? 0;
+    await v.engine.decide(run.id, 'fence', APPROVER_A, 'approve', round);
+    await v.settle('succeeded', async () => (await v.redis.store.loadRun(run.id))?.status === 'succeeded');
+    expect(v.counts.get('fence')).toBe(1);
+  });
+
+  it('a step that ends just after the loss is saved, and the run pauses before the next step', async () => {
+    const holder: { wipe?: () => void } = {};
+    const v = volatileSetup([{ id: 'a', after: async () => holder.wipe?.() }, { id: 'b' }]);
+    holder.wipe = v.redis.wipe;
+    const run = await v.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
+    await v.settle('paused', async () => (await v.redis.store.loadRun(run.id))?.status === 'paused');
+    const paused = await v.redis.store.loadRun(run.id);
+    expect(paused?.steps.map((st) => st.status)).toEqual(['succeeded', 'pending']);
+    expect(paused?.pauseReason).toContain('Redis lost');
+    expect(v.counts.get('b')).toBeUndefined();
+  });
+});
