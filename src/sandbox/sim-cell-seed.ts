@@ -8,8 +8,13 @@
  * the backups the failovers need are in place, so a failover's preflight passes as it would on a cell
  * prepared by `/cell backup-nodekey`.
  *
+ * cn2 and pn1 are EC2 instances whose volumes are the hosts' mounted directories (sim-machines.ts links the
+ * hosts and the EC2): a snapshot of pn1's data volume carries its chaindata, an instance launched from the
+ * CN image boots as a new host at its private IP with kcnd installed (not started at boot) and no nodekey
+ * or chaindata, and stopping cn2's instance takes its kcnd down. So cn2's snapshot failover runs end to end.
+ *
  * `createSandboxCell` hands out ports that delegate to the current simulation, so `reset()` can re-seed the
- * hosts (same keys, chain height carried on) after a failover and let people try again.
+ * hosts and the EC2 (same keys, chain height carried on) after a failover and let people try again.
  */
 import { randomBytes } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -21,8 +26,15 @@ import type { Cloud } from '../ports/cloud.js';
 import type { NodeRpc } from '../ports/node-rpc.js';
 import type { Shell } from '../ports/shell.js';
 import { nodeAddressFromKey, nodeIdFromKey, nodekeyChecksum, nodekeyProblem } from '../runbooks/nodekey.js';
-import { createSimCell, simExternalValidators, type SimCell, type SimHostSeed } from './sim-hosts.js';
+import {
+  createSimCell,
+  simExternalValidators,
+  type SimCell,
+  type SimHostSeed,
+  type SimMachineImage,
+} from './sim-hosts.js';
 import { createSimCloud, type SimCloud, type SimDelays } from './sim-cloud.js';
+import { createSimWorldLinks } from './sim-machines.js';
 
 /** People of the sandbox's pretend workspace; the console's user selector offers them. */
 export const SANDBOX_USERS = [
@@ -53,6 +65,28 @@ export const SANDBOX_CN1_BACKUP = '/var/cellops/backup/cn1.nodekey';
 export const SANDBOX_CN2_BACKUP = '/var/cellops/backup/cn2.nodekey';
 const CN_DATA_DIR = '/var/kcnd/data';
 const PN_DATA_DIR = '/var/kpnd/data';
+/** Where kcnd's start script reads DATA_DIR (kaia's RPM layout). */
+export const SANDBOX_KCND_CONF = '/etc/kcnd/conf/kcnd.conf';
+/** A node's chain database, a stand-in for LevelDB's files. */
+function chaindata(dataDir: string): Record<string, string> {
+  return {
+    [`${dataDir}/klay/chaindata/CURRENT`]: 'MANIFEST-000001\n',
+    [`${dataDir}/klay/chaindata/MANIFEST-000001`]: 'sandbox chain database manifest',
+    [`${dataDir}/klay/chaindata/000001.ldb`]: 'sandbox blocks',
+  };
+}
+/** The root file system of cn2 and of its machine image: kcnd's configuration, no keys, no chain. */
+const CN_ROOT_FILES: Readonly<Record<string, string>> = {
+  [SANDBOX_KCND_CONF]: `NETWORK=mainnet\nDATA_DIR=${CN_DATA_DIR}\nLOG_DIR=/var/log/kcnd\n`,
+  '/etc/fstab': 'LABEL=/ / ext4 defaults 0 1\n',
+};
+/** What a machine launched from a CN image runs: kcnd installed but not started at boot. */
+const CN_MACHINE: SimMachineImage = {
+  kind: 'cn',
+  dataDir: CN_DATA_DIR,
+  service: 'kcnd',
+  startsAtBoot: false,
+};
 const CLOUD = {
   region: 'ap-northeast-2',
   cn2Instance: 'i-0c2c2c2c2c2c2c2c2',
@@ -211,6 +245,8 @@ export interface SandboxSeedOptions {
   readonly startHeight?: number;
   /** Simulated EC2 durations. Default sim-cloud's (tens of seconds). */
   readonly cloudDelays?: Partial<SimDelays>;
+  /** How often the simulated EC2's waits look again. Default sim-cloud's (1 s). */
+  readonly cloudPollMs?: number;
 }
 
 export interface SeededCell {
@@ -228,6 +264,7 @@ export function seedSandboxCell(options: SandboxSeedOptions): SeededCell {
       address: h.cn1,
       kind: 'cn',
       nodekey: keys.cn1,
+      files: chaindata(CN_DATA_DIR),
       devices: { eth0: [`${h.cn1}/24`, SANDBOX_VIP] },
     },
     {
@@ -236,20 +273,38 @@ export function seedSandboxCell(options: SandboxSeedOptions): SeededCell {
       kind: 'cn',
       nodekey: keys.cn1s,
       files: {
+        ...chaindata(CN_DATA_DIR),
         [`${CN_DATA_DIR}/static-nodes.json`]: STATIC_NODES,
         [SANDBOX_CN1_BACKUP]: keys.cn1,
       },
     },
-    { name: 'cn2', address: h.cn2, kind: 'cn', nodekey: keys.cn2 },
+    {
+      name: 'cn2',
+      address: h.cn2,
+      kind: 'cn',
+      nodekey: keys.cn2,
+      files: { ...CN_ROOT_FILES, ...chaindata(CN_DATA_DIR) },
+      instanceId: CLOUD.cn2Instance,
+      mounts: { '/': CLOUD.cn2Root, [CN_DATA_DIR]: CLOUD.cn2Data },
+    },
     {
       name: 'pn1',
       address: h.pn1,
       kind: 'pn',
       nodekey: keys.pn1,
-      files: { [SANDBOX_CN2_BACKUP]: keys.cn2 },
+      files: {
+        ...chaindata(PN_DATA_DIR),
+        [`${PN_DATA_DIR}/static-nodes.json`]: '[]',
+        [`${PN_DATA_DIR}/logs/kpnd.out`]: 'kpnd log',
+        [SANDBOX_CN2_BACKUP]: keys.cn2,
+      },
+      instanceId: CLOUD.pn1Instance,
+      mounts: { '/': CLOUD.pn1Root, [PN_DATA_DIR]: CLOUD.pn1Data },
     },
-    { name: 'pn2', address: h.pn2, kind: 'pn', nodekey: keys.pn2 },
+    { name: 'pn2', address: h.pn2, kind: 'pn', nodekey: keys.pn2, files: chaindata(PN_DATA_DIR) },
   ];
+  // Every image in the sandbox is a CN's (`/cell image` images CNs), so every launch boots a CN.
+  const links = createSimWorldLinks(() => CN_MACHINE);
   const sim = createSimCell({
     clock,
     hosts,
@@ -257,11 +312,14 @@ export function seedSandboxCell(options: SandboxSeedOptions): SeededCell {
     ...(options.startHeight === undefined ? {} : { startHeight: options.startHeight }),
     // The validators are cn1, cn2 and the outside ones; the standby's own key is not a validator.
     council: [nodeAddressFromKey(keys.cn1), nodeAddressFromKey(keys.cn2), ...simExternalValidators(3)],
+    machines: links.machines,
   });
   const cloud = createSimCloud({
     clock,
     region: CLOUD.region,
     ...(options.cloudDelays === undefined ? {} : { delays: options.cloudDelays }),
+    ...(options.cloudPollMs === undefined ? {} : { pollMs: options.cloudPollMs }),
+    disks: links.disks,
     seed: {
       instances: [
         {
@@ -288,10 +346,11 @@ export function seedSandboxCell(options: SandboxSeedOptions): SeededCell {
         },
       ],
       addresses: [{ allocationId: CLOUD.eip, publicIp: CLOUD.eipAddress, instanceId: CLOUD.cn2Instance }],
-      images: [{ imageId: CLOUD.image, name: 'cn2 kcnd image (sandbox)' }],
+      images: [{ imageId: CLOUD.image, name: 'cn2 kcnd image (sandbox)', rootFiles: CN_ROOT_FILES }],
       subnets: { [CLOUD.subnet]: CLOUD.zone },
     },
   });
+  links.connect({ cloud, cell: sim });
   return { sim, cloud };
 }
 

@@ -4,6 +4,11 @@
  * only in its instance's zone, an Elastic IP moves off the instance that held it — and its slow parts take
  * simulated time on the injected Clock (states are computed from the clock when read, so a ManualClock
  * drives them without timers).
+ *
+ * Volumes have contents when `disks` says what is on them (the simulated hosts, for volumes mounted
+ * there): a snapshot captures its volume's files when it is created (EBS snapshots are point-in-time),
+ * a volume created from it carries them, an image captures its devices' files and an instance launched
+ * from it gets the root device's as its root volume. sim-machines.ts links this to sim-hosts.ts.
  */
 import { CellopsError, ExternalError, StepTimeoutError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
@@ -51,13 +56,28 @@ export interface SimInstanceSeed {
 export interface SimCloudSeed {
   readonly instances?: readonly SimInstanceSeed[];
   readonly addresses?: ReadonlyArray<{ allocationId: string; publicIp: string; instanceId?: string }>;
-  readonly images?: ReadonlyArray<{ imageId: string; name: string; creationDate?: string; tags?: Tags }>;
+  readonly images?: ReadonlyArray<{
+    imageId: string;
+    name: string;
+    creationDate?: string;
+    tags?: Tags;
+    /** The root device's (/dev/xvda) files, which an instance launched from the image starts with. */
+    rootFiles?: Readonly<Record<string, string>>;
+  }>;
   /** Subnet id to availability zone, for launches; unknown subnets land in `<region>a`. */
   readonly subnets?: Readonly<Record<string, string>>;
 }
 
+/** What is on the volumes the sim does not hold the contents of (mounted on simulated hosts). */
+export interface SimDisks {
+  /** The files on a volume now, relative to its root, or undefined when no one has it mounted. */
+  read(volumeId: string): Readonly<Record<string, string>> | undefined;
+}
+
 export interface SimCloudOptions {
   readonly clock: Clock;
+  /** Contents of mounted volumes, for snapshots and images. Default: volumes have no contents. */
+  readonly disks?: SimDisks;
   readonly region?: string;
   readonly delays?: Partial<SimDelays>;
   /** How often waits look again, in simulated milliseconds. Default 1000. */
@@ -117,7 +137,14 @@ export interface SimCloud extends Cloud {
   failNext(op: keyof Cloud, error: Error): void;
   /** Forces an instance's state, e.g. to simulate a host that died or was stopped out of band. */
   setInstanceState(instanceId: string, state: InstanceState): void;
+  /**
+   * The files on a volume, relative to its root: what `disks` reads while a host has it mounted, else
+   * what it was made with (from a snapshot or an image); undefined when neither knows.
+   */
+  volumeFiles(volumeId: string): Readonly<Record<string, string>> | undefined;
 }
+
+type Files = Readonly<Record<string, string>>;
 
 /** A state that becomes `next` at time `at`. */
 interface Timed<S extends string> {
@@ -143,6 +170,8 @@ interface VolumeRec {
   snapshotId?: string;
   attachment?: { instanceId: string; device: string };
   tags: Tags;
+  /** What it was made with; a mounted volume's files are the host's (`disks`). */
+  files?: Files;
 }
 
 interface SnapshotRec {
@@ -152,6 +181,8 @@ interface SnapshotRec {
   startedAt: number;
   status: Timed<'pending' | 'completed'>;
   tags: Tags;
+  /** The volume's files at creation. */
+  files?: Files;
 }
 
 interface ImageRec {
@@ -163,6 +194,8 @@ interface ImageRec {
   sourceInstanceId?: string;
   devices: string[];
   tags: Tags;
+  /** Device → its files at creation. */
+  files: Map<string, Files>;
 }
 
 export function createSimCloud(options: SimCloudOptions): SimCloud {
@@ -304,8 +337,14 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
       creationDate: image.creationDate ?? new Date(clock.now()).toISOString(),
       devices: ['/dev/xvda'],
       tags: { ...image.tags },
+      files: new Map(image.rootFiles === undefined ? [] : [['/dev/xvda', { ...image.rootFiles }]]),
     });
   }
+
+  const volumeFiles = (volumeId: string): Files | undefined =>
+    options.disks?.read(volumeId) ?? volumes.get(volumeId)?.files;
+  const copy = (files: Files | undefined): { files?: Files } =>
+    files === undefined ? {} : { files: { ...files } };
 
   const sim: SimCloud = {
     calls,
@@ -318,6 +357,11 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
 
     setInstanceState: (instanceId, state) => {
       getInstance(instanceId).status = { state };
+    },
+
+    volumeFiles: (volumeId) => {
+      const files = volumeFiles(volumeId);
+      return files === undefined ? undefined : { ...files };
     },
 
     inventory: () => ({
@@ -389,7 +433,10 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
     runInstance: async (spec) => {
       enter('runInstance', [spec]);
       requireRunTag('RunInstances', spec.tags);
-      if (!images.has(spec.imageId)) throw notFound(`image ${spec.imageId}`);
+      const image = images.get(spec.imageId);
+      if (!image) throw notFound(`image ${spec.imageId}`);
+      if (current(image.status) !== 'available')
+        throw incorrectState(`image ${spec.imageId} is still pending; wait for it to become available`);
       if (spec.clientToken !== undefined) {
         const earlier = [...instances.values()].find(
           (i) => i.tags['cellops:client-token'] === spec.clientToken,
@@ -418,6 +465,7 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
         status: { state: 'in-use' },
         attachment: { instanceId, device: '/dev/xvda' },
         tags: { ...spec.tags },
+        ...copy(image.files.get('/dev/xvda')),
       });
       return info(rec);
     },
@@ -450,6 +498,8 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
         startedAt: clock.now(),
         status: { state: 'pending', next: { state: 'completed', at: clock.now() + delays.snapshot } },
         tags: { ...tags },
+        // Point-in-time: what is on the volume now, whatever happens to it while the copy completes.
+        ...copy(volumeFiles(volumeId)),
       });
       return { snapshotId };
     },
@@ -485,6 +535,7 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
         status: { state: 'creating', next: { state: 'available', at: clock.now() + delays.volumeCreate } },
         snapshotId,
         tags: { ...tags },
+        ...copy(snap.files),
       });
       return { volumeId };
     },
@@ -551,6 +602,11 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
       requireRunTag('CreateImage', spec.tags);
       const rec = getInstance(spec.instanceId);
       const imageId = newId('ami');
+      const captured = new Map<string, Files>();
+      for (const [device, volumeId] of rec.devices) {
+        const files = spec.excludeDevices.includes(device) ? undefined : volumeFiles(volumeId);
+        if (files !== undefined) captured.set(device, { ...files });
+      }
       images.set(imageId, {
         imageId,
         name: spec.name,
@@ -560,6 +616,7 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
         sourceInstanceId: spec.instanceId,
         devices: [...rec.devices.keys()].filter((d) => !spec.excludeDevices.includes(d)),
         tags: { ...spec.tags },
+        files: captured,
       });
       return { imageId };
     },

@@ -12,6 +12,13 @@
  * height follows a shared chain while it runs; it signs blocks when its address is in the council and its
  * BLS key is the registered one. Two running daemons with one address are recorded as a violation.
  *
+ * Hosts may be EC2 instances (`machines`, linked to sim-cloud.ts by sim-machines.ts): a host whose instance
+ * is not running runs no daemon and answers neither SSH nor probes; an instance launched from an image
+ * becomes a host at its private IP, booting what the image holds; a volume mounted on a host is the files
+ * below its mount point, which is what a snapshot of it captures. The snapshot failover's `cellops-*`
+ * scripts are acted out by sim-disks.ts, and the daemon takes DATA_DIR from its `<service>.conf` when
+ * there is one, as kcnd's start script does.
+ *
  * Time comes from the injected Clock (heights are computed when read), so a manual clock drives it.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -28,6 +35,8 @@ import type {
 } from '../ports/node-rpc.js';
 import { ExternalError, HostError } from '../errors.js';
 import { nodeAddressFromKey, nodekeyProblem } from '../runbooks/nodekey.js';
+import { confDataDir, parsePrivilegedScript } from '../runbooks/snapshot-ops.js';
+import { actOutDiskOperation, mountedVolumeFiles, type SimFiles } from './sim-disks.js';
 
 export interface SimHostSeed {
   readonly name: string;
@@ -51,6 +60,47 @@ export interface SimHostSeed {
   readonly arping?: boolean;
   /** Blocks behind the chain while running. Default 0. */
   readonly lagBlocks?: number;
+  /** The EC2 instance the host is (see SimCellOptions.machines). */
+  readonly instanceId?: string;
+  /** Mount point → volume id, e.g. `{ '/': rootVolume, '/var/kpnd/data': dataVolume }`. */
+  readonly mounts?: Readonly<Record<string, string>>;
+  /** Whether the daemon starts when the instance boots (systemd enabled). Default true. */
+  readonly startsAtBoot?: boolean;
+}
+
+/** What a machine launched from an image is at first boot. */
+export interface SimMachineImage {
+  readonly kind: 'cn' | 'pn';
+  readonly dataDir?: string;
+  readonly service?: string;
+  /** The root file system, path → content. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Whether the daemon starts at boot. Default false. */
+  readonly startsAtBoot?: boolean;
+}
+
+/** An instance launched after the hosts were made, booting or running. */
+export interface SimLaunchedMachine {
+  readonly instanceId: string;
+  readonly privateIp: string;
+  readonly image: SimMachineImage;
+  /** Its root volume, mounted at `/`. */
+  readonly rootVolumeId?: string;
+  /** What is on the root volume at first boot (from the image); default the image's `files`. */
+  rootFiles?(): Readonly<Record<string, string>> | undefined;
+}
+
+/** The EC2 side of the hosts (sim-machines.ts links a SimCloud). */
+export interface SimMachines {
+  /**
+   * Whether the instance is running; a host whose instance is not runs nothing and answers nothing.
+   * Undefined when the EC2 side does not know the instance: the host is left as it is.
+   */
+  isRunning(instanceId: string): boolean | undefined;
+  /** Instances that are pending or running; each becomes a host named by its instance id. */
+  launched(): readonly SimLaunchedMachine[];
+  /** The files of a volume attached to the instance and in use, relative to its root; else undefined. */
+  attachedVolume(instanceId: string, volumeId: string): Readonly<Record<string, string>> | undefined;
 }
 
 export interface SimFile {
@@ -74,6 +124,11 @@ export interface SimHost {
   readonly kind: 'cn' | 'pn';
   readonly dataDir: string;
   readonly service: string;
+  /** The EC2 instance it is, if any. */
+  readonly instanceId?: string;
+  /** Mount point → volume id. */
+  readonly mounts: Map<string, string>;
+  /** On SSH's network (a fault can cut it off). */
   reachable: boolean;
   /**
    * Cut off from the other CNs (a partition of the consensus network; SSH and its PNs still reach it): it
@@ -87,6 +142,8 @@ export interface SimHost {
   readonly devices: Map<string, Set<string>>;
   readonly faults: SimFault[];
   isRunning(): boolean;
+  /** False while its instance is not running (stopped, stopping, or still booting). */
+  isPoweredOn(): boolean;
   /** Address of the key the running daemon loaded; undefined when stopped. */
   loadedAddress(): string | undefined;
   height(): number;
@@ -126,12 +183,18 @@ export interface SimCellOptions {
    * with a valid key, plus the external validators. Their registered BLS key is the one they start with.
    */
   readonly council?: readonly string[];
+  /** The instances behind hosts with an `instanceId`, and the ones launched later. */
+  readonly machines?: SimMachines;
 }
 
 export interface SimCell {
   readonly shell: Shell;
   readonly rpc: NodeRpc;
   host(name: string): SimHost;
+  /** Every host, the launched ones included. */
+  hosts(): readonly SimHost[];
+  /** The files of a volume mounted on a host (relative to its root), or undefined when none has it. */
+  volumeFiles(volumeId: string): Record<string, string> | undefined;
   chainHeight(): number;
   readonly commands: readonly SimCommand[];
   /** Every moment two running daemons had one node address (what fencing exists to prevent). */
@@ -198,9 +261,19 @@ function shellWords(command: string): string[] | undefined {
   return words;
 }
 
-function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHost & { daemon?: Daemon } {
+/** A host with what only this module sees: its daemon, its power, its files as sim-disks.ts sees them. */
+type HostRec = SimHost & {
+  daemon?: Daemon;
+  /** Its instance runs (always true for a host that is no instance). */
+  powered: boolean;
+  readonly startsAtBoot: boolean;
+  readonly disk: SimFiles;
+};
+
+function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): HostRec {
   const dataDir = seed.dataDir ?? (seed.kind === 'pn' ? '/var/kpnd/data' : '/var/kcnd/data');
   const base = dataDir.replace(/\/+$/, '');
+  const service = seed.service ?? (seed.kind === 'pn' ? 'kpnd' : 'kcnd');
   const files = new Map<string, SimFile>();
   const write = (path: string, content: string, mode = 0o644) => {
     files.set(path, { content, mode, mtimeMs: clock.now() });
@@ -210,15 +283,38 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
   const devices = new Map<string, Set<string>>();
   for (const [device, cidrs] of Object.entries(seed.devices ?? { eth0: [`${seed.address}/24`] }))
     devices.set(device, new Set(cidrs));
+  const disk: SimFiles = {
+    paths: () => [...files.keys()],
+    get: (path) => files.get(path)?.content,
+    set: (path, content) => write(path, content, files.get(path)?.mode ?? 0o644),
+    delete: (path) => {
+      files.delete(path);
+    },
+    rename: (from, to) => {
+      const file = files.get(from);
+      if (!file) return;
+      files.delete(from);
+      files.set(to, file);
+    },
+  };
+  // kcnd's start script sources <service>.conf, whose DATA_DIR is where the daemon keeps everything.
+  const daemonDataDir = (): string =>
+    confDataDir(files.get(`/etc/${service}/conf/${service}.conf`)?.content ?? '')?.replace(/\/+$/, '') ||
+    base;
 
   let frozenHeight = cell.chainHeight();
   let stalledAt: number | undefined;
-  const host: SimHost & { daemon?: Daemon } = {
+  const host: HostRec = {
     name: seed.name,
     address: seed.address,
     kind: seed.kind,
     dataDir: base,
-    service: seed.service ?? (seed.kind === 'pn' ? 'kpnd' : 'kcnd'),
+    service,
+    ...(seed.instanceId === undefined ? {} : { instanceId: seed.instanceId }),
+    mounts: new Map(Object.entries(seed.mounts ?? {})),
+    powered: true,
+    startsAtBoot: seed.startsAtBoot ?? true,
+    disk,
     reachable: true,
     isolated: false,
     arping: seed.arping ?? true,
@@ -227,6 +323,7 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
     devices,
     faults: [],
     isRunning: () => host.daemon !== undefined,
+    isPoweredOn: () => host.powered,
     loadedAddress: () => host.daemon?.address,
     height() {
       if (!host.daemon) return frozenHeight;
@@ -235,20 +332,22 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
       return cell.chainHeight() - host.lagBlocks;
     },
     startDaemon() {
-      if (host.daemon) return;
+      // A machine that is off runs nothing.
+      if (host.daemon || !host.powered) return;
+      const dir = daemonDataDir();
       // kcnd's order: the legacy $DATA_DIR/nodekey wins; a missing or malformed key is silently replaced.
-      const legacy = files.get(`${base}/nodekey`);
-      const loaded = legacy ?? files.get(`${base}/klay/nodekey`);
+      const legacy = files.get(`${dir}/nodekey`);
+      const loaded = legacy ?? files.get(`${dir}/klay/nodekey`);
       let key = loaded?.content;
       if (key === undefined || nodekeyProblem(key.slice(0, 64)) !== undefined) {
         key = freshKey();
-        write(`${base}/klay/nodekey`, key, 0o600);
+        write(`${dir}/klay/nodekey`, key, 0o600);
       }
-      const blsFile = files.get(`${base}/bls-nodekey`) ?? files.get(`${base}/klay/bls-nodekey`);
+      const blsFile = files.get(`${dir}/bls-nodekey`) ?? files.get(`${dir}/klay/bls-nodekey`);
       let bls = blsFile?.content.trim().replace(/^0x/i, '').toLowerCase();
       if (bls === undefined) {
         bls = deriveBls(key.slice(0, 64));
-        write(`${base}/klay/bls-nodekey`, bls, 0o600);
+        write(`${dir}/klay/bls-nodekey`, bls, 0o600);
       }
       const address = nodeAddressFromKey(key.slice(0, 64));
       for (const other of cell.hosts())
@@ -277,6 +376,8 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): SimHo
 }
 
 interface CellInternals {
+  /** Brings hosts in line with their instances (set by createSimCell). */
+  sync(): void;
   chainHeight(): number;
   hosts(): readonly SimHost[];
   violation(text: string): void;
@@ -293,10 +394,11 @@ export function createSimCell(options: SimCellOptions): SimCell {
   const blockMs = options.blockMs ?? 1_000;
   const t0 = clock.now();
   const startHeight = options.startHeight ?? DEFAULT_START_HEIGHT;
-  const hosts = new Map<string, SimHost & { daemon?: Daemon }>();
+  const hosts = new Map<string, HostRec>();
   const commands: SimCommand[] = [];
   const violations: string[] = [];
   const internals: CellInternals = {
+    sync: () => undefined,
     chainHeight: () => startHeight + Math.floor((clock.now() - t0) / blockMs),
     hosts: () => [...hosts.values()],
     violation: (text) => violations.push(text),
@@ -310,19 +412,68 @@ export function createSimCell(options: SimCellOptions): SimCell {
     if (host.daemon) host.daemon = { ...host.daemon, since: -1 };
   }
 
+  const { machines } = options;
+  /**
+   * Brings the hosts in line with their instances: a launched instance becomes a host (named by its id,
+   * off until it runs), an instance that stopped takes its daemon down, one that started boots it. Run at
+   * every entry point, since sim-cloud's states change with the clock, not by events.
+   */
+  const sync = (): void => {
+    if (!machines) return;
+    const known = new Set([...hosts.values()].map((h) => h.instanceId));
+    for (const launched of machines.launched()) {
+      if (known.has(launched.instanceId)) continue;
+      const { image } = launched;
+      const host = createHost(
+        {
+          name: launched.instanceId,
+          address: launched.privateIp,
+          kind: image.kind,
+          ...(image.dataDir === undefined ? {} : { dataDir: image.dataDir }),
+          ...(image.service === undefined ? {} : { service: image.service }),
+          files: launched.rootFiles?.() ?? image.files ?? {},
+          instanceId: launched.instanceId,
+          ...(launched.rootVolumeId === undefined ? {} : { mounts: { '/': launched.rootVolumeId } }),
+          startsAtBoot: image.startsAtBoot ?? false,
+        },
+        clock,
+        internals,
+      );
+      host.powered = false;
+      hosts.set(host.name, host);
+    }
+    for (const host of hosts.values()) {
+      if (host.instanceId === undefined) continue;
+      const on = machines.isRunning(host.instanceId);
+      if (on === undefined || on === host.powered) continue;
+      if (on) {
+        host.powered = true;
+        if (host.startsAtBoot) host.startDaemon();
+      } else {
+        // Powered off (stopped, or forced): the daemon dies with the machine.
+        host.stopDaemon();
+        host.powered = false;
+      }
+    }
+  };
+  // Before any daemon starts: instances stopped meanwhile take theirs down first.
+  internals.sync = sync;
+  sync();
+
   const externals = simExternalValidators(options.externalValidators ?? 3);
   const registeredBls = new Map<string, string>();
   for (const host of hosts.values())
     if (host.kind === 'cn' && host.daemon) registeredBls.set(host.daemon.address, host.daemon.bls);
   const council = options.council ?? [...registeredBls.keys(), ...externals];
 
-  const hostOf = (ref: { name: string; address?: string }): SimHost & { daemon?: Daemon } => {
+  const hostOf = (ref: { name: string; address?: string }): HostRec => {
+    sync();
     const host = hosts.get(ref.name) ?? [...hosts.values()].find((h) => h.address === ref.address);
     if (!host) throw new Error(`sim: no simulated host ${ref.name}`);
     return host;
   };
 
-  const signs = (host: SimHost & { daemon?: Daemon }): boolean =>
+  const signs = (host: HostRec): boolean =>
     host.kind === 'cn' &&
     host.daemon !== undefined &&
     !host.isolated &&
@@ -488,7 +639,7 @@ export function createSimCell(options: SimCellOptions): SimCell {
     async exec(ref: HostRef, command: ShellCommand, execOptions?: ExecOptions): Promise<ExecResult> {
       if (execOptions?.signal?.aborted) throw execOptions.signal.reason;
       const host = hostOf(ref);
-      if (!host.reachable)
+      if (!host.reachable || !host.powered)
         throw new HostError(
           'host_unreachable',
           `cannot reach ${host.name} (${host.address}) over SSH: connection timed out (simulated)`,
@@ -505,11 +656,28 @@ export function createSimCell(options: SimCellOptions): SimCell {
       if (fault) {
         if (fault.once ?? true) host.faults.splice(faultIndex, 1);
         outcome = { exitCode: fault.exitCode, stderr: fault.stderr ?? 'simulated failure' };
+      } else if (command === 'true') {
+        // What a runbook runs to see that a fresh machine answers SSH.
+        outcome = { exitCode: 0 };
       } else {
-        const words = shellWords(command);
-        outcome = words
-          ? interpret(host, words, stdin)
-          : { exitCode: 127, stderr: `sim: command form not understood: ${command}` };
+        const script = parsePrivilegedScript(command);
+        const words = script ? undefined : shellWords(command);
+        outcome = script
+          ? actOutDiskOperation(
+              {
+                files: host.disk,
+                mounts: host.mounts,
+                attachedVolume: (volumeId) =>
+                  host.instanceId === undefined
+                    ? undefined
+                    : machines?.attachedVolume(host.instanceId, volumeId),
+              },
+              script.name,
+              script.args,
+            )
+          : words
+            ? interpret(host, words, stdin)
+            : { exitCode: 127, stderr: `sim: command form not understood: ${command}` };
       }
       commands.push({ host: host.name, command, stdinBytes: stdin?.length ?? 0, exitCode: outcome.exitCode });
       return {
@@ -523,10 +691,10 @@ export function createSimCell(options: SimCellOptions): SimCell {
     async close() {},
   };
 
-  const answering = (endpoint: NodeEndpoint, probe: ProbeOptions): SimHost & { daemon?: Daemon } => {
+  const answering = (endpoint: NodeEndpoint, probe: ProbeOptions): HostRec => {
     if (probe.signal?.aborted) throw probe.signal.reason;
     const host = hostOf({ name: endpoint.name, address: endpoint.host.address });
-    if (!host.reachable || !host.daemon)
+    if (!host.reachable || !host.powered || !host.daemon)
       throw new ExternalError(
         'rpc_unreachable',
         `${host.name} does not answer at ${endpoint.rpcUrl ?? endpoint.metricsUrl}: connection refused (simulated)`,
@@ -593,9 +761,22 @@ export function createSimCell(options: SimCellOptions): SimCell {
     shell,
     rpc,
     host(name) {
+      sync();
       const host = hosts.get(name);
       if (!host) throw new Error(`sim: no simulated host ${name}`);
       return host;
+    },
+    hosts() {
+      sync();
+      return [...hosts.values()];
+    },
+    // No sync here: the cloud asks while the hosts sync with it, and a volume is mounted only by a command.
+    volumeFiles(volumeId) {
+      for (const host of hosts.values())
+        for (const [mountPoint, mounted] of host.mounts)
+          if (mounted === volumeId)
+            return mountedVolumeFiles({ files: host.disk, mounts: host.mounts }, mountPoint);
+      return undefined;
     },
     chainHeight: () => internals.chainHeight(),
     commands,

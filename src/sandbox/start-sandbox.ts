@@ -89,6 +89,8 @@ export interface StartSandboxOptions {
   readonly blockMs?: number;
   /** Simulated EC2 durations. */
   readonly cloudDelays?: Partial<SimDelays>;
+  /** How often the simulated EC2's waits look again. Default 1 s. */
+  readonly cloudPollMs?: number;
   /** How long a drill leaves each approval request up before its approver clicks. Default 1.5 s. */
   readonly drillApprovalDelayMs?: number;
 }
@@ -102,6 +104,8 @@ export interface Sandbox {
   readonly store: { readonly kind: SandboxStore['kind']; readonly description: string };
   readonly cell: SandboxCell;
   readonly engine: Engine;
+  /** Roles, backups and images as cellops records them. */
+  readonly state: CellState;
   readonly chat: ConsoleChat;
   readonly handlers: ConsoleHandlers;
   stop(): Promise<void>;
@@ -162,31 +166,6 @@ function splitCommand(input: string): { command: string; text: string } {
   return { command: trimmed.slice(0, space).toLowerCase(), text: trimmed.slice(space + 1).trim() };
 }
 
-/**
- * The engine as the sandbox's commands see it: a snapshot-mode failover (cn2) is refused unless it is a dry
- * run, because the simulated hosts do not boot the replacement instance the runbook launches; the run would
- * wait ten minutes for its SSH and fail. The plan and preflight (`--dry-run`) work.
- */
-function withSandboxLimits(engine: Engine, config: CellopsConfig): Engine {
-  return {
-    ...engine,
-    async start(request) {
-      if (request.runbook === 'failover' && request.dryRun !== true) {
-        const params = request.params as { cn?: unknown; mode?: unknown };
-        const cn = typeof params.cn === 'string' ? params.cn : undefined;
-        const node = cn === undefined ? undefined : config.nodes[cn];
-        const mode = typeof params.mode === 'string' ? params.mode : node?.failover?.mode;
-        if (cn !== undefined && mode === 'snapshot') {
-          throw new InputError(
-            `The sandbox simulates ${cn}'s EC2 side (instance, Elastic IP, image, PN snapshot) but does not boot the replacement machine a snapshot failover launches, so it cannot run one end to end. Try /failover ${cn} --dry-run for its plan and preflight, or /failover cn1 for the standby failover.`,
-          );
-        }
-      }
-      return engine.start(request);
-    },
-  };
-}
-
 export async function startSandbox(options: StartSandboxOptions): Promise<Sandbox> {
   const clock = options.clock ?? createSystemClock();
   const logger = options.logger.child({ component: 'sandbox', sandbox: true });
@@ -221,6 +200,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     keys,
     ...(options.blockMs === undefined ? {} : { blockMs: options.blockMs }),
     ...(options.cloudDelays === undefined ? {} : { cloudDelays: options.cloudDelays }),
+    ...(options.cloudPollMs === undefined ? {} : { cloudPollMs: options.cloudPollMs }),
   });
   await recordSandboxState(stores.state, keys, clock.now());
 
@@ -302,7 +282,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
 
   const commands: CommandHandlers = createCommandHandlers({
     config,
-    engine: withSandboxLimits(engine, config),
+    engine,
     policy,
     monitor,
     chat,
@@ -351,12 +331,11 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       return;
     }
     cell.reset();
-    const now = clock.now();
-    for (const role of ['cn1', 'cn2'])
-      await stores.state.setRole({ role, servedBy: role, since: now, runId: 'sandbox-reset' });
+    // The EC2 side is new too: cn2 on its own instance again, with the image and backups recorded as at start.
+    await recordSandboxState(stores.state, keys, clock.now(), 'sandbox-reset');
     logger.info({ user }, 'SANDBOX: cell reset');
     await say(
-      `:arrows_counterclockwise: ${mention(user)} reset the simulated cell: every node healthy, cn1 active with its standby cn1s again (same nodekeys, backups in place). Try again.`,
+      `:arrows_counterclockwise: ${mention(user)} reset the simulated cell: every node healthy, cn1 active with its standby cn1s again, cn2 on its own instance with its Elastic IP (same nodekeys, backups and image in place). Try again.`,
     );
   };
 
@@ -454,7 +433,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       [
         `:test_tube: *SANDBOX* — a simulated Core Cell *${escapeText(config.cell)}* runs in this process: cn1 (active) with its standby cn1s, cn2 (cloud style, snapshot mode), and pn1, pn2 producing ${formatDuration(options.blockMs ?? 1_000)} blocks. No Slack workspace, no real nodes.`,
         `State is kept in ${escapeText(store.description)}.`,
-        'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`. Switch the user on the left to approve as someone else (four-eyes is on).',
+        'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`. Stop cn2 and `/failover cn2` replaces it with a new instance from its image and a snapshot of pn1. Switch the user on the left to approve as someone else (four-eyes is on).',
       ].join('\n'),
     ),
     text: `SANDBOX started; state is kept in ${store.description}`,
@@ -471,6 +450,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
     store: { kind: store.kind, description: store.description },
     cell,
     engine,
+    state: stores.state,
     chat,
     handlers,
     async stop() {

@@ -209,20 +209,18 @@ describe('the sandbox', () => {
     });
   });
 
-  it("refuses cn2's snapshot failover, which the simulated hosts cannot complete, but runs its dry run", async () => {
+  it("runs cn2's snapshot failover as a dry run: preflight only, nothing launched or stopped", async () => {
     const sb = await start();
     await sb.handlers.fault('cn2', 'stop', ALICE);
-    await sb.handlers.command('/failover cn2', ALICE);
-    const refusal = sb.chat.messages().at(-1);
-    expect(refusal?.onlyFor).toBe(ALICE);
-    expect(refusal?.text).toContain('--dry-run');
-    expect(await sb.engine.list(1)).toEqual([]);
-
     await sb.handlers.command('/failover cn2 --dry-run', ALICE);
     const run = await finished(sb, (await latestRun(sb)).id);
     expect(run.dryRun).toBe(true);
     expect(run.error).toBeUndefined();
     expect(run.status).toBe('succeeded');
+    const ops = sb.cell.current().cloud.calls.map((c) => c.op);
+    expect(ops).not.toContain('runInstance');
+    expect(ops).not.toContain('stopInstance');
+    expect(sb.cell.current().sim.host('pn1').isRunning()).toBe(true);
   });
 
   it('never shows a nodekey in the console or the log', async () => {

@@ -1,0 +1,137 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startSandbox, type Sandbox } from '../../../src/sandbox/start-sandbox.js';
+import type { ConsoleMessage } from '../../../src/sandbox/console-chat.js';
+import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
+import type { RunRecord } from '../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../fakes/recording-logger.js';
+
+const ALICE = 'U0ALICE';
+const BOB = 'U0BOB';
+
+let sandbox: Sandbox | undefined;
+
+afterEach(async () => {
+  await sandbox?.stop();
+  sandbox = undefined;
+});
+
+/** A sandbox on real timers with EC2 taking tens of milliseconds instead of tens of seconds. */
+async function start(): Promise<Sandbox> {
+  sandbox = await startSandbox({
+    env: { redisUrl: 'redis://127.0.0.1:1', redisUrlSet: true },
+    logger: new RecordingLogger(),
+    port: 0,
+    store: 'memory',
+    blockMs: 200,
+    monitor: { interval: '200ms', for: '1s', stall: '1s', failures: 2 },
+    cloudDelays: {
+      instanceStart: 100,
+      instanceStop: 50,
+      snapshot: 150,
+      volumeCreate: 30,
+      volumeAttach: 30,
+      image: 50,
+    },
+    cloudPollMs: 20,
+  });
+  return sandbox;
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function buttons(message: ConsoleMessage): { action_id: string; value: string }[] {
+  return (message.blocks ?? [])
+    .flatMap((block) => (block.elements as { action_id?: string; value?: string }[] | undefined) ?? [])
+    .filter((e): e is { action_id: string; value: string } => typeof e.action_id === 'string');
+}
+
+/** Clicks Approve on every approval request as bob, as they come, until the run ends. */
+async function approveUntilDone(sb: Sandbox, runId: string): Promise<RunRecord> {
+  const approved = new Set<string>();
+  return until(`run ${runId} to finish with approvals`, async () => {
+    for (const message of sb.chat.messages()) {
+      const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
+      if (!approve || approved.has(message.ts)) continue;
+      approved.add(message.ts);
+      await sb.handlers.action({
+        actionId: RUN_ACTIONS.approve,
+        value: approve.value,
+        user: BOB,
+        messageTs: message.ts,
+        threadTs: message.threadTs ?? message.ts,
+      });
+    }
+    const run = await sb.engine.get(runId);
+    return run && ['succeeded', 'failed', 'aborted'].includes(run.status) ? run : undefined;
+  });
+}
+
+describe("the sandbox's snapshot failover of cn2", () => {
+  it('replaces cn2 with an instance from its image and pn1 chaindata, fences the old one, moves the EIP', async () => {
+    const sb = await start();
+    const before = sb.cell.current();
+    const cn2Instance = sb.config.nodes.cn2?.instanceId ?? '';
+    const cn2Address = before.sim.host('cn2').loadedAddress() ?? '';
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+
+    await sb.handlers.command('/failover cn2', ALICE);
+    const started = await until('the run', async () => (await sb.engine.list(1))[0]);
+    const run = await approveUntilDone(sb, started.id);
+
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.flatMap((s) => s.approvals).every((a) => a.user === BOB)).toBe(true);
+    const { sim, cloud } = sb.cell.current();
+    const inventory = cloud.inventory();
+    const launched = inventory.instances.find((i) => i.tags['cellops:run-id'] === run.id);
+    if (!launched?.privateIp) throw new Error('no instance was launched');
+    // The role is served by the new instance, at its private IP.
+    const role = await sb.state.role('cn2');
+    expect(role).toMatchObject({ role: 'cn2', servedBy: launched.instanceId, address: launched.privateIp });
+    // cn2's old instance is stopped and its kcnd with it; the Elastic IP is on the replacement.
+    expect(inventory.instances.find((i) => i.instanceId === cn2Instance)?.state).toBe('stopped');
+    expect(sim.host('cn2').isPoweredOn()).toBe(false);
+    expect(sim.host('cn2').isRunning()).toBe(false);
+    expect(inventory.addresses[0]?.instanceId).toBe(launched.instanceId);
+    // The replacement runs kcnd as cn2, from pn1's chaindata and nothing else of pn1.
+    const replacement = sim.host(launched.instanceId);
+    expect(replacement.address).toBe(launched.privateIp);
+    expect(replacement.isRunning()).toBe(true);
+    expect(replacement.loadedAddress()).toBe(cn2Address);
+    expect(replacement.read('/var/kcnd/data/klay/chaindata/000001.ldb')).toBe('sandbox blocks');
+    expect(replacement.read('/var/kcnd/data/static-nodes.json')).toBeUndefined();
+    expect(replacement.read('/var/kcnd/data/logs/kpnd.out')).toBeUndefined();
+    expect(replacement.files.get('/var/kcnd/data/klay/nodekey')?.mode).toBe(0o600);
+    expect(replacement.mounts.get('/var/kcnd/data')).toBe(
+      inventory.volumes.find((v) => v.attachment?.instanceId === launched.instanceId && v.snapshotId)
+        ?.volumeId,
+    );
+    // pn1 serves again; nobody ran cn2's identity twice, and the replacement signs blocks.
+    expect(sim.host('pn1').isRunning()).toBe(true);
+    expect(sim.violations).toEqual([]);
+    await until('the replacement to sign', async () => {
+      const endpoint = {
+        name: launched.instanceId,
+        host: { name: launched.instanceId, address: launched.privateIp ?? '' },
+        metricsUrl: `http://${launched.privateIp}:61001/metrics`,
+        rpcUrl: `http://${launched.privateIp}:8551`,
+        dataDir: '/var/kcnd/data',
+        binary: 'kcn' as const,
+      };
+      const blocks = await sb.cell.rpc.recentBlocks(endpoint, 5, { timeoutMs: 1000 });
+      return blocks.some((b) => b.committers.includes(cn2Address)) ? true : undefined;
+    });
+  });
+});
