@@ -27,7 +27,13 @@ import type { Logger } from '../ports/logger.js';
 import { boundedCall, formatMs } from './bounded-call.js';
 import { RunAbortedError, RunHandedOverError, VerifyFailedError } from './engine-errors.js';
 import { appendOutput, isStepDone, needsApproval, newStepRecord, planContext } from './run-record.js';
-import type { ApprovalRound, AuditEntry, ControlRequest, RunStore } from './run-store.js';
+import {
+  isFinished,
+  type ApprovalRound,
+  type AuditEntry,
+  type ControlRequest,
+  type RunStore,
+} from './run-store.js';
 import type {
   Fact,
   RunbookPorts,
@@ -90,6 +96,9 @@ type ApprovalOutcome = 'approved' | 'paused' | 'aborted';
 
 const ignore = (): void => undefined;
 
+/** Driver errors in a row, with no save in between, after which it gives up and leaves the run to recover(). */
+const MAX_FAILURES_WITHOUT_PROGRESS = 30;
+
 export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   const { store, lock, ports, config, clock, ownerId, timings, emit } = deps;
   const run = start.run;
@@ -125,10 +134,16 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     if (stopCtl.signal.aborted) throw stopCtl.signal.reason as Error;
   };
 
+  let saves = 0;
   const save = async (): Promise<void> => {
     throwIfStopped();
-    if (await store.saveRun(run, { owner: ownerId })) return;
-    if ((await restoreLostState()) && (await store.saveRun(run, { owner: ownerId }))) return;
+    if (
+      (await store.saveRun(run, { owner: ownerId })) ||
+      ((await restoreLostState()) && (await store.saveRun(run, { owner: ownerId })))
+    ) {
+      saves += 1;
+      return;
+    }
     stopCtl.abort(new RunHandedOverError(run.id, 'its owner lease lapsed and another process may drive it'));
     throwIfStopped();
   };
@@ -403,8 +418,11 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   };
 
   const endFailed = async (step: StepRecord, error: unknown): Promise<void> => {
+    await endFailedWith(`step ${step.id} (${step.title}) failed: ${redactSecrets(describeError(error))}`);
+  };
+
+  const endFailedWith = async (first: string): Promise<void> => {
     // The first error leads; undo failures are added after it, never instead of it.
-    const first = `step ${step.id} (${step.title}) failed: ${redactSecrets(describeError(error))}`;
     run.error = first;
     const undoErrors = await undoCompleted();
     run.error = [first, ...undoErrors].join('; ');
@@ -414,6 +432,18 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   // ---- pauses -------------------------------------------------------------------------------------
 
   const pause = async (reason: string, what: string): Promise<void> => {
+    // Whatever the run was waiting for is asked for again on resume, in a new round: the buttons of the
+    // round open now must not approve a step of a run that paused (its lock, or Redis, was lost meanwhile).
+    for (const step of run.steps) {
+      if (step.status === 'waiting-approval') {
+        await store.closeRound(run.id, step.id, step.approvalRound, {
+          reason: `the run paused (${what})`,
+          at: clock.now(),
+        });
+        delete step.approvalExpiresAt;
+      }
+      if (step.status === 'waiting-approval' || step.status === 'approved') step.status = 'pending';
+    }
     run.status = 'paused';
     run.pauseReason = reason;
     await save();
@@ -422,6 +452,8 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   };
 
   const pauseForLock = async (): Promise<void> => {
+    // The fencing check failing may be the first sign that Redis lost everything: say so if it did.
+    if (!lockCtl.signal.aborted) await restoreLostState();
     const reason: unknown = lockCtl.signal.aborted
       ? lockCtl.signal.reason
       : new LockLostError(run.lockKey, 'the fencing check found another owner, or the lease lapsed');
@@ -730,7 +762,38 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     return runStep(index, resumed);
   };
 
+  /**
+   * The record may say the run was ending when this driver got it: its previous driver (or this one, before
+   * an error) died between a step failing or being aborted and the run's end. Finish that ending; driving
+   * on would run the failed or aborted step again. Returns whether the run is ending.
+   */
+  const resumeEnding = async (): Promise<boolean> => {
+    if (isFinished(run.status)) {
+      await finish(run.status as 'succeeded' | 'failed' | 'aborted');
+      return true;
+    }
+    const failed = run.steps.find((s) => s.status === 'failed');
+    if (failed) {
+      await endFailedWith(
+        run.error ?? `step ${failed.id} (${failed.title}) failed: ${failed.error ?? 'no error recorded'}`,
+      );
+      return true;
+    }
+    const aborted = run.steps.find((s) => s.status === 'aborted');
+    if (aborted && !abortCtl.signal.aborted) {
+      const by = aborted.approvals.find((a) => a.decision === 'abort') ??
+        (await store.abortRequest(run.id)) ?? { user: 'unknown', at: clock.now() };
+      markAborted({ user: by.user, at: by.at });
+    }
+    if (abortCtl.signal.aborted) {
+      await endAborted();
+      return true;
+    }
+    return false;
+  };
+
   const loop = async (): Promise<void> => {
+    if (await resumeEnding()) return;
     for (;;) {
       throwIfStopped();
       if (run.status === 'paused') {
@@ -813,11 +876,40 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     for (const waker of wakers) waker.abort();
   };
 
+  /**
+   * Redis out for a moment (a restart, a failover) fails whatever the driver was doing. Giving up then
+   * would leave the run to recover() once the owner lease lapses, and to nobody if Redis came back empty.
+   * The state in memory is ahead of the record, so the loop starts again from it: every step is resumed by
+   * its status as after a crash (an interrupted step by its verify, or a fresh approval). The heartbeat
+   * still stops the driver once the owner lease may have lapsed; errors with no save in between stop it
+   * after a while too, so that a bug does not spin.
+   */
+  const loopThroughErrors = async (): Promise<void> => {
+    let failures = 0;
+    let savesAtFailure = -1;
+    for (;;) {
+      try {
+        await loop();
+        return;
+      } catch (error) {
+        if (stopCtl.signal.aborted) throw error;
+        failures = saves === savesAtFailure ? failures + 1 : 1;
+        savesAtFailure = saves;
+        if (failures > MAX_FAILURES_WITHOUT_PROGRESS) throw error;
+        logger.warn(
+          { err: error, failures },
+          'driving the run failed (is Redis reachable?); trying again from the state in memory',
+        );
+        await clock.sleep(timings.pollMs, stopCtl.signal);
+      }
+    }
+  };
+
   const main = async (): Promise<void> => {
     const beat = new AbortController();
     const beating = heartbeat(AbortSignal.any([beat.signal, stopCtl.signal]));
     try {
-      await loop();
+      await loopThroughErrors();
     } catch (error) {
       if (stopCtl.signal.aborted) {
         logger.info({ reason: describeError(stopCtl.signal.reason) }, 'stopped driving the run');

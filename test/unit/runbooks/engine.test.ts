@@ -912,3 +912,52 @@ describe('engine: Redis restarted without persistence mid-run', () => {
     expect(v.counts.get('b')).toBeUndefined();
   });
 });
+
+describe('engine: taking over a run that was ending', () => {
+  it('finishes failing a run whose driver died while undoing, and never runs the failed step again', async () => {
+    const s = setup([{ id: 'a', undo: true }, { id: 'b' }, { id: 'c' }]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'succeeded');
+    // As saved by a driver that died right after recording that b failed, before its undos and the end.
+    const record = await runOf(s, run.id);
+    Object.assign(record, { status: 'running', currentStep: 'b' });
+    delete record.endedAt;
+    Object.assign(step(record, 'b'), { status: 'failed', error: 'kcnd did not start' });
+    Object.assign(step(record, 'c'), { status: 'pending' });
+    await s.store.saveRun(record);
+    await s.store.acquireOwner(run.id, 'bot-dead', 30_000);
+    s.counts.clear();
+
+    await s.clock.advance(31_000);
+    await s.replica().recover();
+    const failed = await untilStatus(s, run.id, 'failed');
+    expect(s.counts.size).toBe(0);
+    expect(s.undone).toEqual(['a']);
+    expect(failed.error).toContain('kcnd did not start');
+    expect(failed.steps.map((st) => st.status)).toEqual(['undone', 'failed', 'pending']);
+  });
+
+  it('finishes aborting a run aborted by its Abort button whose driver died while undoing', async () => {
+    const s = setup([
+      { id: 'a', undo: true },
+      { id: 'fence', destructive: true },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.close();
+    const record = await runOf(s, run.id);
+    record.status = 'running';
+    Object.assign(step(record, 'fence'), {
+      status: 'aborted',
+      approvals: [{ user: APPROVER_B, decision: 'abort', at: s.clock.now() }],
+    });
+    await s.store.saveRun(record);
+
+    await s.clock.advance(31_000);
+    await s.replica().recover();
+    const aborted = await untilStatus(s, run.id, 'aborted');
+    expect(s.counts.get('fence')).toBeUndefined();
+    expect(step(aborted, 'fence').approvalRound).toBe(1);
+    expect(s.undone).toEqual(['a']);
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * The engine while its Redis restarts, with and without persistence. Clients reconnect quickly and fail
+ * commands at once while Redis is down (no offline queue), as a production client does after its retries.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createRedisKeys } from '../../../src/infra/redis-keys.js';
+import { createSystemClock } from '../../../src/infra/system-clock.js';
+import { createRedisLock } from '../../../src/locks/redis-lock.js';
+import { createApprovalPolicy } from '../../../src/runbooks/approval-policy.js';
+import { createEngine } from '../../../src/runbooks/engine.js';
+import { createRedisRunStore } from '../../../src/runbooks/redis-run-store.js';
+import type { RunStore } from '../../../src/runbooks/run-store.js';
+import type { Engine, RunbookPorts, RunEvent, RunRecord } from '../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { APPROVER_A, OPERATOR, testConfig } from '../../support/bot-fixtures.js';
+import { countingRunbook, memoryCounter } from '../../support/counting-runbook.js';
+import { uniquePrefix } from '../../support/redis-client.js';
+import { startRedis, type RedisServer } from '../../support/redis-server.js';
+
+let server: RedisServer | undefined;
+const closers: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  await server?.stop();
+  server = undefined;
+});
+
+async function client(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 1_000,
+    commandTimeout: 1_000,
+    retryStrategy: (times: number) => Math.min(20 * times, 200),
+  });
+  redis.on('error', () => undefined);
+  await redis.connect();
+  closers.push(async () => {
+    redis.disconnect();
+  });
+  return redis;
+}
+
+interface Setup {
+  readonly engine: Engine;
+  readonly store: RunStore;
+  readonly counts: Map<string, number>;
+  readonly events: RunEvent[];
+}
+
+async function setup(url: string): Promise<Setup> {
+  const redis = await client(url);
+  const prefix = uniquePrefix('restart');
+  const keys = createRedisKeys(prefix);
+  const clock = createSystemClock();
+  const logger = new RecordingLogger();
+  const config = testConfig({ prefix });
+  const store = createRedisRunStore({ redis, keys, logger });
+  const counter = memoryCounter();
+  const events: RunEvent[] = [];
+  const engine = createEngine({
+    store,
+    lock: createRedisLock({ redis, keys, clock, logger }),
+    runbooks: [countingRunbook({ steps: [{ id: 'prepare' }, { id: 'fence', destructive: true }], counter })],
+    ports: { clock } as unknown as RunbookPorts,
+    config,
+    policy: createApprovalPolicy({ slack: config.slack, directory: { usergroupMembers: async () => [] } }),
+    observer: { onRunEvent: async (_run, event) => void events.push(event) },
+    clock,
+    logger,
+    ownerId: 'bot-1',
+    options: { lockTtlMs: 1_500, ownerLeaseMs: 1_500, pollMs: 100, graceMs: 200 },
+  });
+  closers.push(() => engine.close());
+  return { engine, store, counts: counter.counts, events };
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const status = (s: Setup, id: string, wanted: RunRecord['status']) =>
+  until(`run ${id} ${wanted}`, async () => {
+    const run = await s.store.loadRun(id);
+    return run?.status === wanted ? run : undefined;
+  });
+
+describe('engine while Redis restarts', () => {
+  it('with appendonly, a run waiting for approval keeps waiting and goes on once approved', async () => {
+    server = await startRedis({ appendonly: true });
+    const s = await setup(server.url);
+    const run = await s.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
+    await status(s, run.id, 'waiting-approval');
+
+    // Down for a while: the driver's polls and renewals fail meanwhile.
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await server.start();
+    const after = await status(s, run.id, 'waiting-approval');
+    expect(after.steps[1]).toMatchObject({ status: 'waiting-approval', approvalRound: 1 });
+    expect(s.counts.get('fence')).toBeUndefined();
+
+    await until('the decision', async () => {
+      const outcome = await s.engine.decide(run.id, 'fence', APPROVER_A, 'approve', 1);
+      return outcome.kind === 'recorded' ? outcome : undefined;
+    });
+    await status(s, run.id, 'succeeded');
+    expect(s.counts.get('fence')).toBe(1);
+  }, 20_000);
+
+  it('without persistence, a run waiting for approval stops before its next step, recorded again as paused', async () => {
+    server = await startRedis();
+    const s = await setup(server.url);
+    const run = await s.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
+    await status(s, run.id, 'waiting-approval');
+
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await server.start();
+    const paused = await status(s, run.id, 'paused');
+    expect(paused.pauseReason).toContain('Redis lost');
+    expect(paused.steps.map((st) => st.status)).toEqual(['succeeded', 'pending']);
+    expect(s.events.map((e) => e.type)).toContain('run-paused');
+    expect(s.counts.get('fence')).toBeUndefined();
+    expect(await s.store.activeRunIds()).toEqual([run.id]);
+  }, 20_000);
+});
