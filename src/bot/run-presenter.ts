@@ -277,6 +277,19 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
             },
           },
         ];
+      case 'approval-closed':
+        return [
+          {
+            kind: 'thread',
+            run: async () => {
+              await editApproval(
+                run,
+                event.stepId,
+                renderApprovalDecided(run, event.stepId, { kind: 'closed', at: clock.now() }),
+              );
+            },
+          },
+        ];
       case 'run-paused':
         return [
           thread(() =>

@@ -397,15 +397,23 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     const by = abortedBy?.user ?? 'unknown';
     const current = run.steps.find((s) => s.id === run.currentStep);
     if (current && ['waiting-approval', 'approved', 'running'].includes(current.status)) {
+      let closedByAbort = false;
       if (current.status === 'waiting-approval') {
-        await store.closeRound(run.id, current.id, current.approvalRound, {
+        const result = await store.closeRound(run.id, current.id, current.approvalRound, {
           reason: `the run was aborted by ${by}`,
           at: clock.now(),
         });
+        // Closed here (not by an Abort click, which is announced where it was recorded).
+        closedByAbort = result.kind === 'closed';
       }
       delete current.approvalExpiresAt;
       current.error ??= `aborted by <@${by}>`;
       await setStepStatus(current, 'aborted', `aborted by ${by}`);
+      if (closedByAbort) {
+        // The request's buttons give way to who aborted and when, as after an Abort click.
+        const approval = { user: by, decision: 'abort', at: abortedBy?.at ?? clock.now() } as const;
+        emit(run, { type: 'approval-decided', stepId: current.id, approval, final: true });
+      }
     }
     await audit({
       what: 'run-aborting',
@@ -434,12 +442,14 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
   const pause = async (reason: string, what: string): Promise<void> => {
     // Whatever the run was waiting for is asked for again on resume, in a new round: the buttons of the
     // round open now must not approve a step of a run that paused (its lock, or Redis, was lost meanwhile).
+    const closed: StepRecord[] = [];
     for (const step of run.steps) {
       if (step.status === 'waiting-approval') {
-        await store.closeRound(run.id, step.id, step.approvalRound, {
+        const result = await store.closeRound(run.id, step.id, step.approvalRound, {
           reason: `the run paused (${what})`,
           at: clock.now(),
         });
+        if (result.kind === 'closed') closed.push(step);
         delete step.approvalExpiresAt;
       }
       if (step.status === 'waiting-approval' || step.status === 'approved') step.status = 'pending';
@@ -448,6 +458,10 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     run.pauseReason = reason;
     await save();
     await audit({ what: 'run-paused', detail: `${what}: ${reason}` });
+    // So that the request's buttons are replaced: nothing can be decided on it any more.
+    for (const step of closed) {
+      emit(run, { type: 'approval-closed', stepId: step.id, round: step.approvalRound, reason });
+    }
     emit(run, { type: 'run-paused', reason });
   };
 
@@ -552,9 +566,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
       throwIfStopped();
       if (await abortRequested()) return 'aborted';
       if (!run.dryRun && (!lease || lockCtl.signal.aborted)) {
-        await store.closeRound(run.id, step.id, round, { reason: 'the run lost its lock', at: clock.now() });
-        step.status = 'pending';
-        delete step.approvalExpiresAt;
+        // pause() closes the round and announces it.
         await pauseForLock();
         return 'paused';
       }

@@ -206,6 +206,13 @@ export type RunEvent =
       readonly final: boolean;
     }
   | { readonly type: 'approval-expired'; readonly stepId: string }
+  /** The request's round ended without a decision because the run paused; resume asks again. */
+  | {
+      readonly type: 'approval-closed';
+      readonly stepId: string;
+      readonly round: number;
+      readonly reason: string;
+    }
   | { readonly type: 'run-paused'; readonly reason: string }
   | { readonly type: 'run-resumed'; readonly user: string }
   | { readonly type: 'run-finished'; readonly status: RunStatus; readonly error?: string };

@@ -265,7 +265,9 @@ export function renderApprovalRequest(
 export type ApprovalOutcome =
   | { readonly kind: 'approved'; readonly by: ApprovalRecord; readonly all?: readonly ApprovalRecord[] }
   | { readonly kind: 'aborted'; readonly by: ApprovalRecord }
-  | { readonly kind: 'expired'; readonly at: number };
+  | { readonly kind: 'expired'; readonly at: number }
+  /** The run paused before a decision (its lock was lost, say): the round is over. */
+  | { readonly kind: 'closed'; readonly at: number };
 
 /** The approval message after the decision: the buttons are gone, replaced by who decided and when. */
 export function renderApprovalDecided(
@@ -288,6 +290,9 @@ export function renderApprovalDecided(
       break;
     case 'expired':
       line = `:hourglass: Expired at ${clockTime(outcome.at)} with no decision — the run is paused. \`/cell resume ${escapeText(run.id)}\` asks again; \`/cell abort ${escapeText(run.id)}\` stops it.`;
+      break;
+    case 'closed':
+      line = `:double_vertical_bar: Closed at ${clockTime(outcome.at)} with no decision: the run paused (the thread says why). \`/cell resume ${escapeText(run.id)}\` asks again; \`/cell abort ${escapeText(run.id)}\` stops it.`;
       break;
   }
   const blocks: Block[] = [section(`*${title}* (${label})\n${cutText(description, 2_500)}`), context([line])];

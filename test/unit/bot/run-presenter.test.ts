@@ -42,6 +42,38 @@ function text(call: { message: { blocks?: readonly unknown[] } }): string {
 }
 
 describe('run presenter', { timeout: 5_000 }, () => {
+  it('replaces the buttons of a request closed by a pause with when it closed and how to go on', async () => {
+    const { chat, presenter } = setup();
+    const run = twoStepRun();
+    await presenter.onRunEvent(run, { type: 'run-started' });
+    run.status = 'waiting-approval';
+    Object.assign(run.steps[1]!, { status: 'waiting-approval', approvalRound: 1 });
+    await presenter.onRunEvent(run, {
+      type: 'approval-requested',
+      stepId: 'fence',
+      expiresAt: Date.UTC(2026, 10, 26, 3, 15),
+    });
+    await presenter.idle();
+    const request = chat.posts().find((p) => text(p).includes('run:approve'))!;
+
+    run.status = 'paused';
+    run.steps[1]!.status = 'pending';
+    await presenter.onRunEvent(run, {
+      type: 'approval-closed',
+      stepId: 'fence',
+      round: 1,
+      reason: 'lock lost',
+    });
+    await presenter.idle();
+    const edits = chat.updates().filter((u) => u.ref.ts === request.ref.ts);
+    expect(edits).toHaveLength(1);
+    const edited = JSON.stringify(edits[0]!.message.blocks);
+    expect(edited).not.toContain('run:approve');
+    expect(edited).not.toContain('run:abort');
+    expect(edited).toContain('Closed at 03:00:00 UTC with no decision');
+    expect(edited).toContain(`/cell resume ${run.id}`);
+  });
+
   it('posts the run message, then the plan, steps, approval and result in its thread', async () => {
     const { chat, presenter, threads } = setup();
     const run = twoStepRun();

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CellopsConfig } from '../../../src/config/config.js';
 import { InputError, NotAuthorizedError, SafetyGateError } from '../../../src/errors.js';
 import { createMemoryLock } from '../../../src/locks/memory-lock.js';
-import { LockBusyError, type RunLock } from '../../../src/locks/types.js';
+import { LockBusyError, LockLostError, type RunLock } from '../../../src/locks/types.js';
 import { createApprovalPolicy } from '../../../src/runbooks/approval-policy.js';
 import { createEngine, type EngineOptions } from '../../../src/runbooks/engine.js';
 import { createMemoryRunStore } from '../../../src/runbooks/memory-run-store.js';
@@ -959,5 +959,57 @@ describe('engine: taking over a run that was ending', () => {
     expect(s.counts.get('fence')).toBeUndefined();
     expect(step(aborted, 'fence').approvalRound).toBe(1);
     expect(s.undone).toEqual(['a']);
+  });
+});
+
+describe('engine: the approval request after the run stopped waiting', () => {
+  it('/cell abort while waiting announces the abort on the approval request, with who and when', async () => {
+    const s = setup([{ id: 'fence', destructive: true }]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.abort(run.id, APPROVER_B);
+    await until(s, () => types(s).includes('run-finished'), 'run-finished');
+    const decided = s.events.filter((e) => e.event.type === 'approval-decided').map((e) => e.event);
+    expect(decided).toEqual([
+      {
+        type: 'approval-decided',
+        stepId: 'fence',
+        approval: { user: APPROVER_B, decision: 'abort', at: s.clock.now() },
+        final: true,
+      },
+    ]);
+  });
+
+  it('an Abort click is announced once, by the replica that recorded it', async () => {
+    const s = setup([{ id: 'fence', destructive: true }]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.decide(run.id, 'fence', APPROVER_B, 'abort', 1);
+    await until(s, () => types(s).includes('run-finished'), 'run-finished');
+    expect(s.events.filter((e) => e.event.type === 'approval-decided')).toHaveLength(1);
+  });
+
+  it('a pause while waiting closes the request and says so, so that its buttons go', async () => {
+    let lost = false;
+    const s = setup([{ id: 'fence', destructive: true }], {
+      lock: (clock) => {
+        const base = createMemoryLock({ clock });
+        return {
+          ...base,
+          extend: async (lease, ttl) => {
+            if (lost) throw new LockLostError(lease.key, 'taken');
+            return base.extend(lease, ttl);
+          },
+        };
+      },
+    });
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    lost = true;
+    await s.clock.advance(10_000);
+    await untilStatus(s, run.id, 'paused');
+    const closed = s.events.find((e) => e.event.type === 'approval-closed');
+    expect(closed?.event).toMatchObject({ type: 'approval-closed', stepId: 'fence', round: 1 });
+    expect(closed?.run.steps[0]?.approvalRound).toBe(1);
   });
 });
