@@ -76,6 +76,12 @@ export function applyFault(sim: SimCell, node: string, fault: SandboxFault): Fau
         notes.push('its height follows the chain again');
       }
       if (!host.isRunning()) {
+        if (!host.isPoweredOn()) {
+          notes.push(
+            `left ${host.service} stopped: its EC2 instance is stopped (a failover fenced it); use Reset cell to start over`,
+          );
+          return done(`${node}: ${notes.join('; ')}.`, notes.length > 1);
+        }
         if (host.kind === 'cn' && !hasNodekey(host)) {
           notes.push(
             `left ${host.service} stopped: its nodekey was moved aside by a failover's fence (so it cannot come back with its old identity); use Reset cell to start over`,

@@ -346,7 +346,14 @@ export function seedSandboxCell(options: SandboxSeedOptions): SeededCell {
         },
       ],
       addresses: [{ allocationId: CLOUD.eip, publicIp: CLOUD.eipAddress, instanceId: CLOUD.cn2Instance }],
-      images: [{ imageId: CLOUD.image, name: 'cn2 kcnd image (sandbox)', rootFiles: CN_ROOT_FILES }],
+      images: [
+        {
+          imageId: CLOUD.image,
+          name: 'cn2 kcnd image (sandbox)',
+          // A volume's files are relative to its root.
+          rootFiles: Object.fromEntries(Object.entries(CN_ROOT_FILES).map(([p, c]) => [p.slice(1), c])),
+        },
+      ],
       subnets: { [CLOUD.subnet]: CLOUD.zone },
     },
   });

@@ -61,7 +61,7 @@ export interface SimCloudSeed {
     name: string;
     creationDate?: string;
     tags?: Tags;
-    /** The root device's (/dev/xvda) files, which an instance launched from the image starts with. */
+    /** The root device's (/dev/xvda) files, relative to `/`; an instance launched from the image starts with them. */
     rootFiles?: Readonly<Record<string, string>>;
   }>;
   /** Subnet id to availability zone, for launches; unknown subnets land in `<region>a`. */

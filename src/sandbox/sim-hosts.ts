@@ -86,7 +86,7 @@ export interface SimLaunchedMachine {
   readonly image: SimMachineImage;
   /** Its root volume, mounted at `/`. */
   readonly rootVolumeId?: string;
-  /** What is on the root volume at first boot (from the image); default the image's `files`. */
+  /** What is on the root volume at first boot (from the image), relative to `/`; default the image's `files`. */
   rootFiles?(): Readonly<Record<string, string>> | undefined;
 }
 
@@ -375,6 +375,13 @@ function createHost(seed: SimHostSeed, clock: Clock, cell: CellInternals): HostR
   return host;
 }
 
+/** A volume's files (relative to its root) as absolute paths of the machine it is the root of. */
+function rooted(files: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(files).map(([path, content]) => [`/${path.replace(/^\/+/, '')}`, content]),
+  );
+}
+
 interface CellInternals {
   /** Brings hosts in line with their instances (set by createSimCell). */
   sync(): void;
@@ -431,7 +438,7 @@ export function createSimCell(options: SimCellOptions): SimCell {
           kind: image.kind,
           ...(image.dataDir === undefined ? {} : { dataDir: image.dataDir }),
           ...(image.service === undefined ? {} : { service: image.service }),
-          files: launched.rootFiles?.() ?? image.files ?? {},
+          files: rooted(launched.rootFiles?.() ?? image.files ?? {}),
           instanceId: launched.instanceId,
           ...(launched.rootVolumeId === undefined ? {} : { mounts: { '/': launched.rootVolumeId } }),
           startsAtBoot: image.startsAtBoot ?? false,

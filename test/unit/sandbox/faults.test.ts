@@ -97,6 +97,18 @@ describe('sandbox faults', () => {
     expect(sim.violations).toEqual([]);
   });
 
+  it('does not bring back a CN whose EC2 instance a failover stopped: only a reset does', async () => {
+    const clock = new ManualClock();
+    const { sim, cloud } = seedSandboxCell({ clock, keys: generateSandboxKeys() });
+    await cloud.stopInstance(config.nodes.cn2?.instanceId ?? '');
+
+    const outcome = applyFault(sim, 'cn2', 'heal');
+
+    expect(sim.host('cn2').isRunning()).toBe(false);
+    expect(outcome.text).toMatch(/instance is stopped.*Reset cell/);
+    expect(outcome.changed).toBe(false);
+  });
+
   it('refuses unknown nodes and knows its fault names', () => {
     const { sim } = setup();
     expect(() => applyFault(sim, 'cn9', 'stop')).toThrow(InputError);

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import type { ConsoleMessage } from '../../../src/sandbox/console-chat.js';
+import { SANDBOX_KCND_CONF } from '../../../src/sandbox/sim-cell-seed.js';
 import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
+import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 
@@ -114,6 +116,7 @@ describe("the sandbox's snapshot failover of cn2", () => {
     expect(replacement.read('/var/kcnd/data/static-nodes.json')).toBeUndefined();
     expect(replacement.read('/var/kcnd/data/logs/kpnd.out')).toBeUndefined();
     expect(replacement.files.get('/var/kcnd/data/klay/nodekey')?.mode).toBe(0o600);
+    expect(replacement.read(SANDBOX_KCND_CONF)).toMatch(/^DATA_DIR=\/var\/kcnd\/data$/m);
     expect(replacement.mounts.get('/var/kcnd/data')).toBe(
       inventory.volumes.find((v) => v.attachment?.instanceId === launched.instanceId && v.snapshotId)
         ?.volumeId,
@@ -133,5 +136,87 @@ describe("the sandbox's snapshot failover of cn2", () => {
       const blocks = await sb.cell.rpc.recentBlocks(endpoint, 5, { timeoutMs: 1000 });
       return blocks.some((b) => b.committers.includes(cn2Address)) ? true : undefined;
     });
+  });
+
+  it("runs from cn2's alert button, and the alert resolves once the replacement serves cn2", async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+    const alert = await until('the alert', () =>
+      sb.chat
+        .messages()
+        .find(
+          (m) =>
+            !m.threadTs &&
+            m.text.includes('cn2') &&
+            buttons(m).some((b) => b.action_id === ALERT_ACTIONS.startFailover),
+        ),
+    );
+    const startButton = buttons(alert).find((b) => b.action_id === ALERT_ACTIONS.startFailover);
+    await sb.handlers.action({
+      actionId: ALERT_ACTIONS.startFailover,
+      value: startButton?.value ?? '',
+      user: ALICE,
+      messageTs: alert.ts,
+      threadTs: alert.ts,
+    });
+    const started = await until('the run', async () => (await sb.engine.list(1))[0]);
+    expect(started.runbook).toBe('failover');
+    const run = await approveUntilDone(sb, started.id);
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe('succeeded');
+
+    const resolved = await until('the alert to resolve', () => {
+      const parent = sb.chat.messages().find((m) => m.ts === alert.ts);
+      return parent?.edited && parent.text.startsWith('Resolved') ? parent : undefined;
+    });
+    expect(buttons(resolved)).toEqual([]);
+    expect(sb.cell.current().sim.violations).toEqual([]);
+  });
+
+  it('puts cn2 back on its own instance with its Elastic IP on Reset cell, and fails it over again', async () => {
+    const sb = await start();
+    const cn2Instance = sb.config.nodes.cn2?.instanceId ?? '';
+    const seededImage = (await sb.state.image('cn2'))?.imageId;
+    // A fresh image of cn2 is recorded; it lives in the simulated EC2 that the reset replaces.
+    await sb.handlers.command('/cell image cn2', ALICE);
+    const image = await approveUntilDone(
+      sb,
+      (await until('a run', async () => (await sb.engine.list(1))[0])).id,
+    );
+    expect(image.status).toBe('succeeded');
+    expect((await sb.state.image('cn2'))?.imageId).not.toBe(seededImage);
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+    await sb.handlers.command('/failover cn2', ALICE);
+    const failover = await until('a failover run', async () => {
+      const [latest] = await sb.engine.list(1);
+      return latest?.id !== image.id ? latest : undefined;
+    });
+    const first = await approveUntilDone(sb, failover.id);
+    expect(first.status).toBe('succeeded');
+
+    await sb.handlers.fault('cell', 'reset', ALICE);
+    const { sim, cloud } = sb.cell.current();
+    const inventory = cloud.inventory();
+    expect(inventory.instances.map((i) => [i.instanceId, i.state])).toContainEqual([cn2Instance, 'running']);
+    expect(inventory.instances.some((i) => i.tags['cellops:run-id'] !== undefined)).toBe(false);
+    expect(inventory.addresses[0]?.instanceId).toBe(cn2Instance);
+    expect(sim.host('cn2').isRunning()).toBe(true);
+    expect(await sb.state.role('cn2')).toMatchObject({ role: 'cn2', servedBy: 'cn2' });
+    expect((await sb.state.role('cn2'))?.instanceId).toBeUndefined();
+    // The image recorded is one the new EC2 has.
+    const recorded = (await sb.state.image('cn2'))?.imageId;
+    expect(recorded).toBe(seededImage);
+    expect(inventory.images.map((i) => i.imageId)).toContain(recorded);
+
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+    await sb.handlers.command('/failover cn2', ALICE);
+    const second = await until('a second failover run', async () => {
+      const [latest] = await sb.engine.list(1);
+      return latest?.id !== first.id ? latest : undefined;
+    });
+    const done = await approveUntilDone(sb, second.id);
+    expect(done.error).toBeUndefined();
+    expect(done.status).toBe('succeeded');
+    expect(sb.cell.current().sim.violations).toEqual([]);
   });
 });
