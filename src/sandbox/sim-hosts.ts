@@ -475,7 +475,11 @@ export function createSimCell(options: SimCellOptions): SimCell {
 
   const hostOf = (ref: { name: string; address?: string }): HostRec => {
     sync();
-    const host = hosts.get(ref.name) ?? [...hosts.values()].find((h) => h.address === ref.address);
+    // SSH and probes go to the address; the name is a label (the runbooks call a replacement
+    // "cn2-replacement", and fence the failed CN by the role's name at whatever address served it).
+    const host =
+      (ref.address === undefined ? undefined : [...hosts.values()].find((h) => h.address === ref.address)) ??
+      hosts.get(ref.name);
     if (!host) throw new Error(`sim: no simulated host ${ref.name}`);
     return host;
   };

@@ -219,4 +219,39 @@ describe("the sandbox's snapshot failover of cn2", () => {
     expect(done.status).toBe('succeeded');
     expect(sb.cell.current().sim.violations).toEqual([]);
   });
+
+  it('fails over a replacement that failed in turn, fencing it at its own address', async () => {
+    const sb = await start();
+    await sb.handlers.fault('cn2', 'stop', ALICE);
+    await sb.handlers.command('/failover cn2', ALICE);
+    const first = await approveUntilDone(
+      sb,
+      (await until('a run', async () => (await sb.engine.list(1))[0])).id,
+    );
+    expect(first.status).toBe('succeeded');
+    const firstReplacement = (await sb.state.role('cn2'))?.instanceId ?? '';
+    // The replacement's kcnd dies too.
+    sb.cell.current().sim.host(firstReplacement).stopDaemon();
+
+    await sb.handlers.command('/failover cn2', ALICE);
+    const second = await until('a second failover run', async () => {
+      const [latest] = await sb.engine.list(1);
+      return latest?.id !== first.id ? latest : undefined;
+    });
+    const done = await approveUntilDone(sb, second.id);
+    expect(done.error).toBeUndefined();
+    expect(done.status).toBe('succeeded');
+    const { sim, cloud } = sb.cell.current();
+    const role = await sb.state.role('cn2');
+    expect(role?.instanceId).not.toBe(firstReplacement);
+    const inventory = cloud.inventory();
+    expect(inventory.instances.find((i) => i.instanceId === firstReplacement)?.state).toBe('stopped');
+    expect(inventory.addresses[0]?.instanceId).toBe(role?.instanceId);
+    // Fenced over SSH at its own address: its nodekey was moved aside before its instance stopped.
+    const fenced = sim.host(firstReplacement);
+    expect(fenced.read('/var/kcnd/data/klay/nodekey')).toBeUndefined();
+    expect(fenced.read(`/var/kcnd/data/klay/nodekey.cellops-${second.id}`)).toMatch(/^[0-9a-f]{64}$/);
+    expect(sim.host(role?.instanceId ?? '').isRunning()).toBe(true);
+    expect(sim.violations).toEqual([]);
+  });
 });
