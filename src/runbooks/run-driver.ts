@@ -622,6 +622,15 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
         return;
       } catch (error) {
         if (signal.aborted || attempt >= total || !isRetryable(error)) throw error;
+        // A destructive step is tried again only when its post-condition can tell whether the failed
+        // attempt acted after all; if it did, the step is done, not repeated.
+        if (def.destructive) {
+          if (!def.verify) throw error;
+          const acted = await bounded(step, 'verify', timeoutOf(def), signal, async (s) =>
+            def.verify ? def.verify(context(step, s, true)) : false,
+          ).catch(() => false);
+          if (acted) return;
+        }
         const wait = backoffMs(def, attempt);
         output(
           step,
@@ -651,7 +660,11 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     });
     emit(run, { type: 'step-started', stepId: step.id });
 
-    const signal = workSignal();
+    // An abort stops the run before the next step (DESIGN §3). A destructive step is let finish, bounded
+    // by its timeout, because cutting it off half way (a key half swapped, an IP on both hosts) is worse
+    // than completing it and undoing it; a read-only wait is simply interrupted. A lost lock or a
+    // hand-over interrupts any step: someone else may be acting on the cell.
+    const signal = def.destructive ? AbortSignal.any([stopCtl.signal, lockCtl.signal]) : workSignal();
     try {
       await runAttempts(def, step, resumed, signal);
       if (def.verify) {

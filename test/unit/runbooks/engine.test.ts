@@ -421,6 +421,47 @@ describe('engine: abort, failure and undo', () => {
     expect(audit).toContainEqual(expect.objectContaining({ who: APPROVER_B, what: 'abort-requested' }));
   });
 
+  it('an abort during a destructive step lets it finish, then stops before the next step and undoes it too', async () => {
+    const s = setup([
+      { id: 'a', undo: true },
+      { id: 'swap', destructive: true, undo: true, before: (ctx) => s.clock.sleep(10_000, ctx.signal) },
+      { id: 'b' },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.decide(run.id, 'swap', APPROVER_A, 'approve');
+    await until(s, () => s.attempts.get('swap') === 1, 'swap started');
+    const aborting = s.engine.abort(run.id, APPROVER_B);
+    await s.clock.advance(10_000);
+    const aborted = await aborting;
+    expect(aborted.status).toBe('aborted');
+    expect(s.counts.get('swap')).toBe(1);
+    expect(s.counts.get('b')).toBeUndefined();
+    expect(s.undone).toEqual(['swap', 'a']);
+  });
+
+  it('retries a destructive step only when its check says the failed attempt did not act', async () => {
+    let failures = 0;
+    const s = setup([
+      {
+        id: 'swap',
+        destructive: true,
+        retry: { attempts: 3, backoffMs: 1_000 },
+        after: async () => {
+          // The side effect happened, then the connection dropped before the step could say so.
+          if (failures++ === 0) throw new Error('connection lost');
+        },
+      },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.decide(run.id, 'swap', APPROVER_A, 'approve');
+    const done = await untilStatus(s, run.id, 'succeeded');
+    expect(s.counts.get('swap')).toBe(1);
+    expect(s.attempts.get('swap')).toBe(1);
+    expect(step(done, 'swap').status).toBe('succeeded');
+  });
+
   it('an Abort click while waiting for approval aborts the run and undoes what was done', async () => {
     const s = setup([{ id: 'a', undo: true }, { id: 'fence', destructive: true }, { id: 'c' }]);
     const run = await start(s);
