@@ -8,8 +8,6 @@
  * act out the scripts alike. The exit statuses and the lines printed are the scripts' own: the runbook
  * reads them (keep-chaindata's "chaindata found at", data-layout's "top:" and "klay:", exit 3 and 4).
  */
-import { SNAPSHOT_OPERATIONS } from '../runbooks/snapshot-ops.js';
-
 /** A machine's file system as the operations see it; directories exist where files are below them. */
 export interface SimFiles {
   paths(): readonly string[];
@@ -90,11 +88,8 @@ export function mountedVolumeFiles(
   return out;
 }
 
-/** The snapshot failover's operations this module acts out (every one of SNAPSHOT_OPERATIONS). */
-export const SIM_DISK_OPERATIONS: readonly string[] = SNAPSHOT_OPERATIONS;
-
 /**
- * Acts out `cellops-<name> <args…>` (snapshot-ops.ts) on a machine: the same effects, exit statuses and
+ * Acts out `cellops-<name> <args…>` (snapshot-ops.ts; every one of SNAPSHOT_OPERATIONS) on a machine: the same effects, exit statuses and
  * output lines as the script. Unknown names answer 127 like a missing command.
  */
 export function actOutDiskOperation(
