@@ -10,13 +10,16 @@
  *   unreachable; with only the token and no bot ids it would even call auth.test before acknowledging
  *   every request. So the app gets an `authorize` function that answers from memory, and auth.test runs
  *   here, once at start in a try/catch (and again from /healthz until it works).
- * - Listeners ack first, then work; answers go through `response_url` (ephemeral unless the reply says
- *   otherwise), falling back to chat.postEphemeral.
+ * - Listeners ack first, let the other requests already received be acked, then work (`acknowledged`);
+ *   answers go through `response_url` (ephemeral unless the reply says otherwise; posted by
+ *   ./response-url.ts rather than Bolt's respond(), see there why), falling back to chat.postEphemeral.
  * - A redelivered request (Socket Mode retries unacked envelopes, possibly to another replica) is
- *   recognised by its trigger id in Redis and not handled twice.
+ *   acked, then recognised by its trigger id (a click by user, action_ts and action id) in Redis and
+ *   dropped, so it is never handled twice; the Redis round trip is after the ack, never before it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   App,
   HTTPReceiver,
@@ -25,7 +28,6 @@ import {
   type BlockAction,
   type ButtonAction,
   type CustomRoute,
-  type RespondArguments,
 } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { CellopsConfig } from '../config/config.js';
@@ -41,6 +43,7 @@ import { createCommandHandlers, type CommandHandlers, type CommandPolicy } from 
 import type { Reply } from '../commands/reply.js';
 import { RUN_ACTIONS } from './action-ids.js';
 import { boltLogger } from './bolt-logger.js';
+import { createResponseUrlPoster } from './response-url.js';
 import { createSlackChat, createSlackWebClient, slackClientOptions } from './slack-chat.js';
 
 export interface SlackAppEnv {
@@ -113,7 +116,7 @@ interface BotIdentity {
 
 const COMMANDS = { failover: '/failover', cell: '/cell' } as const;
 
-function toRespond(reply: Reply, replaceOriginal: boolean | undefined): RespondArguments {
+function toRespond(reply: Reply, replaceOriginal: boolean | undefined): Record<string, unknown> {
   const message: Record<string, unknown> = {
     response_type: reply.ephemeral ? 'ephemeral' : 'in_channel',
     text: reply.text,
@@ -137,6 +140,7 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
   const client = createSlackWebClient(env.botToken, { apiUrl: env.apiUrl, logger: slackLogger });
   const chat = deps.chat ?? createSlackChat({ client, redis, keys, clock, logger });
   const dedupTtl = deps.dedupTtlSeconds ?? 3_600;
+  const responses = createResponseUrlPoster();
 
   const handlers = createCommandHandlers({
     config,
@@ -202,13 +206,14 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
 
   const reply = async (
     reply: Reply | undefined,
-    respond: (message: RespondArguments) => Promise<unknown>,
+    responseUrl: string | undefined,
     fallback: { channel: string | undefined; user: string },
     replaceOriginal?: boolean,
   ): Promise<void> => {
     if (!reply) return;
     try {
-      await respond(toRespond(reply, replaceOriginal));
+      if (!responseUrl) throw new Error('the request came without a response_url');
+      await responses.post(responseUrl, toRespond(reply, replaceOriginal));
     } catch (error) {
       logger.warn({ err: error }, 'response_url failed; answering with chat.postEphemeral');
       if (fallback.channel) {
@@ -332,44 +337,88 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
     logger.error({ err: error }, 'Slack listener failed');
   });
 
+  /**
+   * Every listener: ack, then one turn of the event loop, then dedup and work; true when the work ran.
+   * Without that turn, in a burst (50 clicks at once) the later acks would queue behind the earlier
+   * requests' Redis round trips, handlers and response_url posts, which continue as microtasks right
+   * after `ack()`, before the event loop reads the next request. setImmediate runs after the I/O that is
+   * already waiting, so every request that has arrived is acked first. A redelivery is acked and
+   * dropped. Handlers answer their own errors (src/commands/handlers.ts renders them).
+   */
+  const acknowledged = async (
+    ack: () => Promise<void>,
+    delivery: {
+      readonly id: string | undefined;
+      readonly retryNum: number | undefined;
+      /** Where the answer goes (Slack's response_url of this request). */
+      readonly responseUrl: string | undefined;
+      readonly fallback: { channel: string | undefined; user: string };
+      /** Click answers are new ephemeral messages, never a replacement of the clicked message. */
+      readonly replaceOriginal?: boolean;
+    },
+    work: () => Promise<Reply | undefined>,
+  ): Promise<boolean> => {
+    await ack();
+    await nextTurn();
+    if (!(await firstDelivery(delivery.id, delivery.retryNum))) return false;
+    await reply(await work(), delivery.responseUrl, delivery.fallback, delivery.replaceOriginal);
+    return true;
+  };
+
   const command = (name: keyof typeof COMMANDS) =>
-    app.command(COMMANDS[name], async ({ command: body, ack, respond, context }) => {
-      await ack();
-      if (!(await firstDelivery(body.trigger_id, context.retryNum))) return;
+    app.command(COMMANDS[name], async ({ command: body, ack, context }) => {
       const request = { user: body.user_id, channel: body.channel_id, text: body.text ?? '' };
-      const answer = name === 'failover' ? await handlers.failover(request) : await handlers.cell(request);
-      await reply(answer, respond, { channel: body.channel_id, user: body.user_id });
+      await acknowledged(
+        ack,
+        {
+          id: body.trigger_id,
+          retryNum: context.retryNum,
+          responseUrl: body.response_url,
+          fallback: { channel: body.channel_id, user: body.user_id },
+        },
+        () => (name === 'failover' ? handlers.failover(request) : handlers.cell(request)),
+      );
     });
   command('failover');
   command('cell');
+
+  const clickDelivery = (body: BlockAction<ButtonAction>, action: ButtonAction): string =>
+    `${body.user.id}:${action.action_ts}:${action.action_id}`;
 
   for (const [decision, actionId] of [
     ['approve', RUN_ACTIONS.approve],
     ['abort', RUN_ACTIONS.abort],
   ] as const) {
-    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, respond, context }) => {
-      await ack();
-      if (!(await firstDelivery(`${body.user.id}:${action.action_ts}:${action.action_id}`, context.retryNum)))
-        return;
-      const answer = await handlers.runAction({ user: body.user.id, decision, value: action.value ?? '' });
-      await reply(answer, respond, { channel: body.channel?.id, user: body.user.id }, false);
+    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, context }) => {
+      await acknowledged(
+        ack,
+        {
+          id: clickDelivery(body, action),
+          retryNum: context.retryNum,
+          responseUrl: body.response_url,
+          fallback: { channel: body.channel?.id, user: body.user.id },
+          replaceOriginal: false,
+        },
+        () => handlers.runAction({ user: body.user.id, decision, value: action.value ?? '' }),
+      );
     });
   }
 
   for (const [kind, actionId] of Object.entries(ALERT_ACTIONS) as [AlertAction['action'], string][]) {
-    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, respond, context }) => {
-      await ack();
-      if (!(await firstDelivery(`${body.user.id}:${action.action_ts}:${action.action_id}`, context.retryNum)))
-        return;
+    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, context }) => {
       const channel = body.channel?.id ?? config.slack.channel;
-      const answer = await handlers.alertAction({
-        user: body.user.id,
-        channel,
-        action: kind,
-        value: action.value ?? '',
-      });
-      await reply(answer, respond, { channel, user: body.user.id }, false);
-      if (deps.onAlertAction) {
+      const handled = await acknowledged(
+        ack,
+        {
+          id: clickDelivery(body, action),
+          retryNum: context.retryNum,
+          responseUrl: body.response_url,
+          fallback: { channel, user: body.user.id },
+          replaceOriginal: false,
+        },
+        () => handlers.alertAction({ user: body.user.id, channel, action: kind, value: action.value ?? '' }),
+      );
+      if (handled && deps.onAlertAction) {
         let value: { node?: unknown; incident?: unknown } = {};
         try {
           value = JSON.parse(action.value ?? '{}') as typeof value;
@@ -411,6 +460,7 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
     handlers,
     async stop() {
       await app.stop();
+      responses.close();
     },
   };
 }

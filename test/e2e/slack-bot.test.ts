@@ -2,14 +2,14 @@
  * The bot end to end: Slack-signed requests into the real HTTP receiver, a real Redis, the real engine
  * with a test runbook, and a local stand-in of Slack's Web API that records what the bot sent.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RUN_ACTIONS } from '../../src/bot/action-ids.js';
 import { createRedisKeys } from '../../src/infra/redis-keys.js';
 import { CELL_LOCK } from '../../src/runbooks/failover-params.js';
 import { RecordingLogger } from '../fakes/recording-logger.js';
 import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../support/bot-fixtures.js';
 import { SIGNING_SECRET, startTestBot, type TestBot } from '../support/bot-harness.js';
-import { uniquePrefix } from '../support/redis-client.js';
+import { closeRedis, testRedis, uniquePrefix } from '../support/redis-client.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { ONCALL } from '../support/redis-engine.js';
 import { blockActionsBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
@@ -388,5 +388,60 @@ describe('Slack bot end to end', () => {
     );
     await command(env, bot, '/cell', 'runs', OPERATOR);
     expect(env.slack.responses.filter((r) => r.id === 'redelivered')).toHaveLength(1);
+  });
+  it('acknowledges a slash command without waiting for Redis, and answers it once Redis is back', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const admin = testRedis(redisServer.url);
+    onTestFinished(async () => {
+      await admin.call('CLIENT', 'UNPAUSE');
+      await closeRedis(admin);
+    });
+    // Writes (the redelivery check's SET NX among them) wait until UNPAUSE; the pause outlasts the test,
+    // so an ack that waited for Redis would never come.
+    await admin.call('CLIENT', 'PAUSE', '300000', 'WRITE');
+    const sent = await sendCommand(env, bot, '/cell', 'help', OPERATOR);
+    expect(sent.status).toBe(200);
+    expect(env.slack.responses.find((r) => r.id === sent.id)).toBeUndefined();
+    await admin.call('CLIENT', 'UNPAUSE');
+    const answer = await env.slack.waitFor('the answer once Redis is back', () =>
+      env.slack.responses.find((r) => r.id === sent.id),
+    );
+    expect(JSON.stringify(answer.body.blocks)).toContain('/failover');
+  }, 20_000);
+
+  it('acknowledges a redelivered slash command and drops it', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const body = slashCommandBody({
+      command: '/cell',
+      text: 'help',
+      user: OPERATOR,
+      responseUrl: env.slack.responseUrl('redelivered-command'),
+      triggerId: '1700000000.1.redelivered',
+    });
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    await env.slack.waitFor('the redelivery to be dropped', () =>
+      env.logger.lines.find((l) => l.msg === 'dropped a redelivered Slack request'),
+    );
+    await env.slack.waitFor('the answer to the first delivery', () =>
+      env.slack.responses.find((r) => r.id === 'redelivered-command'),
+    );
+    await command(env, bot, '/cell', 'runs', OPERATOR);
+    expect(env.slack.responses.filter((r) => r.id === 'redelivered-command')).toHaveLength(1);
+  });
+  it('answers with chat.postEphemeral when the response_url refuses the answer', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    // A path the stand-in answers 404, as Slack does for an expired response_url.
+    const expired = env.slack.apiUrl.replace('/api/', '/expired/T0TEAM/1/abc');
+    const body = slashCommandBody({ command: '/cell', text: 'help', user: OPERATOR, responseUrl: expired });
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    const ephemeral = await env.slack.waitFor('the fallback answer', () =>
+      env.slack.callsOf('chat.postEphemeral').find((c) => c.args.user === OPERATOR),
+    );
+    expect(ephemeral.args.channel).toBe('C0ALERTS');
+    expect(JSON.stringify(ephemeral.args.blocks)).toContain('/failover');
   });
 });
