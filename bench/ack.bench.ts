@@ -135,6 +135,11 @@ export async function run(): Promise<BenchRow[]> {
     command: { ours: [] as number[], bare: [] as number[] },
     click: { ours: [] as number[], bare: [] as number[] },
   };
+  // CPU of this process per request, one figure a round: unlike latency, hardly moved by other load.
+  const cpu = {
+    command: { ours: [] as number[], bare: [] as number[] },
+    click: { ours: [] as number[], bare: [] as number[] },
+  };
   const loadBefore = load();
   try {
     for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
@@ -142,11 +147,16 @@ export async function run(): Promise<BenchRow[]> {
       for (const kind of ['command', 'click'] as const) {
         const order = r % 2 === 0 ? (['ours', 'bare'] as const) : (['bare', 'ours'] as const);
         for (const who of order) {
+          const before = process.cpuUsage();
           const latencies =
             who === 'ours'
               ? await client.round(bot.url, kind, true)
               : await client.round(bare.url, kind, false);
-          if (keep) samples[kind][who].push(...latencies);
+          const used = process.cpuUsage(before);
+          if (keep) {
+            samples[kind][who].push(...latencies);
+            cpu[kind][who].push((used.user + used.system) / 1_000 / CONCURRENCY);
+          }
         }
       }
     }
@@ -172,6 +182,24 @@ export async function run(): Promise<BenchRow[]> {
       baseline,
     );
     rows.push(subject, baseline);
+  }
+  for (const [kind, label] of [
+    ['command', 'slash command'],
+    ['click', 'button click'],
+  ] as const) {
+    const baseline = summarize(`CPU per ${label}, bare Bolt no-op`, cpu[kind].bare, {
+      unit: 'ms CPU',
+      note: 'this process, per request: one figure a round',
+    });
+    const subject = summarize(`CPU per ${label}, cellops`, cpu[kind].ours, { unit: 'ms CPU' });
+    // A p99 over 30 rounds is the machine's noise; the medians say what the after-ack work costs.
+    rows.push(
+      {
+        ...subject,
+        note: `ack and after-ack work (dedup, handler, response_url post); median ${(subject.p50 / baseline.p50).toFixed(2)}× the baseline's`,
+      },
+      baseline,
+    );
   }
   return rows;
 }
