@@ -26,42 +26,41 @@ export function createResponseUrlPoster(options: { readonly timeoutMs?: number }
   const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
   const post = (url: string, message: Record<string, unknown>): Promise<void> => {
-    const target = new URL(url);
-    const secure = target.protocol === 'https:';
-    if (!secure && target.protocol !== 'http:') {
+    const target = URL.canParse(url) ? new URL(url) : undefined;
+    const secure = target?.protocol === 'https:';
+    if (!target || (!secure && target.protocol !== 'http:')) {
       return Promise.reject(new ExternalError('response_url_failed', 'response_url is not an http(s) URL'));
     }
     const body = JSON.stringify(message);
     const where = `response_url of ${target.host}`;
-    return new Promise<void>((resolve, reject) => {
-      const fail = (what: string, cause?: unknown) =>
-        reject(new ExternalError('response_url_failed', `${where}: ${what}`, { retryable: true, cause }));
-      const onResponse = (res: IncomingMessage) => {
-        // Read the (tiny) answer whole, so the connection goes back to the agent for the next post.
-        res.resume();
-        res.on('error', (error) => fail('the answer broke off', error));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve();
-          else fail(`HTTP ${status}`);
+    const attempt = (retried: boolean): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const fail = (what: string, cause?: unknown) =>
+          reject(new ExternalError('response_url_failed', `${where}: ${what}`, { retryable: true, cause }));
+        const onResponse = (res: IncomingMessage) => {
+          // Read the (tiny) answer whole, so the connection goes back to the agent for the next post.
+          res.resume();
+          res.on('error', (error) => fail('the answer broke off', error));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve();
+            else fail(`HTTP ${status}`);
+          });
+        };
+        const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+        const init = { method: 'POST', headers, timeout: timeoutMs };
+        const req = secure
+          ? httpsRequest(target, { ...init, agent: agents.https }, onResponse)
+          : httpRequest(target, { ...init, agent: agents.http }, onResponse);
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+        req.on('error', (error: NodeJS.ErrnoException) => {
+          // A kept-alive connection the server closed while idle fails at its next use: once, on a new one.
+          if (!retried && req.reusedSocket && error.code === 'ECONNRESET') resolve(attempt(true));
+          else fail(error.message, error);
         });
-      };
-      const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-      const req = secure
-        ? httpsRequest(
-            target,
-            { method: 'POST', headers, agent: agents.https, timeout: timeoutMs },
-            onResponse,
-          )
-        : httpRequest(
-            target,
-            { method: 'POST', headers, agent: agents.http, timeout: timeoutMs },
-            onResponse,
-          );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (error) => fail(error.message, error));
-      req.end(body);
-    });
+        req.end(body);
+      });
+    return attempt(false);
   };
 
   return {

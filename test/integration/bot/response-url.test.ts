@@ -90,6 +90,21 @@ describe('response_url poster', () => {
     expect(slack.connections()).toBe(1);
   });
 
+  it('sends again on a new connection when the kept-alive one was closed by the server', async () => {
+    let answered = 0;
+    const slack = await target((req, res) => {
+      answered += 1;
+      // The second request arrives on the first one's connection, which the server has given up.
+      if (answered === 2) req.socket.destroy();
+      else ok(req, res);
+    });
+    const post = poster();
+    await post.post(`${slack.base}/r/first`, { text: 'one' });
+    await post.post(`${slack.base}/r/second`, { text: 'two' });
+    expect(slack.received.map((r) => r.path)).toEqual(['/r/first', '/r/second', '/r/second']);
+    expect(slack.connections()).toBe(2);
+  });
+
   it('fails with response_url_failed, naming the host but not the secret path, when Slack refuses', async () => {
     const slack = await target((_req, res) => {
       res.writeHead(404);
@@ -115,9 +130,9 @@ describe('response_url poster', () => {
     });
   });
 
-  it('refuses a response_url that is not http or https', async () => {
-    await expect(poster().post('file:///etc/passwd', { text: 'x' })).rejects.toMatchObject({
-      code: 'response_url_failed',
-    });
+  it('refuses a response_url that is not an http or https URL', async () => {
+    for (const url of ['file:///etc/passwd', 'not a url']) {
+      await expect(poster().post(url, { text: 'x' })).rejects.toMatchObject({ code: 'response_url_failed' });
+    }
   });
 });
