@@ -10,6 +10,7 @@ import { createMonitor } from '../src/monitor/monitor.js';
 import { createMonitorMetrics } from '../src/monitor/metrics.js';
 import type { Chat } from '../src/ports/chat.js';
 import type { Logger } from '../src/ports/logger.js';
+import type { NodeRpc } from '../src/ports/node-rpc.js';
 import { FakeShell } from '../test/fakes/fake-shell.js';
 import { memoryCellState, monitorConfig } from '../test/support/monitor-fixtures.js';
 
@@ -47,13 +48,23 @@ async function main(): Promise<void> {
   };
   const clock = createSystemClock();
   const metrics = createMonitorMetrics();
+  const nodeRpc = createNodeRpc({
+    shell: new FakeShell(),
+    attachCommand: 'kcn attach --exec {js} {dataDir}/klay.ipc',
+    logger: silent,
+  });
+  // Counts probes, so that CPU can be given per probe too: on a loaded machine fewer probes complete.
+  let started = 0;
+  const rpc: NodeRpc = {
+    ...nodeRpc,
+    health: (node, options) => {
+      started++;
+      return nodeRpc.health(node, options);
+    },
+  };
   const monitor = createMonitor({
     config,
-    rpc: createNodeRpc({
-      shell: new FakeShell(),
-      attachCommand: 'kcn attach --exec {js} {dataDir}/klay.ipc',
-      logger: silent,
-    }),
+    rpc,
     chat,
     clock,
     logger: silent,
@@ -66,6 +77,7 @@ async function main(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
   const cpuStart = process.cpuUsage();
   const wallStart = performance.now();
+  const startedBefore = started;
   let maxRss = 0;
   const rssTimer = setInterval(() => {
     maxRss = Math.max(maxRss, process.memoryUsage().rss);
@@ -74,15 +86,20 @@ async function main(): Promise<void> {
   clearInterval(rssTimer);
   const cpu = process.cpuUsage(cpuStart);
   const wallMs = performance.now() - wallStart;
+  const measuredProbes = started - startedBefore;
   const status = await monitor.status();
-  const probes = (await metrics.render())
-    .split('\n')
-    .filter((l) => l.startsWith('cellops_probe_duration_seconds_count'))
-    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  const rendered = (await metrics.render()).split('\n');
+  const total = (prefix: string) =>
+    rendered.filter((l) => l.startsWith(prefix)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+  const probes = total('cellops_probe_duration_seconds_count');
+  const latencySumS = total('cellops_probe_duration_seconds_sum');
   await monitor.stop();
   process.stdout.write(
     `${JSON.stringify({
       cpuShare: (cpu.user + cpu.system) / 1_000 / wallMs,
+      cpuMsPerProbe: (cpu.user + cpu.system) / 1_000 / Math.max(1, measuredProbes),
+      measuredProbes,
+      meanProbeMs: probes > 0 ? (1_000 * latencySumS) / probes : Number.NaN,
       maxRssMb: maxRss / 1024 / 1024,
       baselineRssMb,
       heapUsedMb: process.memoryUsage().heapUsed / 1024 / 1024,

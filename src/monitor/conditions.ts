@@ -78,6 +78,19 @@ export interface EvaluateContext {
 
 const IDLE: Latch = { active: false };
 
+/** NodeTrack while evaluate builds it; returned as a NodeTrack (readonly) once finished. */
+type Draft = { -readonly [K in keyof NodeTrack]: NodeTrack[K] };
+
+/** The previous latches object when nothing changed: a steady node keeps one object, not one per probe. */
+function latchesOf(prev: NodeTrack['latches'], next: NodeTrack['latches']): NodeTrack['latches'] {
+  return prev.lagging === next.lagging &&
+    prev.stalled === next.stalled &&
+    prev.down === next.down &&
+    prev.isolated === next.isolated
+    ? prev
+    : next;
+}
+
 export function initialTrack(): NodeTrack {
   return {
     consecutiveFailures: 0,
@@ -157,7 +170,7 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
         consecutiveFailures,
         consecutiveSuccesses: 0,
         failingSince,
-        latches: { ...prev.latches, down },
+        latches: down === prev.latches.down ? prev.latches : { ...prev.latches, down },
       },
       ctx.role,
     );
@@ -223,39 +236,48 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
       ...(lag === undefined ? {} : { lag }),
       consecutiveFailures: 0,
       consecutiveSuccesses,
-      latches: { lagging, stalled, down, isolated },
+      latches: latchesOf(prev.latches, { lagging, stalled, down, isolated }),
       condition: prev.condition,
     },
     ctx.role,
   );
 }
 
-/** Picks the condition to show, most severe first, and dates it. */
-function finish(prev: NodeTrack, next: NodeTrack, role: EvaluateContext['role']): NodeTrack {
+/**
+ * Picks the condition to show, most severe first, and dates it. `next` is the new track evaluate just
+ * built (nobody else holds it): it is completed in place rather than copied once more.
+ */
+function finish(prev: NodeTrack, next: Draft, role: EvaluateContext['role']): NodeTrack {
   const { latches } = next;
-  const laggingName: NodeCondition = role === 'standby' ? 'standby-lagging' : 'lagging';
-  const candidates: readonly [NodeCondition, Latch][] = [
-    ['down', latches.down],
-    ['stalled', latches.stalled],
-    ['isolated', latches.isolated],
-    [laggingName, latches.lagging],
-  ];
-  const raised = candidates.find(([, latch]) => latch.active);
-  let condition: NodeCondition;
+  let condition: NodeCondition = 'unknown';
   let since: number | undefined;
+  let raised: Latch | undefined;
+  if (latches.down.active) {
+    condition = 'down';
+    raised = latches.down;
+  } else if (latches.stalled.active) {
+    condition = 'stalled';
+    raised = latches.stalled;
+  } else if (latches.isolated.active) {
+    condition = 'isolated';
+    raised = latches.isolated;
+  } else if (latches.lagging.active) {
+    condition = role === 'standby' ? 'standby-lagging' : 'lagging';
+    raised = latches.lagging;
+  }
   if (raised) {
-    condition = raised[0];
-    since = raised[1].since;
+    since = raised.since;
   } else if (next.lastSuccessAt === undefined) {
     // Never answered, not yet down: nothing known.
-    condition = 'unknown';
     since = prev.condition === 'unknown' ? prev.conditionSince : next.lastProbeAt;
   } else {
     condition = 'healthy';
     since = prev.condition === 'healthy' ? prev.conditionSince : next.lastProbeAt;
   }
   if (condition === prev.condition && prev.conditionSince !== undefined) since = prev.conditionSince;
-  return { ...next, condition, ...(since === undefined ? {} : { conditionSince: since }) };
+  next.condition = condition;
+  if (since !== undefined) next.conditionSince = since;
+  return next;
 }
 
 /** Does this condition call for an alert? */

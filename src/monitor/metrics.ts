@@ -76,6 +76,15 @@ export function createMonitorMetrics(options: { readonly prefix?: string } = {})
     registers: [registry],
   });
   const knownRunStates = new Set<string>();
+  // What each node's series were last set to. The monitor reports every node every interval, and a
+  // prom-client set sorts the label names and allocates a new entry each time: at 1,000 nodes that was
+  // 11,000 sets a second for the condition and alert series alone, nearly all of them changing nothing.
+  const last = {
+    height: new Map<string, number>(),
+    lag: new Map<string, number>(),
+    condition: new Map<string, NodeCondition>(),
+    alert: new Map<string, AlertState>(),
+  };
 
   return {
     registry,
@@ -84,14 +93,38 @@ export function createMonitorMetrics(options: { readonly prefix?: string } = {})
       latency.observe({ node }, latencyMs / 1000);
       if (!ok) errors.inc({ node });
     },
-    setHeight: (node, value) => height.set({ node }, value),
-    setLag: (node, value) => lag.set({ node }, value),
+    setHeight(node, value) {
+      if (last.height.get(node) === value) return;
+      last.height.set(node, value);
+      height.set({ node }, value);
+    },
+    setLag(node, value) {
+      if (last.lag.get(node) === value) return;
+      last.lag.set(node, value);
+      lag.set({ node }, value);
+    },
     setReferenceHeight: (value) => reference.set(value),
     setCondition(node, current) {
-      for (const c of NODE_CONDITIONS) condition.set({ node, condition: c }, c === current ? 1 : 0);
+      const previous = last.condition.get(node);
+      if (previous === current) return;
+      last.condition.set(node, current);
+      if (previous === undefined) {
+        for (const c of NODE_CONDITIONS) condition.set({ node, condition: c }, c === current ? 1 : 0);
+      } else {
+        condition.set({ node, condition: previous }, 0);
+        condition.set({ node, condition: current }, 1);
+      }
     },
     setAlertState(node, current) {
-      for (const s of ALERT_STATES) alert.set({ node, state: s }, s === current ? 1 : 0);
+      const previous = last.alert.get(node);
+      if (previous === current) return;
+      last.alert.set(node, current);
+      if (previous === undefined) {
+        for (const s of ALERT_STATES) alert.set({ node, state: s }, s === current ? 1 : 0);
+      } else {
+        alert.set({ node, state: previous }, 0);
+        alert.set({ node, state: current }, 1);
+      }
     },
     setRunStates(counts) {
       for (const state of knownRunStates) if (!(state in counts)) runs.set({ state }, 0);

@@ -72,6 +72,12 @@ export interface MonitorOptions {
   readonly leaseTtlMs?: number;
   /** An incident record without its message after this long is taken to be orphaned. Default 60 s. */
   readonly orphanAfterMs?: number;
+  /**
+   * The view other replicas answer `/cell status` from is saved at once when a condition, a mute or a
+   * role changes, and otherwise (heights, lag, probe times) at most this often. Default 5 s, at least one
+   * interval: a cell of 1,000 nodes makes a view of a few hundred kB, not worth writing every second.
+   */
+  readonly viewSaveIntervalMs?: number;
 }
 
 export interface MonitorDeps {
@@ -114,7 +120,8 @@ interface Subject {
 }
 
 interface Tracked {
-  readonly track: NodeTrack;
+  /** Replaced after every probe; the holder is kept while the same machine serves the node. */
+  track: NodeTrack;
   readonly servedBy?: string;
 }
 
@@ -139,6 +146,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   const threadIntervalMs = options.threadIntervalMs ?? 60_000;
   const leaseTtlMs = options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000);
   const orphanAfterMs = options.orphanAfterMs ?? 60_000;
+  const viewSaveIntervalMs = Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000);
   const replicaId = deps.replicaId ?? randomBytes(8).toString('hex');
   const channel = config.slack.channel;
   const scheduler = createProbeScheduler({
@@ -170,6 +178,9 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   let subjects: Subject[] = [];
   let reference: number | undefined;
   let leader = false;
+  /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
+  let viewSavedAt: number | undefined;
+  let viewMutes: ReadonlyMap<string, MuteRecord> = new Map();
   let current: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
   let controller: AbortController | undefined;
@@ -177,14 +188,19 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   async function resolveSubjects(): Promise<Subject[]> {
     const serving = new Set<string>();
     const out: Subject[] = [];
+    // All roles asked at once: one round of requests to the state store per tick, not one per CN.
+    const assignments = await Promise.all(
+      cnRoles.map((name) =>
+        state.role(name).catch((error: unknown) => {
+          logger.warn({ node: name, error: describeError(error) }, 'cell state unreadable; using config');
+          return undefined;
+        }),
+      ),
+    );
+    let index = 0;
     for (const node of Object.values(config.nodes)) {
       if (node.role !== 'cn') continue;
-      let assignment;
-      try {
-        assignment = await state.role(node.name);
-      } catch (error) {
-        logger.warn({ node: node.name, error: describeError(error) }, 'cell state unreadable; using config');
-      }
+      const assignment = assignments[index++];
       if (!assignment || assignment.servedBy === node.name) {
         out.push({ name: node.name, role: 'cn', endpoint: node.endpoint });
         continue;
@@ -495,11 +511,14 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       if (wasLeader) logger.warn({ replica: replicaId }, 'lost the monitor lease');
       tracks.clear();
       checkDue.clear();
+      viewSavedAt = undefined;
       return;
     }
     if (!wasLeader) logger.info({ replica: replicaId }, 'took the monitor lease');
 
+    const previousSubjects = subjects;
     subjects = await resolveSubjects();
+    let viewChanged = !sameSubjects(previousSubjects, subjects);
     const targets = [...subjects.map((s) => s.endpoint), ...referenceTargets];
     const outcomes = await scheduler.round(targets);
     const now = clock.now();
@@ -545,12 +564,14 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           })
         : prev;
       if (track.condition !== prev.condition) {
+        viewChanged = true;
         logger.info(
           { node: subject.name, from: prev.condition, to: track.condition, lag: track.lag },
           'node condition changed',
         );
       }
-      tracks.set(subject.name, { track, ...(subject.servedBy ? { servedBy: subject.servedBy } : {}) });
+      if (previous && previous.servedBy === subject.servedBy) previous.track = track;
+      else tracks.set(subject.name, { track, ...(subject.servedBy ? { servedBy: subject.servedBy } : {}) });
       if (metrics) {
         if (track.height !== undefined) metrics.setHeight(subject.name, track.height);
         if (track.lag !== undefined) metrics.setLag(subject.name, track.lag);
@@ -564,18 +585,18 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const expiredMutes = new Set<string>();
     for (const subject of subjects) {
       const mute = mutes.get(subject.name);
-      try {
-        const { live, expired } = await reconcile(subject, records.get(subject.name), mute, now);
-        if (live) liveMutes.set(subject.name, live);
-        if (expired) expiredMutes.add(subject.name);
-      } catch (error) {
-        logger.error({ node: subject.name, error: describeError(error) }, 'alert upkeep failed');
+      const record = records.get(subject.name);
+      // The common case at scale, a healthy node without alert or mute, has nothing to reconcile.
+      if (record || mute || isAlerting(trackOf(subject.name).condition)) {
+        try {
+          const { live, expired } = await reconcile(subject, record, mute, now);
+          if (live) liveMutes.set(subject.name, live);
+          if (expired) expiredMutes.add(subject.name);
+        } catch (error) {
+          logger.error({ node: subject.name, error: describeError(error) }, 'alert upkeep failed');
+        }
       }
-      if (metrics)
-        metrics.setAlertState(
-          subject.name,
-          alertState(records.get(subject.name), liveMutes.get(subject.name)),
-        );
+      metrics?.setAlertState(subject.name, alertState(record, liveMutes.get(subject.name)));
     }
     for (const cn of cnRoles) {
       if (!records.has(checkSubject(cn))) continue;
@@ -586,10 +607,15 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       }
     }
 
-    try {
-      await store.saveView(buildView(liveMutes, now));
-    } catch (error) {
-      logger.warn({ error: describeError(error) }, 'could not save the monitor view');
+    if (!sameMutes(viewMutes, liveMutes)) viewChanged = true;
+    if (viewChanged || viewSavedAt === undefined || now - viewSavedAt >= viewSaveIntervalMs) {
+      try {
+        await store.saveView(buildView(liveMutes, now));
+        viewSavedAt = now;
+        viewMutes = liveMutes;
+      } catch (error) {
+        logger.warn({ error: describeError(error) }, 'could not save the monitor view');
+      }
     }
     runChecks(now);
   }
@@ -810,6 +836,18 @@ function alertState(record: IncidentRecord | undefined, mute: MuteRecord | undef
   if (mute) return 'muted';
   if (!record) return 'none';
   return record.acknowledgedBy ? 'acknowledged' : 'open';
+}
+
+/** Same nodes watched, served by the same machines. */
+function sameSubjects(a: readonly Subject[], b: readonly Subject[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.name === b[i]?.name && s.servedBy === b[i]?.servedBy);
+}
+
+/** Same live mutes (by node and end). */
+function sameMutes(a: ReadonlyMap<string, MuteRecord>, b: ReadonlyMap<string, MuteRecord>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [node, mute] of a) if (b.get(node)?.until !== mute.until) return false;
+  return true;
 }
 
 function sameRecord(a: IncidentRecord, b: IncidentRecord): boolean {

@@ -58,8 +58,8 @@ export class ProbeTimeoutError extends Error {
 /** A running probe's time limit, in the deadline queue. */
 interface Deadline {
   readonly at: number;
-  done: boolean;
-  expire(): void;
+  /** Runs when the limit passes; cleared when the probe ends first, so nothing of it stays reachable. */
+  expire: (() => void) | undefined;
 }
 
 export function createProbeScheduler(options: ProbeSchedulerOptions): ProbeScheduler {
@@ -79,7 +79,7 @@ export function createProbeScheduler(options: ProbeSchedulerOptions): ProbeSched
 
   async function watchDeadlines(): Promise<void> {
     for (;;) {
-      while (head < deadlines.length && deadlines[head]?.done) head++;
+      while (head < deadlines.length && deadlines[head]?.expire === undefined) head++;
       const first = deadlines[head];
       if (!first) break;
       const waitMs = first.at - clock.now();
@@ -92,9 +92,9 @@ export function createProbeScheduler(options: ProbeSchedulerOptions): ProbeSched
         }
       }
       const now = clock.now();
-      for (let next = deadlines[head]; next && (next.done || next.at <= now); next = deadlines[head]) {
+      for (let next = deadlines[head]; next && (!next.expire || next.at <= now); next = deadlines[head]) {
         head++;
-        if (!next.done) next.expire();
+        next.expire?.();
       }
       if (head > 1_024 && head * 2 > deadlines.length) {
         deadlines.splice(0, head);
@@ -106,66 +106,67 @@ export function createProbeScheduler(options: ProbeSchedulerOptions): ProbeSched
     watching = false;
   }
 
-  /** Registers a deadline; `expire` runs once when it passes before `settle` is called. */
-  function limit(at: number, expire: () => void): { settle(): void } {
-    const deadline: Deadline = {
-      at,
-      done: false,
-      expire() {
-        settle();
-        expire();
-      },
-    };
-    const settle = () => {
-      if (deadline.done) return;
-      deadline.done = true;
-      // Nothing left to time: end the pending sleep so that no timer outlives the probes.
-      if (--open === 0) wake?.abort();
-    };
+  /** Queues a time limit: `expire` runs when it passes, unless `settle(deadline)` came first. */
+  function limit(at: number, expire: () => void): Deadline {
+    const deadline: Deadline = { at, expire };
     deadlines.push(deadline);
     open++;
     if (!watching) {
       watching = true;
       void watchDeadlines();
     }
-    return { settle };
+    return deadline;
   }
 
-  async function probeOne(target: NodeEndpoint): Promise<ProbeOutcome> {
-    const controller = new AbortController();
-    running.set(target.name, controller);
-    const at = clock.now();
-    // Latency is a measurement for /metrics, not a time the logic depends on: a monotonic timer, not Clock.
-    const started = performance.now();
-    let timedOut = false;
-    let deadline: { settle(): void } | undefined;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        deadline = limit(at + timeoutMs, () => {
-          timedOut = true;
-          reject(new ProbeTimeoutError(target.name, timeoutMs));
-        });
-      });
-      const health = await Promise.race([
-        rpc.health(target, { timeoutMs, signal: controller.signal }),
-        timeout,
-      ]);
-      return { kind: 'ok', target: target.name, at, latencyMs: performance.now() - started, health };
-    } catch (error) {
-      return {
+  function settle(deadline: Deadline): void {
+    if (!deadline.expire) return;
+    deadline.expire = undefined;
+    // Nothing left to time: end the pending sleep so that no timer outlives the probes.
+    if (--open === 0) wake?.abort();
+  }
+
+  function probeOne(target: NodeEndpoint): Promise<ProbeOutcome> {
+    return new Promise<ProbeOutcome>((resolve) => {
+      const controller = new AbortController();
+      running.set(target.name, controller);
+      const at = clock.now();
+      // Latency is a measurement for /metrics, not a time the logic depends on: a monotonic timer, not Clock.
+      const started = performance.now();
+      const failed = (error: unknown): ProbeOutcome => ({
         kind: 'failed',
         target: target.name,
         at,
         latencyMs: performance.now() - started,
         error: describeError(error),
+      });
+      const end = (outcome: ProbeOutcome) => {
+        if (!deadline.expire) return; // already ended by the time limit
+        settle(deadline);
+        running.delete(target.name);
+        resolve(outcome);
       };
-    } finally {
-      deadline?.settle();
-      // Tells an adapter still working on a timed-out probe to give up. A probe that ended by itself
-      // needs no abort (an abort builds an exception and runs every listener).
-      if (timedOut) controller.abort();
-      running.delete(target.name);
-    }
+      const deadline = limit(at + timeoutMs, () => {
+        const outcome = failed(new ProbeTimeoutError(target.name, timeoutMs));
+        settle(deadline);
+        // Tells an adapter still working on the probe to give up. A probe that ended by itself is not
+        // aborted: an abort builds an exception and runs every listener, for nothing.
+        controller.abort();
+        running.delete(target.name);
+        resolve(outcome);
+      });
+      let answer: Promise<NodeHealth>;
+      try {
+        answer = rpc.health(target, { timeoutMs, signal: controller.signal });
+      } catch (error) {
+        // An adapter that throws instead of rejecting fails its probe, not the round.
+        answer = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+      answer.then(
+        (health) =>
+          end({ kind: 'ok', target: target.name, at, latencyMs: performance.now() - started, health }),
+        (error: unknown) => end(failed(error)),
+      );
+    });
   }
 
   return {

@@ -485,6 +485,41 @@ describe('monitor', () => {
     expect(text).toMatch(/cellops_runs\{state="running"\} 1/);
   });
 
+  it('saves the view for other replicas at once when a condition changes, and otherwise every viewSaveIntervalMs', async () => {
+    const clock = new ManualClock();
+    const inner = createMemoryIncidentStore({ clock });
+    const savedAt: number[] = [];
+    const store: IncidentStore = {
+      ...inner,
+      saveView: async (view) => {
+        savedAt.push(view.at);
+        await inner.saveView(view);
+      },
+    };
+    const cell = new Cell(monitorConfig(), {
+      store,
+      clock,
+      extra: { options: { viewSaveIntervalMs: 9_000 } },
+    });
+    await cell.run(30); // ticks at 3 s … 30 s; every node turns healthy at the first one
+    const start = clock.now() - 30_000;
+    expect(savedAt.map((at) => (at - start) / 1_000)).toEqual([3, 12, 21, 30]);
+
+    cell.speed.set('cn1', 0);
+    let before = (await cell.monitor.status()).nodes.find((n) => n.node === 'cn1')?.condition;
+    const changedAt: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await cell.run(3);
+      const now = (await cell.monitor.status()).nodes.find((n) => n.node === 'cn1')?.condition;
+      if (now !== before) changedAt.push(clock.now());
+      before = now;
+    }
+    expect(before).toBe('stalled');
+    expect(changedAt.length).toBeGreaterThan(0);
+    for (const at of changedAt) expect(savedAt).toContain(at);
+    expect((await cell.store.loadView())?.nodes.find((n) => n.node === 'cn1')?.condition).toBe('stalled');
+  });
+
   it('start() ticks every interval until stop()', async () => {
     const cell = new Cell();
     cell.monitor.start();
