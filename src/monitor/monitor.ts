@@ -190,12 +190,14 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     const out: Subject[] = [];
     // All roles asked at once: one round of requests to the state store per tick, not one per CN.
     const assignments = await Promise.all(
-      cnRoles.map((name) =>
-        state.role(name).catch((error: unknown) => {
+      cnRoles.map(async (name) => {
+        try {
+          return await state.role(name);
+        } catch (error) {
           logger.warn({ node: name, error: describeError(error) }, 'cell state unreadable; using config');
           return undefined;
-        }),
-      ),
+        }
+      }),
     );
     let index = 0;
     for (const node of Object.values(config.nodes)) {
