@@ -17,6 +17,10 @@ import { APPROVER_A, OPERATOR, testConfig } from '../../support/bot-fixtures.js'
 import { countingRunbook, memoryCounter } from '../../support/counting-runbook.js';
 import { uniquePrefix } from '../../support/redis-client.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
+import { until as pollUntil } from '../../support/until.js';
+
+const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
+  pollUntil(what, check, { timeoutMs: 10_000, ignoreErrors: true });
 
 let server: RedisServer | undefined;
 const closers: (() => Promise<void>)[] = [];
@@ -76,15 +80,6 @@ async function setup(url: string): Promise<Setup> {
   });
   closers.push(() => engine.close());
   return { engine, store, counts: counter.counts, events };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const status = (s: Setup, id: string, wanted: RunRecord['status']) =>

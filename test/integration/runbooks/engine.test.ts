@@ -12,6 +12,10 @@ import { uniquePrefix } from '../../support/redis-client.js';
 import { createRedisEngine, ONCALL, type RedisEngineSetup } from '../../support/redis-engine.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 import { NotAuthorizedError } from '../../../src/errors.js';
+import { until as pollUntil } from '../../support/until.js';
+
+const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
+  pollUntil(what, check, { timeoutMs: 10_000 });
 
 let server: RedisServer;
 const setups: RedisEngineSetup[] = [];
@@ -50,15 +54,6 @@ function replicas(events: { owner: string; event: RunEvent }[] = []): [RedisEngi
     return setup;
   };
   return [make('bot-1'), make('bot-2')];
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const status = (setup: RedisEngineSetup, id: string, wanted: RunRecord['status']) =>

@@ -6,6 +6,13 @@ import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
 import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { until as pollUntil } from '../../support/until.js';
+
+const until = <T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms?: number,
+): Promise<T> => pollUntil(what, probe, { timeoutMs: ms ?? 30_000, everyMs: 50 });
 
 const ALICE = 'U0ALICE';
 const BOB = 'U0BOB';
@@ -37,20 +44,6 @@ async function start(): Promise<Sandbox> {
     cloudPollMs: 20,
   });
   return sandbox;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 function buttons(message: ConsoleMessage): { action_id: string; value: string }[] {
