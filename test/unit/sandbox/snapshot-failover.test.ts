@@ -1,21 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../../src/sandbox/start-sandbox.js';
-import type { ConsoleMessage } from '../../../src/sandbox/console-chat.js';
+import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import { SANDBOX_KCND_CONF } from '../../../src/sandbox/sim-cell-seed.js';
 import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
 import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { until as pollUntil } from '../../support/until.js';
+import { ALICE, BOB, buttons, startFastSandbox, until as pollFor } from '../../support/sandbox-harness.js';
 
-const until = <T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms?: number,
-): Promise<T> => pollUntil(what, probe, { timeoutMs: ms ?? 30_000, everyMs: 50 });
-
-const ALICE = 'U0ALICE';
-const BOB = 'U0BOB';
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000) =>
+  pollFor(what, probe, ms);
 
 let sandbox: Sandbox | undefined;
 
@@ -26,13 +18,7 @@ afterEach(async () => {
 
 /** A sandbox on real timers with EC2 taking tens of milliseconds instead of tens of seconds. */
 async function start(): Promise<Sandbox> {
-  sandbox = await startSandbox({
-    env: { redisUrl: 'redis://127.0.0.1:1', redisUrlSet: true },
-    logger: new RecordingLogger(),
-    port: 0,
-    store: 'memory',
-    blockMs: 200,
-    monitor: { interval: '200ms', for: '1s', stall: '1s', failures: 2 },
+  sandbox = await startFastSandbox({
     cloudDelays: {
       instanceStart: 100,
       instanceStop: 50,
@@ -44,12 +30,6 @@ async function start(): Promise<Sandbox> {
     cloudPollMs: 20,
   });
   return sandbox;
-}
-
-function buttons(message: ConsoleMessage): { action_id: string; value: string }[] {
-  return (message.blocks ?? [])
-    .flatMap((block) => (block.elements as { action_id?: string; value?: string }[] | undefined) ?? [])
-    .filter((e): e is { action_id: string; value: string } => typeof e.action_id === 'string');
 }
 
 /** Clicks Approve on every approval request as bob, as they come, until the run ends. */

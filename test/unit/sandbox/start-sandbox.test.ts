@@ -1,21 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../../src/sandbox/start-sandbox.js';
-import type { ConsoleMessage } from '../../../src/sandbox/console-chat.js';
+import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import { SANDBOX_CN1_BACKUP } from '../../../src/sandbox/sim-cell-seed.js';
 import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
 import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { until as pollUntil } from '../../support/until.js';
-
-const until = <T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms?: number,
-): Promise<T> => pollUntil(what, probe, { timeoutMs: ms ?? 20_000, everyMs: 50 });
-
-const ALICE = 'U0ALICE';
-const BOB = 'U0BOB';
+import { ALICE, BOB, buttons, startFastSandbox, until } from '../../support/sandbox-harness.js';
 
 let sandbox: Sandbox | undefined;
 let logger: RecordingLogger;
@@ -28,15 +18,7 @@ afterEach(async () => {
 /** A sandbox on real timers, kept short: 200 ms blocks and probes, conditions after a second. */
 async function start(): Promise<Sandbox> {
   logger = new RecordingLogger();
-  sandbox = await startSandbox({
-    env: { redisUrl: 'redis://127.0.0.1:1', redisUrlSet: true },
-    logger,
-    port: 0,
-    store: 'memory',
-    blockMs: 200,
-    monitor: { interval: '200ms', for: '1s', stall: '1s', failures: 2 },
-    drillApprovalDelayMs: 50,
-  });
+  sandbox = await startFastSandbox({ logger, drillApprovalDelayMs: 50 });
   return sandbox;
 }
 
@@ -45,12 +27,6 @@ async function finished(sb: Sandbox, runId: string): Promise<RunRecord> {
     const run = await sb.engine.get(runId);
     return run && ['succeeded', 'failed', 'aborted'].includes(run.status) ? run : undefined;
   });
-}
-
-function buttons(message: ConsoleMessage): { action_id: string; value: string }[] {
-  return (message.blocks ?? [])
-    .flatMap((block) => (block.elements as { action_id?: string; value?: string }[] | undefined) ?? [])
-    .filter((e): e is { action_id: string; value: string } => typeof e.action_id === 'string');
 }
 
 function latestRun(sb: Sandbox): Promise<RunRecord> {
