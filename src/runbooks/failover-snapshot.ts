@@ -25,6 +25,7 @@
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
+import { rethrowListingLeftovers } from './cloud-leftovers.js';
 import type { Tags, TaggedResource } from '../ports/cloud.js';
 import type { NodeEndpoint, ProbeOptions } from '../ports/node-rpc.js';
 import type { HostRef } from '../ports/shell.js';
@@ -322,13 +323,9 @@ async function dataVolumeOf(
   return id;
 }
 
-function describeResources(resources: readonly TaggedResource[]): string {
-  return resources.map((r) => `${r.kind} ${r.id}${r.state ? ` (${r.state})` : ''}`).join(', ');
-}
-
 /**
  * Wraps a step so that its failure lists the cloud resources the run has left, in the step's output and in
- * the error's message. The error itself is rethrown (its class and code are kept for the engine).
+ * the error's message.
  */
 function listingLeftovers(step: StepDefinition<FailoverParams>): StepDefinition<FailoverParams> {
   return {
@@ -337,19 +334,7 @@ function listingLeftovers(step: StepDefinition<FailoverParams>): StepDefinition<
       try {
         await step.run(ctx);
       } catch (error) {
-        let line: string;
-        try {
-          const left = await ctx.ports.cloud.findTagged(ctx.runId);
-          line =
-            left.length === 0
-              ? `This run has left no cloud resources (nothing tagged ${RUN_ID_TAG}=${ctx.runId}).`
-              : `Resources this run left (tagged ${RUN_ID_TAG}=${ctx.runId}; not deleted automatically): ${describeResources(left)}.`;
-        } catch (listError) {
-          line = `Could not list the resources tagged ${RUN_ID_TAG}=${ctx.runId}: ${describeError(listError)}`;
-        }
-        ctx.output(line);
-        if (error instanceof Error) error.message = `${error.message}\n${line}`;
-        throw error;
+        await rethrowListingLeftovers(ctx, error);
       }
     },
   };

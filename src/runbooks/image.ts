@@ -15,7 +15,8 @@
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
-import { CellopsError, InputError, SafetyGateError, describeError } from '../errors.js';
+import { rethrowListingLeftovers } from './cloud-leftovers.js';
+import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 import { CELL_LOCK, cnParamsSchema, type CnParams } from './failover-params.js';
 import { CELL_TAG, ROLE_TAG } from './failover-snapshot.js';
 import type { PlanContext, RunbookDefinition, StepContext, StepDefinition } from './types.js';
@@ -132,24 +133,6 @@ export function imageSteps(timings: Partial<ImageTimings> = {}): StepDefinition<
     return id;
   }
 
-  async function listLeftovers(ctx: StepContext<CnParams>, error: unknown): Promise<never> {
-    let line: string;
-    try {
-      const left = await ctx.ports.cloud.findTagged(ctx.runId);
-      line =
-        left.length === 0
-          ? `This run has left no cloud resources (nothing tagged ${RUN_ID_TAG}=${ctx.runId}).`
-          : `Resources this run left (tagged ${RUN_ID_TAG}=${ctx.runId}; not deleted automatically): ${left
-              .map((r) => `${r.kind} ${r.id}${r.state ? ` (${r.state})` : ''}`)
-              .join(', ')}.`;
-    } catch (listError) {
-      line = `Could not list the resources tagged ${RUN_ID_TAG}=${ctx.runId}: ${describeError(listError)}`;
-    }
-    ctx.output(line);
-    if (error instanceof Error) error.message = `${error.message}\n${line}`;
-    throw error;
-  }
-
   const createImage: StepDefinition<CnParams> = {
     id: 'create-image',
     title: 'Create the machine image without DATA_DIR',
@@ -188,7 +171,7 @@ export function imageSteps(timings: Partial<ImageTimings> = {}): StepDefinition<
         ctx.setFact(F.imageName, name);
         ctx.output(`CreateImage started ${imageId} (${name}) from ${instanceId}, ${dataDevice} left out`);
       } catch (error) {
-        return listLeftovers(ctx, error);
+        return rethrowListingLeftovers(ctx, error);
       }
     },
     verify: async (ctx) => (await runImage(ctx)) !== undefined,
@@ -211,7 +194,7 @@ export function imageSteps(timings: Partial<ImageTimings> = {}): StepDefinition<
         });
         ctx.output(`image ${imageId} is available`);
       } catch (error) {
-        return listLeftovers(ctx, error);
+        return rethrowListingLeftovers(ctx, error);
       }
     },
     verify: async (ctx) => {
