@@ -5,6 +5,18 @@ import type { LockHolder } from './types.js';
 
 export type StoredHolder = LockHolder & { readonly fencingToken: number };
 
+/** The holder with only the known fields, so that a caller's extra properties are never stored. */
+export function holderRecord(holder: LockHolder): LockHolder {
+  return {
+    requester: holder.requester,
+    runbook: holder.runbook,
+    node: holder.node,
+    runId: holder.runId,
+    since: holder.since,
+    ...(holder.thread ? { thread: { channel: holder.thread.channel, ts: holder.thread.ts } } : {}),
+  };
+}
+
 /** Redis PX and the renewal schedule both need a positive whole number of milliseconds. */
 export function validateTtl(ttlMs: number): void {
   if (!Number.isInteger(ttlMs) || ttlMs < 3) {

@@ -8,7 +8,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { LockBusyError, LockLostError, type LockHolder, type LockLease, type RunLock } from './types.js';
 import { runWithLock } from './with-lock.js';
-import { validateTtl, type StoredHolder } from './holder.js';
+import { holderRecord, validateTtl, type StoredHolder } from './holder.js';
 
 interface Entry {
   readonly token: string;
@@ -43,17 +43,8 @@ export function createMemoryLock(deps: MemoryLockDeps): RunLock {
   };
 
   const stored = (entry: Entry): StoredHolder => ({
-    ...copyHolder(entry.holder),
+    ...holderRecord(entry.holder),
     fencingToken: entry.fencingToken,
-  });
-
-  const copyHolder = (holder: LockHolder): LockHolder => ({
-    requester: holder.requester,
-    runbook: holder.runbook,
-    node: holder.node,
-    runId: holder.runId,
-    since: holder.since,
-    ...(holder.thread ? { thread: { channel: holder.thread.channel, ts: holder.thread.ts } } : {}),
   });
 
   const lock: RunLock = {
@@ -67,7 +58,7 @@ export function createMemoryLock(deps: MemoryLockDeps): RunLock {
       fences.set(key, fencingToken);
       const token = randomBytes(16).toString('hex');
       const expiresAt = clock.now() + ttlMs;
-      entries.set(key, { token, fencingToken, holder: copyHolder(holder), expiresAt });
+      entries.set(key, { token, fencingToken, holder: holderRecord(holder), expiresAt });
       return { key, token, fencingToken, holder, expiresAt };
     },
 

@@ -15,9 +15,9 @@ import { describeError } from '../errors.js';
 import type { RedisKeys } from '../infra/redis-keys.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import { LockBusyError, LockLostError, LockStoreError, type LockHolder, type RunLock } from './types.js';
+import { LockBusyError, LockLostError, LockStoreError, type RunLock } from './types.js';
 import { runWithLock } from './with-lock.js';
-import { parseStoredHolder, validateTtl, type StoredHolder } from './holder.js';
+import { holderRecord, parseStoredHolder, validateTtl } from './holder.js';
 
 interface LuaScript {
   readonly source: string;
@@ -202,16 +202,4 @@ function storeError(what: string, key: string, error: unknown): LockStoreError {
     `Redis failed while ${what} the lock ${key}: ${describeError(error)}; check that Redis is reachable and healthy`,
     error,
   );
-}
-
-/** The holder as stored: only the known fields, so that a caller's extra properties never reach Redis. */
-function holderRecord(holder: LockHolder): Omit<StoredHolder, 'fencingToken'> {
-  return {
-    requester: holder.requester,
-    runbook: holder.runbook,
-    node: holder.node,
-    runId: holder.runId,
-    since: holder.since,
-    ...(holder.thread ? { thread: { channel: holder.thread.channel, ts: holder.thread.ts } } : {}),
-  };
 }
