@@ -265,6 +265,8 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
           },
         ];
       case 'approval-expired':
+      case 'approval-closed': {
+        const kind = event.type === 'approval-expired' ? 'expired' : 'closed';
         return [
           {
             kind: 'thread',
@@ -272,24 +274,12 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
               await editApproval(
                 run,
                 event.stepId,
-                renderApprovalDecided(run, event.stepId, { kind: 'expired', at: clock.now() }),
+                renderApprovalDecided(run, event.stepId, { kind, at: clock.now() }),
               );
             },
           },
         ];
-      case 'approval-closed':
-        return [
-          {
-            kind: 'thread',
-            run: async () => {
-              await editApproval(
-                run,
-                event.stepId,
-                renderApprovalDecided(run, event.stepId, { kind: 'closed', at: clock.now() }),
-              );
-            },
-          },
-        ];
+      }
       case 'run-paused':
         return [
           thread(() =>
