@@ -16,7 +16,7 @@ import type { Logger } from '../ports/logger.js';
 import type { ApprovalPolicy } from './approval-policy.js';
 import { EngineClosedError } from './engine-errors.js';
 import { driveRun, type EngineTimings, type RunDrive } from './run-driver.js';
-import { newStepRecord, parseParams, planContext } from './run-record.js';
+import { lockHolderOf, newStepRecord, parseParams, planContext } from './run-record.js';
 import { isFinished, type RunStore } from './run-store.js';
 import type {
   AnyRunbook,
@@ -231,14 +231,7 @@ export function createEngine(deps: EngineDeps): Engine {
       let lease: LockLease | undefined;
       if (!run.dryRun) {
         try {
-          lease = await lock.acquire(run.lockKey, timings.lockTtlMs, {
-            requester: run.requester,
-            runbook: run.runbook,
-            node: run.node,
-            runId: run.id,
-            since: clock.now(),
-            ...(run.thread ? { thread: run.thread } : {}),
-          });
+          lease = await lock.acquire(run.lockKey, timings.lockTtlMs, lockHolderOf(run, clock.now()));
         } catch (error) {
           if (error instanceof LockBusyError && error.holder?.runId === run.id) {
             // Its old lease has not lapsed yet; a later recover() takes it.
@@ -308,13 +301,7 @@ export function createEngine(deps: EngineDeps): Engine {
       // A dry run changes nothing, so it neither takes nor waits for the lock.
       const lease = run.dryRun
         ? undefined
-        : await lock.acquire(run.lockKey, timings.lockTtlMs, {
-            requester: run.requester,
-            runbook: run.runbook,
-            node: run.node,
-            runId: id,
-            since: now,
-          });
+        : await lock.acquire(run.lockKey, timings.lockTtlMs, lockHolderOf(run, now));
       try {
         if (lease) run.fencingToken = lease.fencingToken;
         if (!(await store.acquireOwner(id, ownerId, timings.ownerLeaseMs))) {

@@ -26,7 +26,14 @@ import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import { boundedCall, formatMs } from './bounded-call.js';
 import { RunAbortedError, RunHandedOverError, VerifyFailedError } from './engine-errors.js';
-import { appendOutput, isStepDone, needsApproval, newStepRecord, planContext } from './run-record.js';
+import {
+  appendOutput,
+  isStepDone,
+  lockHolderOf,
+  needsApproval,
+  newStepRecord,
+  planContext,
+} from './run-record.js';
 import {
   isFinished,
   type ApprovalRound,
@@ -231,14 +238,7 @@ export function driveRun(deps: DriverDeps, start: DriveStart): RunDrive {
     abortCtl.abort(new RunAbortedError(run.id, request.user));
   };
 
-  const holder = (): LockHolder => ({
-    requester: run.requester,
-    runbook: run.runbook,
-    node: run.node,
-    runId: run.id,
-    since: clock.now(),
-    ...(run.thread ? { thread: run.thread } : {}),
-  });
+  const holder = (): LockHolder => lockHolderOf(run, clock.now());
 
   /** Makes sure the run holds its lock, taking it again if needed; the reason when it cannot. */
   const ensureLock = async (): Promise<true | string> => {

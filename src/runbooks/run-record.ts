@@ -5,7 +5,16 @@
 import type { CellopsConfig } from '../config/config.js';
 import { InputError } from '../errors.js';
 import { redactSecrets } from '../infra/redact.js';
-import type { AnyRunbook, Fact, PlanContext, StepDefinition, StepRecord, StepStatus } from './types.js';
+import type { LockHolder } from '../locks/types.js';
+import type {
+  AnyRunbook,
+  Fact,
+  PlanContext,
+  RunRecord,
+  StepDefinition,
+  StepRecord,
+  StepStatus,
+} from './types.js';
 
 /** Statuses after which the engine moves on to the next step. */
 const DONE: readonly StepStatus[] = ['succeeded', 'skipped', 'undone'];
@@ -61,4 +70,16 @@ export function appendOutput(step: StepRecord, text: string, maxLines: number, m
   step.output.push(...lines);
   if (step.output.length > maxLines) step.output.splice(0, step.output.length - maxLines);
   return lines;
+}
+
+/** Who holds the lock for this run, as a refused requester is told (with the run's thread when known). */
+export function lockHolderOf(run: RunRecord, since: number): LockHolder {
+  return {
+    requester: run.requester,
+    runbook: run.runbook,
+    node: run.node,
+    runId: run.id,
+    since,
+    ...(run.thread ? { thread: run.thread } : {}),
+  };
 }
