@@ -114,6 +114,10 @@ describe('engine on Redis with two replicas', () => {
       kind: 'recorded',
     });
     await status(one, run.id, 'succeeded');
+    // Events reach the observer from a queue, after the state they announce is saved.
+    await until('the run-finished event', async () =>
+      events.some((e) => e.event.type === 'run-finished') ? true : undefined,
+    );
     // The replica that recorded the decision announced it; the driver announced the rest.
     expect(events.filter((e) => e.event.type === 'approval-decided').map((e) => e.owner)).toEqual(['bot-2']);
     expect(events.filter((e) => e.event.type === 'run-finished').map((e) => e.owner)).toEqual(['bot-1']);
