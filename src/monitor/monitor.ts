@@ -20,9 +20,14 @@
  * Role awareness: when the cell state says a CN role is served by another machine (after a failover),
  * that machine is probed as the CN, under the role's name; it is not watched as a standby any more, and
  * the fenced old machine is not watched at all.
+ *
+ * This file holds the tick and the control API; the steps of a tick are modules of their own, each taking
+ * its state explicitly: who is probed (subjects.ts), the probe round and the tracks (probe-round.ts), the
+ * alert upkeep (alert-reconcile.ts over alert-lifecycle.ts), the saved view (cell-view.ts) and the
+ * readiness checks (check-schedule.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { CellopsConfig, NodeRole } from '../config/config.js';
+import type { CellopsConfig } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
 import { describeError, InputError } from '../errors.js';
 import type { CellState } from '../ports/cell-state.js';
@@ -30,33 +35,17 @@ import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { NodeEndpoint, NodeRpc } from '../ports/node-rpc.js';
-import {
-  renderAlertMessage,
-  renderResolvedMessage,
-  renderThreadUpdate,
-  recoveredNote,
-  type AlertView,
-} from './alert-blocks.js';
-import {
-  evaluate,
-  initialTrack,
-  isAlerting,
-  seededTrack,
-  referenceHeight,
-  type ConditionSettings,
-  type NodeTrack,
-  type Observation,
-} from './conditions.js';
-import {
-  updateIncident,
-  type IncidentKind,
-  type IncidentRecord,
-  type IncidentStore,
-  type MuteRecord,
-} from './incidents.js';
-import type { AlertState, MonitorMetrics } from './metrics.js';
-import { createProbeScheduler, type ProbeOutcome } from './probe-scheduler.js';
-import type { CellView, MonitorControl, NodeView } from './types.js';
+import { checkSubject, openIncident, resolveIncident } from './alert-lifecycle.js';
+import { closeUnwatched, reconcileAlerts, type ReconcileDeps } from './alert-reconcile.js';
+import { buildView, sameMutes, unknownView, withMutes } from './cell-view.js';
+import { runDueChecks, type CheckDue, type CheckScheduleDeps } from './check-schedule.js';
+import type { ConditionSettings } from './conditions.js';
+import { updateIncident, type IncidentRecord, type IncidentStore, type MuteRecord } from './incidents.js';
+import type { MonitorMetrics } from './metrics.js';
+import { probeRound, updateTracks, type Tracks } from './probe-round.js';
+import { createProbeScheduler, type ProbeScheduler } from './probe-scheduler.js';
+import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects, type Subject } from './subjects.js';
+import type { CellView, MonitorControl } from './types.js';
 
 export interface MonitorOptions {
   /**
@@ -111,577 +100,56 @@ export interface Monitor extends MonitorControl {
   isLeader(): boolean;
 }
 
-interface Subject {
-  /** The node, or the CN role name. */
-  readonly name: string;
-  readonly role: NodeRole;
-  readonly endpoint: NodeEndpoint;
-  readonly servedBy?: string;
+/** What createMonitor works out once from its deps; passed to every step of a tick and of the control API. */
+interface MonitorContext {
+  readonly config: MonitorDeps['config'];
+  readonly nodeNames: readonly string[];
+  readonly cnRoles: readonly string[];
+  /** Store keys of the CNs' check incidents, read with the node incidents every tick. */
+  readonly checkNames: readonly string[];
+  readonly referenceTargets: readonly NodeEndpoint[];
+  readonly cellState: CellState;
+  readonly store: IncidentStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: MonitorMetrics | undefined;
+  readonly settings: ConditionSettings;
+  readonly scheduler: ProbeScheduler;
+  readonly alerts: ReconcileDeps;
+  readonly checks: CheckScheduleDeps;
+  readonly replicaId: string;
+  readonly leaseTtlMs: number;
+  readonly viewSaveIntervalMs: number;
 }
 
-interface Tracked {
-  /** Replaced after every probe; the holder is kept while the same machine serves the node. */
-  track: NodeTrack;
-  readonly servedBy?: string;
-}
-
-/** Store key of a node's failed-readiness-check incident. */
-export function checkSubject(cn: string): string {
-  return `check:${cn}`;
+/** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
+interface MonitorState {
+  leader: boolean;
+  subjects: Subject[];
+  readonly tracks: Tracks;
+  readonly checkDue: CheckDue;
+  reference: number | undefined;
+  /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
+  viewSavedAt: number | undefined;
+  viewMutes: ReadonlyMap<string, MuteRecord>;
 }
 
 export function createMonitor(deps: MonitorDeps): Monitor {
-  const { config, rpc, chat, clock, store, state, metrics } = deps;
-  const logger = deps.logger.child({ component: 'monitor' });
-  const settings: ConditionSettings = {
-    intervalMs: config.monitor.intervalMs,
-    lagBlocks: config.monitor.lagBlocks,
-    forMs: config.monitor.forMs,
-    stallMs: config.monitor.stallMs,
-    failures: config.monitor.failures,
+  const ctx = monitorContext(deps, (cn, message) => monitor.reportCheckFailure(cn, message));
+  const { clock, logger, scheduler, store, replicaId } = ctx;
+  const intervalMs = deps.config.monitor.intervalMs;
+  const st: MonitorState = {
+    leader: false,
+    subjects: [],
+    tracks: new Map(),
+    checkDue: new Map(),
+    reference: undefined,
+    viewSavedAt: undefined,
+    viewMutes: new Map(),
   };
-  const options = deps.options ?? {};
-  const intervalMs = config.monitor.intervalMs;
-  const probeTimeoutMs = options.probeTimeoutMs ?? Math.max(1, Math.floor(intervalMs / 2));
-  const threadIntervalMs = options.threadIntervalMs ?? 60_000;
-  const leaseTtlMs = options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000);
-  const orphanAfterMs = options.orphanAfterMs ?? 60_000;
-  const viewSaveIntervalMs = Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000);
-  const replicaId = deps.replicaId ?? randomBytes(8).toString('hex');
-  const channel = config.slack.channel;
-  const scheduler = createProbeScheduler({
-    rpc,
-    clock,
-    timeoutMs: probeTimeoutMs,
-    startWithinMs: Math.max(1, Math.floor(intervalMs / 2)),
-    concurrency:
-      options.concurrency ??
-      Math.min(
-        256,
-        Math.max(
-          16,
-          Math.ceil((Object.keys(config.nodes).length + config.monitor.referenceEndpoints.length) / 8),
-        ),
-      ),
-  });
-  const referenceTargets: NodeEndpoint[] = config.monitor.referenceEndpoints.map((url, i) => {
-    const name = `reference-${i + 1}`;
-    const host = { name, address: safeHost(url) };
-    return { name, host, metricsUrl: url, rpcUrl: url, dataDir: '', binary: 'kpn' };
-  });
-  const cnRoles = Object.values(config.nodes)
-    .filter((n) => n.role === 'cn')
-    .map((n) => n.name);
-
-  const tracks = new Map<string, Tracked>();
-  const checkDue = new Map<string, number>();
-  let subjects: Subject[] = [];
-  let reference: number | undefined;
-  let leader = false;
-  /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
-  let viewSavedAt: number | undefined;
-  let viewMutes: ReadonlyMap<string, MuteRecord> = new Map();
   let current: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
   let controller: AbortController | undefined;
-
-  async function resolveSubjects(): Promise<Subject[]> {
-    const serving = new Set<string>();
-    const out: Subject[] = [];
-    // All roles asked at once: one round of requests to the state store per tick, not one per CN.
-    const assignments = await Promise.all(
-      cnRoles.map(async (name) => {
-        try {
-          return await state.role(name);
-        } catch (error) {
-          logger.warn({ node: name, error: describeError(error) }, 'cell state unreadable; using config');
-          return undefined;
-        }
-      }),
-    );
-    let index = 0;
-    for (const node of Object.values(config.nodes)) {
-      if (node.role !== 'cn') continue;
-      const assignment = assignments[index++];
-      if (!assignment || assignment.servedBy === node.name) {
-        out.push({ name: node.name, role: 'cn', endpoint: node.endpoint });
-        continue;
-      }
-      const machine = config.nodes[assignment.servedBy];
-      serving.add(assignment.servedBy);
-      let endpoint: NodeEndpoint = node.endpoint;
-      if (machine) endpoint = machine.endpoint;
-      else if (assignment.address) {
-        const host = { name: assignment.servedBy, address: assignment.address };
-        const hostForUrl = assignment.address.includes(':') ? `[${assignment.address}]` : assignment.address;
-        endpoint = {
-          name: assignment.servedBy,
-          host,
-          metricsUrl: `http://${hostForUrl}:61001/metrics`,
-          dataDir: node.dataDir,
-          binary: 'kcn',
-        };
-      }
-      out.push({ name: node.name, role: 'cn', endpoint, servedBy: assignment.servedBy });
-    }
-    for (const node of Object.values(config.nodes)) {
-      if (node.role === 'cn' || serving.has(node.name)) continue;
-      out.push({ name: node.name, role: node.role, endpoint: node.endpoint });
-    }
-    return out;
-  }
-
-  function trackOf(name: string): NodeTrack {
-    return tracks.get(name)?.track ?? initialTrack();
-  }
-
-  function observationOf(outcome: ProbeOutcome): Observation | undefined {
-    if (outcome.kind === 'skipped') return undefined;
-    if (outcome.kind === 'failed') return { at: outcome.at, ok: false, error: outcome.error };
-    return {
-      at: outcome.at,
-      ok: true,
-      height: outcome.health.height,
-      ...(outcome.health.cnPeers === undefined ? {} : { cnPeers: outcome.health.cnPeers }),
-    };
-  }
-
-  function nodeView(subject: Subject, mute: MuteRecord | undefined, now: number): NodeView {
-    const track = trackOf(subject.name);
-    return {
-      node: subject.name,
-      role: subject.role,
-      ...(subject.servedBy ? { servedBy: subject.servedBy } : {}),
-      ...(track.height === undefined ? {} : { height: track.height }),
-      ...(track.lag === undefined ? {} : { lag: track.lag }),
-      ...(track.cnPeers === undefined ? {} : { cnPeers: track.cnPeers }),
-      condition: track.condition,
-      ...(track.conditionSince === undefined ? {} : { since: track.conditionSince }),
-      ...(track.lastProbeAt === undefined ? {} : { lastProbeAt: track.lastProbeAt }),
-      ...(track.lastError === undefined ? {} : { lastError: track.lastError }),
-      ...(mute && mute.until > now ? { mutedUntil: mute.until } : {}),
-    };
-  }
-
-  function alertView(record: IncidentRecord, mute: MuteRecord | undefined, now: number): AlertView {
-    const live = mute && mute.until > now ? mute : undefined;
-    return {
-      incidentId: record.id,
-      node: record.node,
-      ...(record.servedBy ? { servedBy: record.servedBy } : {}),
-      kind: record.kind,
-      openedAt: record.openedAt,
-      ...(record.height === undefined ? {} : { height: record.height }),
-      ...(record.lag === undefined ? {} : { lag: record.lag }),
-      ...(record.referenceHeight === undefined ? {} : { referenceHeight: record.referenceHeight }),
-      ...(record.detail === undefined ? {} : { detail: record.detail }),
-      ...(record.acknowledgedBy === undefined ? {} : { acknowledgedBy: record.acknowledgedBy }),
-      ...(record.acknowledgedAt === undefined ? {} : { acknowledgedAt: record.acknowledgedAt }),
-      ...(live ? { mutedUntil: live.until, mutedBy: live.by } : {}),
-    };
-  }
-
-  /** Creates the record and, if this replica won, posts the channel message. */
-  async function openIncident(
-    fields: Omit<IncidentRecord, 'id' | 'pending' | 'version' | 'createdAt'>,
-    now: number,
-  ): Promise<void> {
-    const record: IncidentRecord = {
-      ...fields,
-      id: `${fields.subject.replace(':', '-')}-${now.toString(36)}`,
-      createdAt: now,
-      pending: {},
-      version: 1,
-    };
-    if (!(await store.create(record))) return;
-    let ref;
-    try {
-      ref = await chat.post({ channel, ...renderAlertMessage(alertView(record, undefined, now)) });
-    } catch (error) {
-      logger.error(
-        { node: record.node, error: describeError(error) },
-        'could not post the alert; will retry',
-      );
-      await store.remove(record.subject, record.version);
-      return;
-    }
-    logger.info({ node: record.node, kind: record.kind, incident: record.id }, 'alert posted');
-    const message = ref;
-    await updateIncident(store, record.subject, (cur) =>
-      cur.id === record.id ? { ...cur, message, lastPostAt: now } : undefined,
-    );
-  }
-
-  /** Deletes the record (compare-and-set) and, if this replica did, tells the thread and edits the parent. */
-  async function resolveIncident(
-    subject: string,
-    mute: MuteRecord | undefined,
-    now: number,
-    reason?: string,
-  ): Promise<void> {
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const record = await store.get(subject);
-      if (!record) return;
-      if (!(await store.remove(subject, record.version))) continue;
-      if (!record.message) return;
-      const lasted = now - record.openedAt;
-      const notes = [...Object.values(record.pending), reason ?? recoveredNote(lasted)];
-      logger.info({ node: record.node, kind: record.kind, lastedMs: lasted }, 'incident resolved');
-      try {
-        await chat.post({ channel, threadTs: record.message.ts, ...renderThreadUpdate(notes) });
-        await chat.update(record.message, renderResolvedMessage(alertView(record, mute, now), now));
-      } catch (error) {
-        logger.error({ node: record.node, error: describeError(error) }, 'could not post the resolution');
-      }
-      return;
-    }
-  }
-
-  /**
-   * Applies `change` to the record, then claims what is due (thread notes once per interval, a stale
-   * parent) in the same compare-and-set, and only then posts: a lost race never posts twice.
-   */
-  async function advanceIncident(
-    subject: string,
-    mute: MuteRecord | undefined,
-    now: number,
-    change: (cur: IncidentRecord) => IncidentRecord,
-  ): Promise<void> {
-    let notes: string[] = [];
-    let editParent = false;
-    const stored = await updateIncident(store, subject, (cur) => {
-      let next = change(cur);
-      notes = [];
-      editParent = false;
-      if (!next.message) return sameRecord(next, cur) ? undefined : next;
-      const pending = Object.values(next.pending);
-      if (pending.length > 0 && now - (next.lastPostAt ?? 0) >= threadIntervalMs) {
-        notes = pending;
-        next = { ...next, pending: {}, lastPostAt: now };
-      }
-      if (next.parentStale) {
-        editParent = true;
-        next = { ...next, parentStale: false };
-      }
-      return sameRecord(next, cur) ? undefined : next;
-    });
-    if (!stored?.message) return;
-    try {
-      if (notes.length > 0) {
-        await chat.post({ channel, threadTs: stored.message.ts, ...renderThreadUpdate(notes) });
-      }
-      if (editParent) await chat.update(stored.message, renderAlertMessage(alertView(stored, mute, now)));
-    } catch (error) {
-      logger.error({ node: stored.node, error: describeError(error) }, 'could not update the alert');
-    }
-  }
-
-  async function reconcile(
-    subject: Subject,
-    record: IncidentRecord | undefined,
-    mute: MuteRecord | undefined,
-    now: number,
-  ): Promise<{ live?: MuteRecord; expired: boolean }> {
-    const track = trackOf(subject.name);
-    let liveMute = mute;
-    let muteNote: string | undefined;
-    if (mute && mute.until <= now) {
-      liveMute = undefined;
-      if (await store.clearMute(subject.name, mute)) {
-        muteNote = `:bell: Mute by <@${mute.by}> expired; alerts for ${subject.name} are on again.`;
-      }
-    }
-    const muted = liveMute !== undefined;
-    const result = { ...(liveMute ? { live: liveMute } : {}), expired: muteNote !== undefined };
-
-    if (record && !record.message && now - record.createdAt > orphanAfterMs) {
-      // Its creator died between creating the record and posting: start over.
-      await store.remove(record.subject, record.version);
-      return result;
-    }
-
-    const condition = track.condition;
-    if (!record) {
-      if (!isAlerting(condition) || muted) return result;
-      await openIncident(
-        {
-          subject: subject.name,
-          node: subject.name,
-          ...(subject.servedBy ? { servedBy: subject.servedBy } : {}),
-          kind: condition as IncidentKind,
-          openedAt: track.conditionSince ?? now,
-          ...(track.height === undefined ? {} : { height: track.height }),
-          ...(track.lag === undefined ? {} : { lag: track.lag, reportedLag: track.lag }),
-          ...(reference === undefined ? {} : { referenceHeight: reference }),
-          ...(condition === 'down' && track.lastError ? { detail: track.lastError } : {}),
-        },
-        now,
-      );
-      return result;
-    }
-
-    if (condition === 'healthy') {
-      await resolveIncident(subject.name, liveMute, now);
-      return result;
-    }
-
-    await advanceIncident(subject.name, liveMute, now, (cur) => {
-      let next: IncidentRecord = cur;
-      const pending: Record<string, string> = { ...cur.pending };
-      if (muteNote) {
-        pending.mute = muteNote;
-        next = { ...next, parentStale: true };
-      }
-      if (isAlerting(condition)) {
-        const kind = condition as IncidentKind;
-        if (kind !== cur.kind) {
-          if (!muted) pending.condition = `Condition changed: *${cur.kind}* → *${kind}*`;
-          next = { ...next, kind, parentStale: true };
-        }
-        if (track.lag !== undefined && !muted) {
-          const reported = cur.reportedLag ?? 0;
-          if (track.lag >= reported + settings.lagBlocks) {
-            pending.lag = `Lag growing: ${track.lag} blocks (was ${reported})`;
-            next = { ...next, reportedLag: track.lag };
-          }
-        }
-        next = {
-          ...next,
-          ...(track.height === undefined ? {} : { height: track.height }),
-          ...(track.lag === undefined ? {} : { lag: track.lag }),
-          ...(reference === undefined ? {} : { referenceHeight: reference }),
-          ...(kind === 'down' && track.lastError ? { detail: track.lastError } : {}),
-        };
-      }
-      return { ...next, pending };
-    });
-    return result;
-  }
-
-  /** Thread upkeep of a check incident: mute expiry, coalesced notes. */
-  async function reconcileCheck(
-    cn: string,
-    mute: MuteRecord | undefined,
-    muteExpired: boolean,
-    now: number,
-  ): Promise<void> {
-    await advanceIncident(checkSubject(cn), mute, now, (cur) =>
-      muteExpired
-        ? {
-            ...cur,
-            pending: { ...cur.pending, mute: `:bell: Mute expired; alerts for ${cn} are on again.` },
-            parentStale: true,
-          }
-        : cur,
-    );
-  }
-
-  function runChecks(now: number): void {
-    const every = config.monitor.checkIntervalMs;
-    if (!deps.startCheck || every <= 0) return;
-    for (const cn of cnRoles) {
-      const due = checkDue.get(cn) ?? now + every;
-      if (!checkDue.has(cn)) checkDue.set(cn, due);
-      if (now < due) continue;
-      checkDue.set(cn, now + every);
-      logger.info({ node: cn }, 'starting the scheduled readiness check');
-      deps
-        .startCheck(cn)
-        .catch((error: unknown) =>
-          monitor
-            .reportCheckFailure(cn, `the readiness check could not start: ${describeError(error)}`)
-            .catch((e: unknown) =>
-              logger.error({ node: cn, error: describeError(e) }, 'check report failed'),
-            ),
-        );
-    }
-  }
-
-  async function takeLease(): Promise<boolean> {
-    try {
-      return await store.acquireLease(replicaId, leaseTtlMs);
-    } catch (error) {
-      logger.error({ error: describeError(error) }, 'monitor lease unavailable; not probing this round');
-      return false;
-    }
-  }
-
-  async function doTick(): Promise<void> {
-    const wasLeader = leader;
-    leader = await takeLease();
-    if (!leader) {
-      if (wasLeader) logger.warn({ replica: replicaId }, 'lost the monitor lease');
-      tracks.clear();
-      checkDue.clear();
-      viewSavedAt = undefined;
-      return;
-    }
-    if (!wasLeader) logger.info({ replica: replicaId }, 'took the monitor lease');
-
-    const previousSubjects = subjects;
-    subjects = await resolveSubjects();
-    let viewChanged = !sameSubjects(previousSubjects, subjects);
-    const targets = [...subjects.map((s) => s.endpoint), ...referenceTargets];
-    const outcomes = await scheduler.round(targets);
-    const now = clock.now();
-
-    // Reference: PNs that answered and are not stalled, plus the extra endpoints that answered.
-    const candidates: { height?: number; healthy: boolean }[] = [];
-    outcomes.forEach((outcome, i) => {
-      if (outcome.kind !== 'ok') return;
-      const subject = subjects[i];
-      if (subject && subject.role !== 'pn') return;
-      const healthy = subject ? !trackOf(subject.name).latches.stalled.active : true;
-      candidates.push({ height: outcome.health.height, healthy });
-    });
-    reference = referenceHeight(candidates);
-    if (reference !== undefined) metrics?.setReferenceHeight(reference);
-
-    const names = subjects.map((s) => s.name);
-    const checkNames = cnRoles.map(checkSubject);
-    const [records, mutes] = await Promise.all([
-      store.getMany([...names, ...checkNames]),
-      store.getMutes(names),
-    ]);
-
-    subjects.forEach((subject, i) => {
-      const outcome = outcomes[i];
-      if (!outcome) return;
-      if (outcome.kind !== 'skipped') {
-        metrics?.observeProbe(subject.name, outcome.latencyMs, outcome.kind === 'ok');
-      }
-      const previous = tracks.get(subject.name);
-      // A new machine behind the role starts a fresh history.
-      let prev = previous && previous.servedBy === subject.servedBy ? previous.track : undefined;
-      if (!prev) {
-        const open = records.get(subject.name);
-        prev = open ? seededTrack(open.kind, open.openedAt) : initialTrack();
-      }
-      const obs = observationOf(outcome);
-      const track = obs
-        ? evaluate(prev, obs, {
-            role: subject.role,
-            ...(reference === undefined ? {} : { referenceHeight: reference }),
-            settings,
-          })
-        : prev;
-      if (track.condition !== prev.condition) {
-        viewChanged = true;
-        logger.info(
-          { node: subject.name, from: prev.condition, to: track.condition, lag: track.lag },
-          'node condition changed',
-        );
-      }
-      if (previous && previous.servedBy === subject.servedBy) previous.track = track;
-      else tracks.set(subject.name, { track, ...(subject.servedBy ? { servedBy: subject.servedBy } : {}) });
-      if (metrics) {
-        if (track.height !== undefined) metrics.setHeight(subject.name, track.height);
-        if (track.lag !== undefined) metrics.setLag(subject.name, track.lag);
-        metrics.setCondition(subject.name, track.condition);
-      }
-    });
-
-    await closeUnwatched(new Set(names), now);
-
-    const liveMutes = new Map<string, MuteRecord>();
-    const expiredMutes = new Set<string>();
-    for (const subject of subjects) {
-      const mute = mutes.get(subject.name);
-      const record = records.get(subject.name);
-      // The common case at scale, a healthy node without alert or mute, has nothing to reconcile.
-      if (record || mute || isAlerting(trackOf(subject.name).condition)) {
-        try {
-          const { live, expired } = await reconcile(subject, record, mute, now);
-          if (live) liveMutes.set(subject.name, live);
-          if (expired) expiredMutes.add(subject.name);
-        } catch (error) {
-          logger.error({ node: subject.name, error: describeError(error) }, 'alert upkeep failed');
-        }
-      }
-      metrics?.setAlertState(subject.name, alertState(record, liveMutes.get(subject.name)));
-    }
-    for (const cn of cnRoles) {
-      if (!records.has(checkSubject(cn))) continue;
-      try {
-        await reconcileCheck(cn, liveMutes.get(cn), expiredMutes.has(cn), now);
-      } catch (error) {
-        logger.error({ node: cn, error: describeError(error) }, 'check alert upkeep failed');
-      }
-    }
-
-    if (!sameMutes(viewMutes, liveMutes)) viewChanged = true;
-    if (viewChanged || viewSavedAt === undefined || now - viewSavedAt >= viewSaveIntervalMs) {
-      try {
-        await store.saveView(buildView(liveMutes, now));
-        viewSavedAt = now;
-        viewMutes = liveMutes;
-      } catch (error) {
-        logger.warn({ error: describeError(error) }, 'could not save the monitor view');
-      }
-    }
-    runChecks(now);
-  }
-
-  /**
-   * A node that is no longer probed under its own name (a standby now serving its CN's role, a fenced old
-   * active) cannot recover in our eyes, so its open alert would stay open for ever: close it and say why.
-   */
-  async function closeUnwatched(watched: ReadonlySet<string>, now: number): Promise<void> {
-    const unwatched = Object.keys(config.nodes).filter((name) => !watched.has(name));
-    if (unwatched.length === 0) return;
-    const open = await store.getMany(unwatched);
-    for (const [node, record] of open) {
-      const role = subjects.find((s) => s.servedBy === node)?.name;
-      const why = role
-        ? `${node} now serves ${role} and is watched as ${role}; this alert about it as ${record.kind === 'standby-lagging' ? 'a standby' : 'itself'} is closed.`
-        : `${node} is no longer watched (its role moved in a failover); this alert is closed.`;
-      try {
-        await resolveIncident(node, undefined, now, why);
-      } catch (error) {
-        logger.error({ node, error: describeError(error) }, 'could not close the alert of an unwatched node');
-      }
-    }
-  }
-
-  function buildView(mutes: ReadonlyMap<string, MuteRecord>, now: number): CellView {
-    return {
-      ...(reference === undefined ? {} : { referenceHeight: reference }),
-      nodes: subjects.map((s) => nodeView(s, mutes.get(s.name), now)),
-      at: now,
-    };
-  }
-
-  function knownNode(node: string): void {
-    if (!config.nodes[node]) {
-      throw new InputError(
-        `unknown node "${node}"; known nodes: ${Object.keys(config.nodes).sort().join(', ')}`,
-      );
-    }
-  }
-
-  /** Subjects of a node's open incidents: its condition incident and, for a CN, its check incident. */
-  function subjectsOf(node: string): string[] {
-    return config.nodes[node]?.role === 'cn' ? [node, checkSubject(node)] : [node];
-  }
-
-  async function noteOnIncidents(
-    node: string,
-    topic: string,
-    note: string,
-    extra: (cur: IncidentRecord) => Partial<IncidentRecord> = () => ({}),
-  ): Promise<number> {
-    let touched = 0;
-    for (const subject of subjectsOf(node)) {
-      const stored = await updateIncident(store, subject, (cur) => ({
-        ...cur,
-        ...extra(cur),
-        pending: { ...cur.pending, [topic]: note },
-        parentStale: true,
-      }));
-      if (stored) touched++;
-    }
-    return touched;
-  }
 
   const monitor: Monitor = {
     start() {
@@ -712,8 +180,8 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       await current?.catch(() => undefined);
       loop = undefined;
       controller = undefined;
-      if (leader) {
-        leader = false;
+      if (st.leader) {
+        st.leader = false;
         await store.releaseLease(replicaId).catch((error: unknown) => {
           logger.warn({ error: describeError(error) }, 'could not release the monitor lease');
         });
@@ -721,145 +189,281 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     },
 
     tick() {
-      current ??= doTick().finally(() => {
+      current ??= doTick(ctx, st).finally(() => {
         current = undefined;
       });
       return current;
     },
 
-    isLeader: () => leader,
-
-    async status() {
-      const now = clock.now();
-      const names = Object.keys(config.nodes);
-      const mutes = await store.getMutes(names);
-      let view: CellView | undefined;
-      if (leader && subjects.length > 0) view = buildView(mutes, now);
-      else view = await store.loadView();
-      if (!view) {
-        view = {
-          at: now,
-          nodes: Object.values(config.nodes).map((n) => ({
-            node: n.name,
-            role: n.role,
-            condition: 'unknown' as const,
-          })),
-        };
-      }
-      // Mutes are read fresh: a mute set a moment ago shows at once.
-      return {
-        ...view,
-        nodes: view.nodes.map((n) => {
-          const { mutedUntil: _stale, ...rest } = n;
-          const mute = mutes.get(n.node);
-          return mute && mute.until > now ? { ...rest, mutedUntil: mute.until } : rest;
-        }),
-      };
-    },
-
-    async mute(node, durationMs, user) {
-      knownNode(node);
-      if (!Number.isFinite(durationMs) || durationMs <= 0) {
-        throw new InputError(`a mute needs a positive duration, e.g. 30m`);
-      }
-      const now = clock.now();
-      const until = now + durationMs;
-      await store.setMute(node, { until, by: user, at: now });
-      await noteOnIncidents(node, 'mute', `:no_bell: Muted for ${formatDuration(durationMs)} by <@${user}>`);
-      logger.info({ node, user, until }, 'alerts muted');
-      return { until };
-    },
-
-    async unmute(node, user) {
-      knownNode(node);
-      if (!(await store.clearMute(node))) throw new InputError(`${node} is not muted`);
-      await noteOnIncidents(node, 'mute', `:bell: Unmuted by <@${user}>`);
-      logger.info({ node, user }, 'alerts unmuted');
-    },
-
-    async acknowledge(node, user) {
-      knownNode(node);
-      const now = clock.now();
-      let open = 0;
-      for (const subject of subjectsOf(node)) {
-        const record = await store.get(subject);
-        if (!record) continue;
-        open++;
-        if (record.acknowledgedBy === user) continue;
-        await updateIncident(store, subject, (cur) =>
-          cur.acknowledgedBy === user
-            ? undefined
-            : {
-                ...cur,
-                acknowledgedBy: user,
-                acknowledgedAt: now,
-                pending: { ...cur.pending, [`ack:${user}`]: `:eyes: Acknowledged by <@${user}>` },
-                parentStale: true,
-              },
-        );
-      }
-      if (open === 0) throw new InputError(`${node} has no open alert to acknowledge`);
-      logger.info({ node, user }, 'alert acknowledged');
-    },
-
-    async reportCheckFailure(cn, message) {
-      knownNode(cn);
-      const now = clock.now();
-      const subject = checkSubject(cn);
-      const existing = await store.get(subject);
-      if (existing) {
-        await updateIncident(store, subject, (cur) => ({
-          ...cur,
-          detail: message,
-          pending: { ...cur.pending, check: `Readiness check failed again: ${message}` },
-          parentStale: true,
-        }));
-        return;
-      }
-      const mute = (await store.getMutes([cn])).get(cn);
-      if (mute && mute.until > now) {
-        logger.info({ node: cn }, 'readiness check failed while muted; no alert');
-        return;
-      }
-      await openIncident({ subject, node: cn, kind: 'check-failed', openedAt: now, detail: message }, now);
-    },
-
-    async reportCheckSuccess(cn) {
-      knownNode(cn);
-      const now = clock.now();
-      const mute = (await store.getMutes([cn])).get(cn);
-      await resolveIncident(checkSubject(cn), mute, now);
-    },
+    isLeader: () => st.leader,
+    status: () => cellStatus(ctx, st),
+    mute: (node, durationMs, user) => muteNode(ctx, node, durationMs, user),
+    unmute: (node, user) => unmuteNode(ctx, node, user),
+    acknowledge: (node, user) => acknowledgeNode(ctx, node, user),
+    reportCheckFailure: (cn, message) => checkFailed(ctx, cn, message),
+    reportCheckSuccess: (cn) => checkPassed(ctx, cn),
   };
   return monitor;
 }
 
-function alertState(record: IncidentRecord | undefined, mute: MuteRecord | undefined): AlertState {
-  if (mute) return 'muted';
-  if (!record) return 'none';
-  return record.acknowledgedBy ? 'acknowledged' : 'open';
+function monitorContext(
+  deps: MonitorDeps,
+  reportCheckFailure: (cn: string, message: string) => Promise<void>,
+): MonitorContext {
+  const { config, chat, clock, store, metrics } = deps;
+  const logger = deps.logger.child({ component: 'monitor' });
+  const options = deps.options ?? {};
+  const intervalMs = config.monitor.intervalMs;
+  const cnRoles = cnRoleNames(config.nodes);
+  return {
+    config,
+    nodeNames: Object.keys(config.nodes),
+    cnRoles,
+    checkNames: cnRoles.map(checkSubject),
+    referenceTargets: referenceTargets(config.monitor.referenceEndpoints),
+    cellState: deps.state,
+    store,
+    clock,
+    logger,
+    metrics,
+    settings: {
+      intervalMs,
+      lagBlocks: config.monitor.lagBlocks,
+      forMs: config.monitor.forMs,
+      stallMs: config.monitor.stallMs,
+      failures: config.monitor.failures,
+    },
+    scheduler: createProbeScheduler({
+      rpc: deps.rpc,
+      clock,
+      timeoutMs: options.probeTimeoutMs ?? Math.max(1, Math.floor(intervalMs / 2)),
+      startWithinMs: Math.max(1, Math.floor(intervalMs / 2)),
+      concurrency:
+        options.concurrency ??
+        Math.min(
+          256,
+          Math.max(
+            16,
+            Math.ceil((Object.keys(config.nodes).length + config.monitor.referenceEndpoints.length) / 8),
+          ),
+        ),
+    }),
+    alerts: {
+      store,
+      chat,
+      logger,
+      channel: config.slack.channel,
+      threadIntervalMs: options.threadIntervalMs ?? 60_000,
+      orphanAfterMs: options.orphanAfterMs ?? 60_000,
+      lagBlocks: config.monitor.lagBlocks,
+      metrics,
+    },
+    checks: {
+      cnRoles,
+      everyMs: config.monitor.checkIntervalMs,
+      startCheck: deps.startCheck,
+      reportFailure: reportCheckFailure,
+      logger,
+    },
+    replicaId: deps.replicaId ?? randomBytes(8).toString('hex'),
+    leaseTtlMs: options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000),
+    viewSaveIntervalMs: Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000),
+  };
 }
 
-/** Same nodes watched, served by the same machines. */
-function sameSubjects(a: readonly Subject[], b: readonly Subject[]): boolean {
-  return a.length === b.length && a.every((s, i) => s.name === b[i]?.name && s.servedBy === b[i]?.servedBy);
+/** One round: lease, subjects, probes, conditions, alerts, the saved view, scheduled checks. */
+async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
+  if (!(await holdLease(ctx, st))) return;
+  const { store, logger, metrics } = ctx;
+  const previousSubjects = st.subjects;
+  const subjects = await resolveSubjects(ctx.config.nodes, ctx.cnRoles, ctx.cellState, logger);
+  st.subjects = subjects;
+  let viewChanged = !sameSubjects(previousSubjects, subjects);
+  const { outcomes, reference } = await probeRound(
+    ctx.scheduler,
+    subjects,
+    ctx.referenceTargets,
+    st.tracks,
+    metrics,
+  );
+  st.reference = reference;
+  const now = ctx.clock.now();
+
+  const names = subjects.map((s) => s.name);
+  const [records, mutes] = await Promise.all([
+    store.getMany([...names, ...ctx.checkNames]),
+    store.getMutes(names),
+  ]);
+  const update = { subjects, outcomes, records, reference, settings: ctx.settings, metrics, logger };
+  if (updateTracks(st.tracks, update)) viewChanged = true;
+
+  await closeUnwatched(ctx.alerts, ctx.nodeNames, subjects, now);
+  const liveMutes = await reconcileAlerts(ctx.alerts, {
+    subjects,
+    tracks: st.tracks,
+    cnRoles: ctx.cnRoles,
+    records,
+    mutes,
+    reference,
+    now,
+  });
+
+  if (!sameMutes(st.viewMutes, liveMutes)) viewChanged = true;
+  if (viewChanged || st.viewSavedAt === undefined || now - st.viewSavedAt >= ctx.viewSaveIntervalMs) {
+    try {
+      await store.saveView(buildView(subjects, st.tracks, reference, liveMutes, now));
+      st.viewSavedAt = now;
+      st.viewMutes = liveMutes;
+    } catch (error) {
+      logger.warn({ error: describeError(error) }, 'could not save the monitor view');
+    }
+  }
+  runDueChecks(ctx.checks, st.checkDue, now);
 }
 
-/** Same live mutes (by node and end). */
-function sameMutes(a: ReadonlyMap<string, MuteRecord>, b: ReadonlyMap<string, MuteRecord>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [node, mute] of a) if (b.get(node)?.until !== mute.until) return false;
+/** Takes or renews the lease; a replica that does not hold it forgets what it kept as the leader. */
+async function holdLease(ctx: MonitorContext, st: MonitorState): Promise<boolean> {
+  const { logger, replicaId } = ctx;
+  const wasLeader = st.leader;
+  try {
+    st.leader = await ctx.store.acquireLease(replicaId, ctx.leaseTtlMs);
+  } catch (error) {
+    logger.error({ error: describeError(error) }, 'monitor lease unavailable; not probing this round');
+    st.leader = false;
+  }
+  if (!st.leader) {
+    if (wasLeader) logger.warn({ replica: replicaId }, 'lost the monitor lease');
+    st.tracks.clear();
+    st.checkDue.clear();
+    st.viewSavedAt = undefined;
+    return false;
+  }
+  if (!wasLeader) logger.info({ replica: replicaId }, 'took the monitor lease');
   return true;
 }
 
-function sameRecord(a: IncidentRecord, b: IncidentRecord): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+async function cellStatus(ctx: MonitorContext, st: MonitorState): Promise<CellView> {
+  const now = ctx.clock.now();
+  const mutes = await ctx.store.getMutes(ctx.nodeNames);
+  let view: CellView | undefined;
+  if (st.leader && st.subjects.length > 0) view = buildView(st.subjects, st.tracks, st.reference, mutes, now);
+  else view = await ctx.store.loadView();
+  // Mutes are read fresh: a mute set a moment ago shows at once.
+  return withMutes(view ?? unknownView(ctx.config.nodes, now), mutes, now);
 }
 
-function safeHost(url: string): string {
-  try {
-    return new URL(url).hostname;
-  } catch {
-    return url;
+async function muteNode(
+  ctx: MonitorContext,
+  node: string,
+  durationMs: number,
+  user: string,
+): Promise<{ until: number }> {
+  knownNode(ctx, node);
+  if (!Number.isFinite(durationMs) || durationMs <= 0) {
+    throw new InputError(`a mute needs a positive duration, e.g. 30m`);
   }
+  const now = ctx.clock.now();
+  const until = now + durationMs;
+  await ctx.store.setMute(node, { until, by: user, at: now });
+  await noteOnIncidents(ctx, node, 'mute', `:no_bell: Muted for ${formatDuration(durationMs)} by <@${user}>`);
+  ctx.logger.info({ node, user, until }, 'alerts muted');
+  return { until };
+}
+
+async function unmuteNode(ctx: MonitorContext, node: string, user: string): Promise<void> {
+  knownNode(ctx, node);
+  if (!(await ctx.store.clearMute(node))) throw new InputError(`${node} is not muted`);
+  await noteOnIncidents(ctx, node, 'mute', `:bell: Unmuted by <@${user}>`);
+  ctx.logger.info({ node, user }, 'alerts unmuted');
+}
+
+async function acknowledgeNode(ctx: MonitorContext, node: string, user: string): Promise<void> {
+  const { store } = ctx;
+  knownNode(ctx, node);
+  const now = ctx.clock.now();
+  let open = 0;
+  for (const subject of subjectsOf(ctx, node)) {
+    const record = await store.get(subject);
+    if (!record) continue;
+    open++;
+    if (record.acknowledgedBy === user) continue;
+    await updateIncident(store, subject, (cur) =>
+      cur.acknowledgedBy === user
+        ? undefined
+        : {
+            ...cur,
+            acknowledgedBy: user,
+            acknowledgedAt: now,
+            pending: { ...cur.pending, [`ack:${user}`]: `:eyes: Acknowledged by <@${user}>` },
+            parentStale: true,
+          },
+    );
+  }
+  if (open === 0) throw new InputError(`${node} has no open alert to acknowledge`);
+  ctx.logger.info({ node, user }, 'alert acknowledged');
+}
+
+async function checkFailed(ctx: MonitorContext, cn: string, message: string): Promise<void> {
+  const { store } = ctx;
+  knownNode(ctx, cn);
+  const now = ctx.clock.now();
+  const subject = checkSubject(cn);
+  const existing = await store.get(subject);
+  if (existing) {
+    await updateIncident(store, subject, (cur) => ({
+      ...cur,
+      detail: message,
+      pending: { ...cur.pending, check: `Readiness check failed again: ${message}` },
+      parentStale: true,
+    }));
+    return;
+  }
+  const mute = (await store.getMutes([cn])).get(cn);
+  if (mute && mute.until > now) {
+    ctx.logger.info({ node: cn }, 'readiness check failed while muted; no alert');
+    return;
+  }
+  await openIncident(
+    ctx.alerts,
+    { subject, node: cn, kind: 'check-failed', openedAt: now, detail: message },
+    now,
+  );
+}
+
+async function checkPassed(ctx: MonitorContext, cn: string): Promise<void> {
+  knownNode(ctx, cn);
+  const now = ctx.clock.now();
+  const mute = (await ctx.store.getMutes([cn])).get(cn);
+  await resolveIncident(ctx.alerts, checkSubject(cn), mute, now);
+}
+
+function knownNode(ctx: MonitorContext, node: string): void {
+  if (!ctx.config.nodes[node]) {
+    throw new InputError(`unknown node "${node}"; known nodes: ${[...ctx.nodeNames].sort().join(', ')}`);
+  }
+}
+
+/** Subjects of a node's open incidents: its condition incident and, for a CN, its check incident. */
+function subjectsOf(ctx: MonitorContext, node: string): string[] {
+  return ctx.config.nodes[node]?.role === 'cn' ? [node, checkSubject(node)] : [node];
+}
+
+async function noteOnIncidents(
+  ctx: MonitorContext,
+  node: string,
+  topic: string,
+  note: string,
+  extra: (cur: IncidentRecord) => Partial<IncidentRecord> = () => ({}),
+): Promise<number> {
+  let touched = 0;
+  for (const subject of subjectsOf(ctx, node)) {
+    const stored = await updateIncident(ctx.store, subject, (cur) => ({
+      ...cur,
+      ...extra(cur),
+      pending: { ...cur.pending, [topic]: note },
+      parentStale: true,
+    }));
+    if (stored) touched++;
+  }
+  return touched;
 }

@@ -1,0 +1,162 @@
+/**
+ * The three steps of an incident's Slack life, each safe against other replicas through the record's
+ * compare-and-set (src/monitor/incidents.ts):
+ * - open: the replica that creates the record posts the channel message;
+ * - advance: changes are queued on the record and posted in the thread at most once per interval, the
+ *   parent edited when stale;
+ * - resolve: the replica that deletes the record tells the thread and edits the parent to "Resolved".
+ */
+import { describeError } from '../errors.js';
+import type { Chat } from '../ports/chat.js';
+import type { Logger } from '../ports/logger.js';
+import {
+  renderAlertMessage,
+  renderResolvedMessage,
+  renderThreadUpdate,
+  recoveredNote,
+  type AlertView,
+} from './alert-blocks.js';
+import { updateIncident, type IncidentRecord, type IncidentStore, type MuteRecord } from './incidents.js';
+import type { AlertState } from './metrics.js';
+
+export interface AlertDeps {
+  readonly store: IncidentStore;
+  readonly chat: Chat;
+  readonly logger: Logger;
+  /** The channel alerts are posted in. */
+  readonly channel: string;
+  /** At most one thread message per incident this often. */
+  readonly threadIntervalMs: number;
+}
+
+/** Store key of a node's failed-readiness-check incident. */
+export function checkSubject(cn: string): string {
+  return `check:${cn}`;
+}
+
+/** The alert-state gauge value of a node: a live mute wins, then the record's acknowledgement. */
+export function alertState(record: IncidentRecord | undefined, mute: MuteRecord | undefined): AlertState {
+  if (mute) return 'muted';
+  if (!record) return 'none';
+  return record.acknowledgedBy ? 'acknowledged' : 'open';
+}
+
+/** Creates the record and, if this replica won, posts the channel message. */
+export async function openIncident(
+  deps: AlertDeps,
+  fields: Omit<IncidentRecord, 'id' | 'pending' | 'version' | 'createdAt'>,
+  now: number,
+): Promise<void> {
+  const { store, chat, logger, channel } = deps;
+  const record: IncidentRecord = {
+    ...fields,
+    id: `${fields.subject.replace(':', '-')}-${now.toString(36)}`,
+    createdAt: now,
+    pending: {},
+    version: 1,
+  };
+  if (!(await store.create(record))) return;
+  let ref;
+  try {
+    ref = await chat.post({ channel, ...renderAlertMessage(alertView(record, undefined, now)) });
+  } catch (error) {
+    logger.error({ node: record.node, error: describeError(error) }, 'could not post the alert; will retry');
+    await store.remove(record.subject, record.version);
+    return;
+  }
+  logger.info({ node: record.node, kind: record.kind, incident: record.id }, 'alert posted');
+  const message = ref;
+  await updateIncident(store, record.subject, (cur) =>
+    cur.id === record.id ? { ...cur, message, lastPostAt: now } : undefined,
+  );
+}
+
+/** Deletes the record (compare-and-set) and, if this replica did, tells the thread and edits the parent. */
+export async function resolveIncident(
+  deps: AlertDeps,
+  subject: string,
+  mute: MuteRecord | undefined,
+  now: number,
+  reason?: string,
+): Promise<void> {
+  const { store, chat, logger, channel } = deps;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const record = await store.get(subject);
+    if (!record) return;
+    if (!(await store.remove(subject, record.version))) continue;
+    if (!record.message) return;
+    const lasted = now - record.openedAt;
+    const notes = [...Object.values(record.pending), reason ?? recoveredNote(lasted)];
+    logger.info({ node: record.node, kind: record.kind, lastedMs: lasted }, 'incident resolved');
+    try {
+      await chat.post({ channel, threadTs: record.message.ts, ...renderThreadUpdate(notes) });
+      await chat.update(record.message, renderResolvedMessage(alertView(record, mute, now), now));
+    } catch (error) {
+      logger.error({ node: record.node, error: describeError(error) }, 'could not post the resolution');
+    }
+    return;
+  }
+}
+
+/**
+ * Applies `change` to the record, then claims what is due (thread notes once per interval, a stale
+ * parent) in the same compare-and-set, and only then posts: a lost race never posts twice.
+ */
+export async function advanceIncident(
+  deps: AlertDeps,
+  subject: string,
+  mute: MuteRecord | undefined,
+  now: number,
+  change: (cur: IncidentRecord) => IncidentRecord,
+): Promise<void> {
+  const { store, chat, logger, channel, threadIntervalMs } = deps;
+  let notes: string[] = [];
+  let editParent = false;
+  const stored = await updateIncident(store, subject, (cur) => {
+    let next = change(cur);
+    notes = [];
+    editParent = false;
+    if (!next.message) return sameRecord(next, cur) ? undefined : next;
+    const pending = Object.values(next.pending);
+    if (pending.length > 0 && now - (next.lastPostAt ?? 0) >= threadIntervalMs) {
+      notes = pending;
+      next = { ...next, pending: {}, lastPostAt: now };
+    }
+    if (next.parentStale) {
+      editParent = true;
+      next = { ...next, parentStale: false };
+    }
+    return sameRecord(next, cur) ? undefined : next;
+  });
+  if (!stored?.message) return;
+  try {
+    if (notes.length > 0) {
+      await chat.post({ channel, threadTs: stored.message.ts, ...renderThreadUpdate(notes) });
+    }
+    if (editParent) await chat.update(stored.message, renderAlertMessage(alertView(stored, mute, now)));
+  } catch (error) {
+    logger.error({ node: stored.node, error: describeError(error) }, 'could not update the alert');
+  }
+}
+
+function alertView(record: IncidentRecord, mute: MuteRecord | undefined, now: number): AlertView {
+  const live = mute && mute.until > now ? mute : undefined;
+  return {
+    incidentId: record.id,
+    node: record.node,
+    ...(record.servedBy ? { servedBy: record.servedBy } : {}),
+    kind: record.kind,
+    openedAt: record.openedAt,
+    ...(record.height === undefined ? {} : { height: record.height }),
+    ...(record.lag === undefined ? {} : { lag: record.lag }),
+    ...(record.referenceHeight === undefined ? {} : { referenceHeight: record.referenceHeight }),
+    ...(record.detail === undefined ? {} : { detail: record.detail }),
+    ...(record.acknowledgedBy === undefined ? {} : { acknowledgedBy: record.acknowledgedBy }),
+    ...(record.acknowledgedAt === undefined ? {} : { acknowledgedAt: record.acknowledgedAt }),
+    ...(live ? { mutedUntil: live.until, mutedBy: live.by } : {}),
+  };
+}
+
+function sameRecord(a: IncidentRecord, b: IncidentRecord): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
