@@ -27,8 +27,8 @@ import {
   renderStepFinished,
   renderStepStarted,
   type ApprovalView,
-} from './blocks/run.js';
-import { mention, escapeText, type RenderedMessage } from './blocks/kit.js';
+} from '../views/run.js';
+import { mention, escapeText, type RenderedMessage } from '../views/kit.js';
 
 /** Where message refs are kept so every replica finds them. */
 export interface MessageRefStore {

@@ -13,14 +13,8 @@ import type { ApprovalPolicy, PolicyVerdict } from '../runbooks/approval-policy.
 import { LockBusyError } from '../locks/types.js';
 import { CellopsError, InputError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
-import { renderError } from '../bot/render-error.js';
-import {
-  clockTime,
-  escapeKeepingMentions,
-  escapeText,
-  mention,
-  type RenderedMessage,
-} from '../bot/blocks/kit.js';
+import { renderError } from '../views/render-error.js';
+import { clockTime, escapeKeepingMentions, escapeText, mention, type RenderedMessage } from '../views/kit.js';
 import {
   renderHelp,
   renderLockBusy,
@@ -28,9 +22,11 @@ import {
   renderRunsList,
   renderStatus,
   renderUsageError,
-} from '../bot/blocks/cell.js';
+} from '../views/cell.js';
+import { ALERT_MUTE_MS } from '../views/alert.js';
 import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCommand } from './parse.js';
-import { parseAlertActionValue, parseRunActionValue } from './action-values.js';
+import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
+import { helpUsage } from './usage.js';
 import type { Reply } from './reply.js';
 
 /** The part of the engine's approval policy commands need: who may start, abort, resume and mute. */
@@ -85,7 +81,6 @@ export interface CommandHandlers {
 }
 
 const ACTIVE: readonly RunStatus[] = ['pending', 'running', 'waiting-approval', 'paused'];
-const DEFAULT_ALERT_MUTE_MS = 30 * 60_000;
 
 function ephemeral(rendered: RenderedMessage): Reply {
   return { text: rendered.text, blocks: rendered.blocks, ephemeral: true };
@@ -167,7 +162,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
   const runCell = async (command: CellCommand, user: string): Promise<Reply> => {
     switch (command.kind) {
       case 'help':
-        return ephemeral(renderHelp({ sandbox: deps.sandbox === true }));
+        return ephemeral(renderHelp(helpUsage({ sandbox: deps.sandbox === true })));
       case 'status': {
         const [view, runs] = await Promise.all([
           deps.monitor ? deps.monitor.status() : Promise.resolve(undefined),
@@ -266,7 +261,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
 
     async runAction(request) {
       try {
-        const value = parseRunActionValue(request.value);
+        const value = requireRunActionValue(request.value);
         const outcome = await engine.decide(
           value.runId,
           value.stepId,
@@ -307,7 +302,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
 
     async alertAction(request) {
       try {
-        const value = parseAlertActionValue(request.value);
+        const value = requireAlertActionValue(request.value);
         if (!Object.hasOwn(config.nodes, value.node)) throw new InputError(`Unknown node "${value.node}".`);
         switch (request.action) {
           case 'startFailover':
@@ -316,7 +311,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
             if (!deps.monitor) return notice(NO_MONITOR);
             const verdict = await policy.canStart(request.user);
             if (!verdict.allowed) return refusal(verdict);
-            const ms = deps.alertMuteMs ?? DEFAULT_ALERT_MUTE_MS;
+            const ms = deps.alertMuteMs ?? ALERT_MUTE_MS;
             const { until } = await deps.monitor.mute(value.node, ms, request.user);
             return ephemeral(
               renderNotice(

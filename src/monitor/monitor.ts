@@ -36,7 +36,7 @@ import {
   renderThreadUpdate,
   recoveredNote,
   type AlertView,
-} from './alert-blocks.js';
+} from '../views/alert.js';
 import {
   evaluate,
   initialTrack,

@@ -40,17 +40,16 @@ import {
   type IncidentStore,
 } from '../monitor/incidents.js';
 import { createMonitorMetrics } from '../monitor/metrics.js';
-import { ALERT_ACTIONS } from '../monitor/types.js';
 import {
   createMemoryMessageRefStore,
   createRedisMessageRefStore,
   createRunPresenter,
   type MessageRefStore,
 } from '../bot/run-presenter.js';
-import { RUN_ACTIONS } from '../bot/action-ids.js';
-import { renderNotice } from '../bot/blocks/cell.js';
-import { renderRunResult } from '../bot/blocks/run.js';
-import { escapeText, mention } from '../bot/blocks/kit.js';
+import { ALERT_ACTIONS, RUN_ACTIONS } from '../views/action-ids.js';
+import { renderNotice } from '../views/cell.js';
+import { renderRunResult } from '../views/run.js';
+import { escapeText, mention } from '../views/kit.js';
 import { formatDuration } from '../config/duration.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
 import type { Reply } from '../commands/reply.js';
