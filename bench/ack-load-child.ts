@@ -10,7 +10,7 @@
  * arrived (so the bot's after-ack work is over before the next round starts); `{ type: 'stop' }` ends it.
  */
 import { Agent, request } from 'node:http';
-import { RUN_ACTIONS } from '../src/bot/action-ids.js';
+import { RUN_ACTIONS } from '../src/views/action-ids.js';
 import { APPROVER_A, OPERATOR } from '../test/support/bot-fixtures.js';
 import { SIGNING_SECRET } from '../test/support/bot-harness.js';
 import { blockActionsBody, slackSignature, slashCommandBody } from '../test/support/slack-requests.js';

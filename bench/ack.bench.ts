@@ -20,7 +20,7 @@ import { fork } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { RUN_ACTIONS } from '../src/bot/action-ids.js';
+import { RUN_ACTIONS } from '../src/views/action-ids.js';
 import { createLogger } from '../src/infra/logger.js';
 import { testConfig } from '../test/support/bot-fixtures.js';
 import { SIGNING_SECRET, startTestBot } from '../test/support/bot-harness.js';

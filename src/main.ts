@@ -1,6 +1,7 @@
 /**
- * The composition root: the only place that builds real adapters and wires them together. With no
- * SLACK_BOT_TOKEN it starts the sandbox instead (a simulated cell with a web console on loopback).
+ * The production entry point: the only place that builds real adapters (SSH, EC2, Slack, Redis);
+ * src/app/create-cellops.ts wires the application over them. With no SLACK_BOT_TOKEN it starts the sandbox
+ * instead (a simulated cell with a web console on loopback).
  *
  * Start-up order: environment → configuration (refuse to start on any problem) → Redis → ports → stores →
  * engine (which resumes runs whose owner died) → monitor → Slack. Shutdown reverses it on SIGINT/SIGTERM.
@@ -14,7 +15,7 @@ import type { CellopsConfig } from './config/config.js';
 import { ConfigError, describeError } from './errors.js';
 import type { Logger } from './ports/logger.js';
 import type { Clock } from './ports/clock.js';
-import type { Engine, RunbookPorts } from './runbooks/types.js';
+import type { RunbookPorts } from './runbooks/types.js';
 import { createLogger } from './infra/logger.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
@@ -24,18 +25,12 @@ import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
 import { createNodeRpc } from './adapters/rpc/node-rpc.js';
 import { createRedisLock } from './locks/redis-lock.js';
 import { createRedisRunStore } from './runbooks/redis-run-store.js';
-import { createApprovalPolicy } from './runbooks/approval-policy.js';
-import { createEngine } from './runbooks/engine.js';
-import { createRunbooks } from './runbooks/registry.js';
-import { checkRunbook } from './runbooks/check.js';
-import { runReadinessCheck } from './runbooks/readiness.js';
-import { createMonitor, type Monitor } from './monitor/monitor.js';
 import { createRedisIncidentStore } from './monitor/incidents.js';
-import { createMonitorMetrics } from './monitor/metrics.js';
 import { createSlackChat, createSlackWebClient } from './bot/slack-chat.js';
-import { createRedisMessageRefStore, createRunPresenter } from './bot/run-presenter.js';
+import { createRedisMessageRefStore } from './bot/run-presenter.js';
 import { boltLogger } from './bot/bolt-logger.js';
 import { startSlackApp } from './bot/slack-app.js';
+import { createCellops } from './app/create-cellops.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
 
 /** How often this replica looks for runs whose owner died. */
@@ -116,50 +111,23 @@ export async function startBot(
 
   const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
   const chat = createSlackChat({ client, redis, keys, clock, logger });
-  const policy = createApprovalPolicy({ slack: config.slack, directory: chat });
-
-  const late: { engine?: Engine; monitor?: Monitor } = {};
-  const presenter = createRunPresenter({
-    chat,
-    refs: createRedisMessageRefStore(redis, keys),
+  const { engine, presenter, monitor, metrics, handlers } = createCellops({
     config,
-    clock,
-    logger,
-    recordThread: async (runId, ref) => late.engine?.setThread(runId, ref),
-  });
-  const runbooks = createRunbooks();
-  const engine = createEngine({
-    store: createRedisRunStore({ redis, keys, logger }),
-    lock: createRedisLock({ redis, keys, clock, logger }),
-    runbooks,
     ports,
-    config,
-    policy,
-    observer: presenter,
-    clock,
+    chat,
+    stores: {
+      runs: createRedisRunStore({ redis, keys, logger }),
+      lock: createRedisLock({ redis, keys, clock, logger }),
+      incidents: createRedisIncidentStore({ redis, keys, clock }),
+      refs: createRedisMessageRefStore(redis, keys),
+    },
     logger,
     ownerId,
-  });
-  late.engine = engine;
-
-  const metrics = createMonitorMetrics();
-  const monitor = createMonitor({
-    config,
-    rpc: ports.rpc,
-    chat,
-    clock,
-    logger,
-    store: createRedisIncidentStore({ redis, keys, clock }),
-    state: ports.state,
-    metrics,
     replicaId: ownerId,
-    startCheck: async (cn) => {
-      const result = await runReadinessCheck({ runbook: checkRunbook, cn, config, ports, logger });
-      if (result.failures.length > 0) await late.monitor?.reportCheckFailure(cn, result.failures.join('\n'));
-      else await late.monitor?.reportCheckSuccess(cn);
-    },
+    readinessChecks: true,
+    // Command refusals and failures are logged with the Slack requests that caused them.
+    commandLogger: logger.child({ component: 'slack' }),
   });
-  late.monitor = monitor;
 
   const app = await startSlackApp({
     env: {
@@ -170,14 +138,11 @@ export async function startBot(
       port: env.port,
     },
     config,
-    engine,
-    policy,
-    monitor,
+    handlers,
     redis,
     logger,
     chat,
     clock,
-    runbooks: runbooks.map((r) => r.id),
     metrics: () => metrics.render(),
   });
 

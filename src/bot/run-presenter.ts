@@ -17,18 +17,9 @@ import type { Logger } from '../ports/logger.js';
 import type { CellopsConfig } from '../config/config.js';
 import type { RedisKeys } from '../infra/redis-keys.js';
 import type { RunEvent, RunObserver, RunRecord } from '../runbooks/types.js';
-import {
-  renderApprovalDecided,
-  renderApprovalRequest,
-  renderPlan,
-  renderRunMessage,
-  renderRunNote,
-  renderRunResult,
-  renderStepFinished,
-  renderStepStarted,
-  type ApprovalView,
-} from './blocks/run.js';
-import { mention, escapeText, type RenderedMessage } from './blocks/kit.js';
+import { renderRunMessage } from '../views/run.js';
+import type { RenderedMessage } from '../views/kit.js';
+import { tasksFor, type Task, type ThreadPoster } from './run-thread-tasks.js';
 
 /** Where message refs are kept so every replica finds them. */
 export interface MessageRefStore {
@@ -85,12 +76,6 @@ export interface RunPresenter extends RunObserver {
   idle(): Promise<void>;
 }
 
-interface Task {
-  readonly kind: 'thread' | 'step-started';
-  readonly stepId?: string;
-  readonly run: () => Promise<void>;
-}
-
 interface RunQueue {
   latest: RunRecord;
   tasks: Task[];
@@ -106,52 +91,52 @@ function snapshot(run: RunRecord): RunRecord {
   return structuredClone(run);
 }
 
-export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
-  const { chat, refs, config, clock, logger } = deps;
-  const channel = config.slack.channel;
-  const refWaitMs = deps.refWaitMs ?? 3_000;
-  const queues = new Map<string, RunQueue>();
-  const localRefs = new Map<string, MessageRef>();
-  /** Runs whose message this process posted, until the engine's record shows it knows the thread. */
-  const threadUnconfirmed = new Map<string, MessageRef>();
-  const view: ApprovalView = {
-    approvers: config.slack.approvers,
-    fourEyes: config.slack.fourEyes,
-    approvalsNeeded: config.slack.approvals,
-  };
-
-  const saveRef = async (runId: string, field: string, ref: MessageRef): Promise<void> => {
-    localRefs.set(`${runId}|${field}`, ref);
-    await refs.save(runId, field, ref);
-  };
-
-  const readRef = async (runId: string, field: string): Promise<MessageRef | undefined> => {
-    const local = localRefs.get(`${runId}|${field}`);
-    if (local) return local;
-    const ref = await refs.read(runId, field);
-    if (ref) localRefs.set(`${runId}|${field}`, ref);
-    return ref;
-  };
-
+/** The refs this process has seen, in front of the shared store; forgotten when a run ends. */
+interface RefCache {
+  save(runId: string, field: string, ref: MessageRef): Promise<void>;
+  read(runId: string, field: string): Promise<MessageRef | undefined>;
   /** A ref posted by another replica may be a moment away from Redis; wait for it briefly. */
-  const awaitRef = async (runId: string, field: string): Promise<MessageRef | undefined> => {
-    const deadline = clock.now() + refWaitMs;
-    for (;;) {
-      const ref = await readRef(runId, field);
-      if (ref || clock.now() >= deadline) return ref;
-      await clock.sleep(100);
-    }
-  };
+  await(runId: string, field: string): Promise<MessageRef | undefined>;
+  forget(runId: string): void;
+}
 
-  const ensureRunMessage = async (run: RunRecord, wait: boolean): Promise<MessageRef> => {
-    const existing = wait ? await awaitRef(run.id, RUN_FIELD) : await readRef(run.id, RUN_FIELD);
-    if (existing) return existing;
-    const ref = await chat.post({ channel, ...renderRunMessage(run, clock.now()) });
-    await saveRef(run.id, RUN_FIELD, ref);
-    threadUnconfirmed.set(run.id, ref);
-    await recordThread(run.id, ref);
+function createRefCache(refs: MessageRefStore, clock: Clock, waitMs: number): RefCache {
+  const local = new Map<string, MessageRef>();
+  const read = async (runId: string, field: string): Promise<MessageRef | undefined> => {
+    const known = local.get(`${runId}|${field}`);
+    if (known) return known;
+    const ref = await refs.read(runId, field);
+    if (ref) local.set(`${runId}|${field}`, ref);
     return ref;
   };
+  return {
+    async save(runId, field, ref) {
+      local.set(`${runId}|${field}`, ref);
+      await refs.save(runId, field, ref);
+    },
+    read,
+    async await(runId, field) {
+      const deadline = clock.now() + waitMs;
+      for (;;) {
+        const ref = await read(runId, field);
+        if (ref || clock.now() >= deadline) return ref;
+        await clock.sleep(100);
+      }
+    },
+    forget(runId) {
+      for (const key of local.keys()) if (key.startsWith(`${runId}|`)) local.delete(key);
+    },
+  };
+}
+
+/** Posts and edits a run's messages; `threadUnconfirmed` holds runs whose thread the engine may not know. */
+function createThreadPoster(
+  deps: RunPresenterDeps,
+  cache: RefCache,
+  threadUnconfirmed: Map<string, MessageRef>,
+): ThreadPoster & { recordThread(runId: string, ref: MessageRef): Promise<void> } {
+  const { chat, config, clock, logger } = deps;
+  const channel = config.slack.channel;
 
   const recordThread = async (runId: string, ref: MessageRef): Promise<void> => {
     if (!deps.recordThread) return;
@@ -159,6 +144,62 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
       logger.warn({ err: error, runId }, 'could not record the run thread');
     });
   };
+
+  const ensureRunMessage = async (run: RunRecord, wait: boolean): Promise<MessageRef> => {
+    const existing = wait ? await cache.await(run.id, RUN_FIELD) : await cache.read(run.id, RUN_FIELD);
+    if (existing) return existing;
+    const ref = await chat.post({ channel, ...renderRunMessage(run, clock.now()) });
+    await cache.save(run.id, RUN_FIELD, ref);
+    threadUnconfirmed.set(run.id, ref);
+    await recordThread(run.id, ref);
+    return ref;
+  };
+
+  const postInThread = async (run: RunRecord, rendered: RenderedMessage): Promise<MessageRef> => {
+    const parent = await ensureRunMessage(run, true);
+    return chat.post({ channel: parent.channel, threadTs: parent.ts, ...rendered });
+  };
+
+  const roundOf = (run: RunRecord, stepId: string): number =>
+    run.steps.find((s) => s.id === stepId)?.approvalRound ?? 0;
+
+  return {
+    config,
+    clock,
+    view: {
+      approvers: config.slack.approvers,
+      fourEyes: config.slack.fourEyes,
+      approvalsNeeded: config.slack.approvals,
+    },
+    recordThread,
+    ensureRunMessage,
+    postInThread,
+    /** Edits an approval message; falls back to a new thread post if its ref cannot be found. */
+    async editApproval(run, stepId, rendered) {
+      const ref = await cache.await(run.id, approvalField(stepId, roundOf(run, stepId)));
+      if (ref) {
+        await chat.update(ref, rendered);
+        return;
+      }
+      logger.warn(
+        { runId: run.id, stepId },
+        'approval message not found; posting the decision in the thread',
+      );
+      await postInThread(run, rendered);
+    },
+    async saveApprovalRef(run, stepId, ref) {
+      await cache.save(run.id, approvalField(stepId, roundOf(run, stepId)), ref);
+    },
+  };
+}
+
+export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
+  const { chat, clock, logger } = deps;
+  const queues = new Map<string, RunQueue>();
+  const cache = createRefCache(deps.refs, clock, deps.refWaitMs ?? 3_000);
+  /** Runs whose message this process posted, until the engine's record shows it knows the thread. */
+  const threadUnconfirmed = new Map<string, MessageRef>();
+  const poster = createThreadPoster(deps, cache, threadUnconfirmed);
 
   /**
    * The engine may not be driving the run yet when the run message is posted (run-started comes first),
@@ -169,132 +210,8 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
     const ref = threadUnconfirmed.get(run.id);
     if (!ref) return;
     threadUnconfirmed.delete(run.id);
-    if (run.thread?.ts !== ref.ts) await recordThread(run.id, ref);
+    if (run.thread?.ts !== ref.ts) await poster.recordThread(run.id, ref);
   };
-
-  const postInThread = async (run: RunRecord, rendered: RenderedMessage): Promise<MessageRef> => {
-    const parent = await ensureRunMessage(run, true);
-    return chat.post({ channel: parent.channel, threadTs: parent.ts, ...rendered });
-  };
-
-  /** Edits an approval message; falls back to a new thread post if its ref cannot be found. */
-  const editApproval = async (run: RunRecord, stepId: string, rendered: RenderedMessage): Promise<void> => {
-    const step = run.steps.find((s) => s.id === stepId);
-    const ref = await awaitRef(run.id, approvalField(stepId, step?.approvalRound ?? 0));
-    if (ref) {
-      await chat.update(ref, rendered);
-      return;
-    }
-    logger.warn({ runId: run.id, stepId }, 'approval message not found; posting the decision in the thread');
-    await postInThread(run, rendered);
-  };
-
-  const tasksFor = (run: RunRecord, event: RunEvent): Task[] => {
-    const thread = (render: () => RenderedMessage): Task => ({
-      kind: 'thread',
-      run: async () => {
-        await postInThread(run, render());
-      },
-    });
-    switch (event.type) {
-      case 'run-started':
-        return [
-          {
-            kind: 'thread',
-            run: async () => {
-              await ensureRunMessage(run, false);
-              await postInThread(run, renderPlan(run.summary, run.steps, { dryRun: run.dryRun }));
-            },
-          },
-        ];
-      case 'step-started':
-        return [
-          {
-            kind: 'step-started',
-            stepId: event.stepId,
-            run: async () => {
-              await postInThread(run, renderStepStarted(run, event.stepId));
-            },
-          },
-        ];
-      case 'step-output':
-        // Shown as an excerpt when the step finishes; posting every line would flood the thread.
-        return [];
-      case 'step-finished':
-        return [thread(() => renderStepFinished(run, event.stepId, event.status))];
-      case 'approval-requested':
-        return [
-          {
-            kind: 'thread',
-            run: async () => {
-              const step = run.steps.find((s) => s.id === event.stepId);
-              const ref = await postInThread(
-                run,
-                renderApprovalRequest(run, event.stepId, view, event.expiresAt),
-              );
-              await saveRef(run.id, approvalField(event.stepId, step?.approvalRound ?? 0), ref);
-            },
-          },
-        ];
-      case 'approval-decided':
-        return [
-          {
-            kind: 'thread',
-            run: async () => {
-              const step = run.steps.find((s) => s.id === event.stepId);
-              let rendered: RenderedMessage;
-              if (event.approval.decision === 'abort') {
-                rendered = renderApprovalDecided(run, event.stepId, { kind: 'aborted', by: event.approval });
-              } else if (event.final) {
-                const all = step?.approvals.filter((a) => a.decision === 'approve') ?? [];
-                rendered = renderApprovalDecided(run, event.stepId, {
-                  kind: 'approved',
-                  by: event.approval,
-                  all,
-                });
-              } else {
-                rendered = renderApprovalRequest(
-                  run,
-                  event.stepId,
-                  view,
-                  step?.approvalExpiresAt ?? clock.now() + config.slack.approvalTimeoutMs,
-                );
-              }
-              await editApproval(run, event.stepId, rendered);
-            },
-          },
-        ];
-      case 'approval-expired':
-      case 'approval-closed': {
-        const kind = event.type === 'approval-expired' ? 'expired' : 'closed';
-        return [
-          {
-            kind: 'thread',
-            run: async () => {
-              await editApproval(
-                run,
-                event.stepId,
-                renderApprovalDecided(run, event.stepId, { kind, at: clock.now() }),
-              );
-            },
-          },
-        ];
-      }
-      case 'run-paused':
-        return [
-          thread(() =>
-            renderRunNote(
-              `:double_vertical_bar: Paused: ${escapeText(event.reason)}. \`/cell resume ${escapeText(run.id)}\` continues; \`/cell abort ${escapeText(run.id)}\` stops it.`,
-            ),
-          ),
-        ];
-      case 'run-resumed':
-        return [thread(() => renderRunNote(`:arrow_forward: Resumed by ${mention(event.user)}.`))];
-      case 'run-finished':
-        return [thread(() => renderRunResult(run, clock.now()))];
-    }
-  };
-
   const drain = async (runId: string, queue: RunQueue): Promise<void> => {
     for (;;) {
       const task = queue.tasks.shift();
@@ -309,7 +226,7 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
       if (queue.runMessageDirty) {
         queue.runMessageDirty = false;
         try {
-          const ref = await readRef(runId, RUN_FIELD);
+          const ref = await cache.read(runId, RUN_FIELD);
           if (ref) await chat.update(ref, renderRunMessage(queue.latest, clock.now()));
         } catch (error) {
           logger.warn({ err: error, runId }, 'could not update the run message in Slack');
@@ -326,7 +243,7 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
       queue.latest.status === 'aborted'
     ) {
       threadUnconfirmed.delete(runId);
-      for (const key of localRefs.keys()) if (key.startsWith(`${runId}|`)) localRefs.delete(key);
+      cache.forget(runId);
     }
   };
 
@@ -346,7 +263,7 @@ export function createRunPresenter(deps: RunPresenterDeps): RunPresenter {
       if (event.type !== 'run-started' && threadUnconfirmed.has(run.id)) {
         queue.tasks.push({ kind: 'thread', run: () => confirmThread(state) });
       }
-      queue.tasks.push(...tasksFor(state, event));
+      queue.tasks.push(...tasksFor(poster, state, event));
       // The run-started post shows the current state already; everything else changes the run message.
       if (event.type !== 'step-output' && event.type !== 'run-started') queue.runMessageDirty = true;
       if (!queue.drain) queue.drain = drain(run.id, queue);

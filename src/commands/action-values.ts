@@ -1,51 +1,35 @@
 /**
- * Button values come back from Slack clients and are untrusted: they are parsed strictly here before
- * anything looks at them. Run buttons carry `{runId, stepId, round}`; alert buttons `{node, incident}`.
+ * Button values as the handlers need them: parsed by src/views/action-values.ts, and a refused value
+ * becomes an InputError that tells the clicker to use a current message.
  */
-import { z } from 'zod';
 import { InputError } from '../errors.js';
-import type { RunActionValue } from '../bot/action-ids.js';
+import type { RunActionValue } from '../views/action-ids.js';
+import {
+  readAlertActionValue,
+  readRunActionValue,
+  type AlertActionValue,
+  type ButtonValueRead,
+} from '../views/action-values.js';
 
-const runActionValue = z
-  .object({
-    runId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
-    stepId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/),
-    round: z.number().int().min(0).max(1_000_000),
-  })
-  .strict();
-
-const alertActionValue = z
-  .object({
-    node: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
-    incident: z.string().max(200).optional(),
-  })
-  .strip();
-
-function json(value: string): unknown {
-  if (value.length > 2_000)
+function orRefuse<T>(read: ButtonValueRead<T>, invalid: string): T {
+  if (read.ok) return read.value;
+  if (read.problem === 'too-long')
     throw new InputError('The button value is too long; use the buttons of a current message.');
-  try {
-    return JSON.parse(value) as unknown;
-  } catch {
+  if (read.problem === 'not-json')
     throw new InputError('The button value is not valid; use the buttons of a current message.');
-  }
+  throw new InputError(invalid);
 }
 
-export function parseRunActionValue(value: string): RunActionValue {
-  const parsed = runActionValue.safeParse(json(value));
-  if (!parsed.success)
-    throw new InputError('The button value is not valid; use the buttons of a current message.');
-  return parsed.data;
+export function requireRunActionValue(value: string): RunActionValue {
+  return orRefuse(
+    readRunActionValue(value),
+    'The button value is not valid; use the buttons of a current message.',
+  );
 }
 
-export interface AlertActionValue {
-  readonly node: string;
-  readonly incident?: string | undefined;
-}
-
-export function parseAlertActionValue(value: string): AlertActionValue {
-  const parsed = alertActionValue.safeParse(json(value));
-  if (!parsed.success)
-    throw new InputError('The alert button value is not valid; use the buttons of a current alert.');
-  return parsed.data;
+export function requireAlertActionValue(value: string): AlertActionValue {
+  return orRefuse(
+    readAlertActionValue(value),
+    'The alert button value is not valid; use the buttons of a current alert.',
+  );
 }

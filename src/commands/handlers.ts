@@ -13,14 +13,8 @@ import type { ApprovalPolicy, PolicyVerdict } from '../runbooks/approval-policy.
 import { LockBusyError } from '../locks/types.js';
 import { CellopsError, InputError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
-import { renderError } from '../bot/render-error.js';
-import {
-  clockTime,
-  escapeKeepingMentions,
-  escapeText,
-  mention,
-  type RenderedMessage,
-} from '../bot/blocks/kit.js';
+import { renderError } from '../views/render-error.js';
+import { clockTime, escapeKeepingMentions, escapeText, mention, type RenderedMessage } from '../views/kit.js';
 import {
   renderHelp,
   renderLockBusy,
@@ -28,9 +22,11 @@ import {
   renderRunsList,
   renderStatus,
   renderUsageError,
-} from '../bot/blocks/cell.js';
+} from '../views/cell.js';
+import { ALERT_MUTE_MS } from '../views/alert.js';
 import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCommand } from './parse.js';
-import { parseAlertActionValue, parseRunActionValue } from './action-values.js';
+import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
+import { helpUsage } from './usage.js';
 import type { Reply } from './reply.js';
 
 /** The part of the engine's approval policy commands need: who may start, abort, resume and mute. */
@@ -85,7 +81,6 @@ export interface CommandHandlers {
 }
 
 const ACTIVE: readonly RunStatus[] = ['pending', 'running', 'waiting-approval', 'paused'];
-const DEFAULT_ALERT_MUTE_MS = 30 * 60_000;
 
 function ephemeral(rendered: RenderedMessage): Reply {
   return { text: rendered.text, blocks: rendered.blocks, ephemeral: true };
@@ -105,240 +100,249 @@ function refusal(verdict: Extract<PolicyVerdict, { allowed: false }>): Reply {
 }
 const NO_MONITOR = 'Monitoring is not running, so there is nothing to mute, unmute or acknowledge.';
 
-export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
-  const { config, engine, policy, clock, logger } = deps;
-  const channelLink = `<#${config.slack.channel}>`;
+const channelLink = (config: CellopsConfig): string => `<#${config.slack.channel}>`;
 
-  const hasRunbook = (id: string) => deps.runbooks === undefined || deps.runbooks.includes(id);
-
-  /** The reply for any error: lock contention gets the holder and a link; the rest goes to renderError. */
-  const failure = async (error: unknown, context: Record<string, unknown>): Promise<Reply> => {
-    if (error instanceof UsageError)
-      return ephemeral(renderUsageError(error.message, error.usage, error.hint));
-    if (error instanceof LockBusyError) {
-      let permalink: string | undefined;
-      if (error.holder?.thread) {
-        permalink = await deps.chat.permalink(error.holder.thread).catch((e: unknown) => {
-          logger.warn({ err: e }, 'could not get the permalink of the lock holder thread');
-          return undefined;
-        });
-      }
-      return ephemeral(renderLockBusy(error.holder, permalink, clock.now()));
+/** The reply for any error: lock contention gets the holder and a link; the rest goes to renderError. */
+async function failure(deps: CommandDeps, error: unknown, context: Record<string, unknown>): Promise<Reply> {
+  const { logger } = deps;
+  if (error instanceof UsageError) return ephemeral(renderUsageError(error.message, error.usage, error.hint));
+  if (error instanceof LockBusyError) {
+    let permalink: string | undefined;
+    if (error.holder?.thread) {
+      permalink = await deps.chat.permalink(error.holder.thread).catch((e: unknown) => {
+        logger.warn({ err: e }, 'could not get the permalink of the lock holder thread');
+        return undefined;
+      });
     }
-    if (!(error instanceof CellopsError)) logger.error({ ...context, err: error }, 'command failed');
-    else logger.info({ ...context, code: error.code, err: error }, 'command refused');
-    return ephemeral(renderError(error));
-  };
+    return ephemeral(renderLockBusy(error.holder, permalink, deps.clock.now()));
+  }
+  if (!(error instanceof CellopsError)) logger.error({ ...context, err: error }, 'command failed');
+  else logger.info({ ...context, code: error.code, err: error }, 'command refused');
+  return ephemeral(renderError(error));
+}
 
-  const startRunbook = async (
-    runbook: string,
-    params: Record<string, unknown>,
-    user: string,
-    dryRun: boolean,
-  ): Promise<Reply> => {
-    if (!hasRunbook(runbook)) {
-      return notice(
-        `The \`${escapeText(runbook)}\` runbook is not available in this version of cellops yet; nothing ran.`,
+async function startRunbook(
+  deps: CommandDeps,
+  runbook: string,
+  params: Record<string, unknown>,
+  user: string,
+  dryRun: boolean,
+): Promise<Reply> {
+  if (deps.runbooks !== undefined && !deps.runbooks.includes(runbook)) {
+    return notice(
+      `The \`${escapeText(runbook)}\` runbook is not available in this version of cellops yet; nothing ran.`,
+    );
+  }
+  const verdict = await deps.policy.canStart(user);
+  if (!verdict.allowed) return refusal(verdict);
+  const run = await deps.engine.start({ runbook, params, requester: user, dryRun });
+  const what = `${dryRun ? 'Dry run of ' : ''}*${escapeText(run.summary)}*`;
+  return notice(
+    `:arrow_forward: Started ${what} (run \`${escapeText(run.id)}\`). Follow it in ${channelLink(deps.config)}${dryRun ? ': the plan and the preflight results are posted there; nothing is changed' : ''}.`,
+  );
+}
+
+function startFailover(deps: CommandDeps, command: FailoverCommand, user: string): Promise<Reply> {
+  return startRunbook(
+    deps,
+    'failover',
+    { cn: command.cn, ...(command.mode === undefined ? {} : { mode: command.mode }), force: command.force },
+    user,
+    command.dryRun,
+  );
+}
+
+async function findRun(engine: Engine, runId: string): Promise<RunRecord> {
+  const run = await engine.get(runId);
+  if (run === undefined) throw new InputError(`There is no run ${runId} (see /cell runs).`);
+  return run;
+}
+
+async function runCell(deps: CommandDeps, command: CellCommand, user: string): Promise<Reply> {
+  const { config, engine, policy, clock } = deps;
+  switch (command.kind) {
+    case 'help':
+      return ephemeral(renderHelp(helpUsage({ sandbox: deps.sandbox === true })));
+    case 'status': {
+      const [view, runs] = await Promise.all([
+        deps.monitor ? deps.monitor.status() : Promise.resolve(undefined),
+        engine.list(20),
+      ]);
+      return ephemeral(
+        renderStatus({
+          cell: config.cell,
+          view,
+          inventory: Object.values(config.nodes).map((n) => ({ name: n.name, role: n.role })),
+          activeRuns: runs.filter((r) => ACTIVE.includes(r.status)),
+          now: clock.now(),
+        }),
       );
     }
-    const verdict = await policy.canStart(user);
-    if (!verdict.allowed) return refusal(verdict);
-    const run = await engine.start({ runbook, params, requester: user, dryRun });
-    const what = `${dryRun ? 'Dry run of ' : ''}*${escapeText(run.summary)}*`;
-    return notice(
-      `:arrow_forward: Started ${what} (run \`${escapeText(run.id)}\`). Follow it in ${channelLink}${dryRun ? ': the plan and the preflight results are posted there; nothing is changed' : ''}.`,
+    case 'runs':
+      return ephemeral(renderRunsList(await engine.list(15), clock.now()));
+    case 'abort': {
+      const verdict = await policy.canAbort(user, await findRun(engine, command.runId));
+      if (!verdict.allowed) return refusal(verdict);
+      const run = await engine.abort(command.runId, user);
+      return visible(
+        renderNotice(
+          `:octagonal_sign: ${mention(user)} aborted *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`): it stops before its next step.`,
+        ),
+      );
+    }
+    case 'resume': {
+      const verdict = await policy.canAbort(user, await findRun(engine, command.runId));
+      if (!verdict.allowed) return refusal(verdict);
+      const run = await engine.resume(command.runId, user);
+      return visible(
+        renderNotice(
+          `:arrow_forward: ${mention(user)} resumed *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`).`,
+        ),
+      );
+    }
+    case 'mute': {
+      if (!deps.monitor) return notice(NO_MONITOR);
+      const verdict = await policy.canStart(user);
+      if (!verdict.allowed) return refusal(verdict);
+      const { until } = await deps.monitor.mute(command.node, command.durationMs, user);
+      return visible(
+        renderNotice(
+          `:mute: ${mention(user)} muted alerts for *${escapeText(command.node)}* for ${formatDuration(command.durationMs)} (until ${clockTime(until)}).`,
+        ),
+      );
+    }
+    case 'unmute': {
+      if (!deps.monitor) return notice(NO_MONITOR);
+      const verdict = await policy.canStart(user);
+      if (!verdict.allowed) return refusal(verdict);
+      await deps.monitor.unmute(command.node, user);
+      return visible(
+        renderNotice(`:loud_sound: ${mention(user)} unmuted alerts for *${escapeText(command.node)}*.`),
+      );
+    }
+    case 'backup-nodekey':
+    case 'image':
+    case 'check':
+      return startRunbook(deps, command.kind, { cn: command.cn }, user, false);
+    case 'drill': {
+      if (!deps.drill) return notice('Drills are not available here; nothing ran.');
+      const verdict = await policy.canStart(user);
+      if (!verdict.allowed) return refusal(verdict);
+      const run = await deps.drill(command.cn, user);
+      return notice(
+        `:stopwatch: Drill started: *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`). Follow it in ${channelLink(config)}.`,
+      );
+    }
+  }
+}
+
+function describeDecision(by: { user: string; decision: string; at: number }): string {
+  return `${by.decision === 'abort' ? 'aborted' : 'approved'} by ${mention(by.user)} at ${clockTime(by.at)}`;
+}
+
+async function runAction(deps: CommandDeps, request: RunActionRequest): Promise<Reply | undefined> {
+  const { config, engine } = deps;
+  try {
+    const value = requireRunActionValue(request.value);
+    const outcome = await engine.decide(
+      value.runId,
+      value.stepId,
+      request.user,
+      request.decision,
+      value.round,
     );
-  };
-
-  const startFailover = async (command: FailoverCommand, user: string): Promise<Reply> =>
-    startRunbook(
-      'failover',
-      { cn: command.cn, ...(command.mode === undefined ? {} : { mode: command.mode }), force: command.force },
-      user,
-      command.dryRun,
-    );
-
-  const findRun = async (runId: string): Promise<RunRecord> => {
-    const run = await engine.get(runId);
-    if (run === undefined) throw new InputError(`There is no run ${runId} (see /cell runs).`);
-    return run;
-  };
-
-  const runCell = async (command: CellCommand, user: string): Promise<Reply> => {
-    switch (command.kind) {
-      case 'help':
-        return ephemeral(renderHelp({ sandbox: deps.sandbox === true }));
-      case 'status': {
-        const [view, runs] = await Promise.all([
-          deps.monitor ? deps.monitor.status() : Promise.resolve(undefined),
-          engine.list(20),
-        ]);
-        return ephemeral(
-          renderStatus({
-            cell: config.cell,
-            view,
-            inventory: Object.values(config.nodes).map((n) => ({ name: n.name, role: n.role })),
-            activeRuns: runs.filter((r) => ACTIVE.includes(r.status)),
-            now: clock.now(),
-          }),
-        );
-      }
-      case 'runs':
-        return ephemeral(renderRunsList(await engine.list(15), clock.now()));
-      case 'abort': {
-        const verdict = await policy.canAbort(user, await findRun(command.runId));
-        if (!verdict.allowed) return refusal(verdict);
-        const run = await engine.abort(command.runId, user);
-        return visible(
-          renderNotice(
-            `:octagonal_sign: ${mention(user)} aborted *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`): it stops before its next step.`,
-          ),
-        );
-      }
-      case 'resume': {
-        const verdict = await policy.canAbort(user, await findRun(command.runId));
-        if (!verdict.allowed) return refusal(verdict);
-        const run = await engine.resume(command.runId, user);
-        return visible(
-          renderNotice(
-            `:arrow_forward: ${mention(user)} resumed *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`).`,
-          ),
-        );
-      }
-      case 'mute': {
-        if (!deps.monitor) return notice(NO_MONITOR);
-        const verdict = await policy.canStart(user);
-        if (!verdict.allowed) return refusal(verdict);
-        const { until } = await deps.monitor.mute(command.node, command.durationMs, user);
-        return visible(
-          renderNotice(
-            `:mute: ${mention(user)} muted alerts for *${escapeText(command.node)}* for ${formatDuration(command.durationMs)} (until ${clockTime(until)}).`,
-          ),
-        );
-      }
-      case 'unmute': {
-        if (!deps.monitor) return notice(NO_MONITOR);
-        const verdict = await policy.canStart(user);
-        if (!verdict.allowed) return refusal(verdict);
-        await deps.monitor.unmute(command.node, user);
-        return visible(
-          renderNotice(`:loud_sound: ${mention(user)} unmuted alerts for *${escapeText(command.node)}*.`),
-        );
-      }
-      case 'backup-nodekey':
-      case 'image':
-      case 'check':
-        return startRunbook(command.kind, { cn: command.cn }, user, false);
-      case 'drill': {
-        if (!deps.drill) return notice('Drills are not available here; nothing ran.');
-        const verdict = await policy.canStart(user);
-        if (!verdict.allowed) return refusal(verdict);
-        const run = await deps.drill(command.cn, user);
+    switch (outcome.kind) {
+      case 'recorded': {
+        if (outcome.final || request.decision === 'abort') return undefined;
+        const step = outcome.run.steps.find((s) => s.id === value.stepId);
+        const given = step ? step.approvals.filter((a) => a.decision === 'approve').length : 0;
+        const missing = Math.max(1, (step?.approvalsRequired ?? config.slack.approvals) - given);
         return notice(
-          `:stopwatch: Drill started: *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`). Follow it in ${channelLink}.`,
+          `Your approval is recorded; ${missing} more approval${missing === 1 ? ' is' : 's are'} needed.`,
+        );
+      }
+      case 'already-decided':
+        return notice(`Already decided: ${describeDecision(outcome.by)}. Nothing changed.`);
+      case 'expired':
+        return notice(
+          `This approval request expired at ${clockTime(outcome.expiredAt)}; your approval was not recorded and the step does not run. The run pauses: \`/cell resume ${escapeText(value.runId)}\` asks again.`,
+        );
+      case 'not-waiting': {
+        const run = await engine.get(value.runId);
+        const step = run?.steps.find((s) => s.id === value.stepId);
+        const last = step?.approvals.at(-1);
+        if (last) return notice(`Already decided: ${describeDecision(last)}. Nothing changed.`);
+        return notice(
+          `Nothing to decide: ${run ? `the run is ${run.status}` : 'the run is unknown'}${step ? ` and this step is ${step.status}` : ''}. Nothing changed.`,
         );
       }
     }
-  };
+  } catch (error) {
+    return failure(deps, error, { action: request.decision, user: request.user });
+  }
+}
 
-  const describeDecision = (by: { user: string; decision: string; at: number }) =>
-    `${by.decision === 'abort' ? 'aborted' : 'approved'} by ${mention(by.user)} at ${clockTime(by.at)}`;
+async function alertAction(deps: CommandDeps, request: AlertActionRequest): Promise<Reply> {
+  const { config, policy } = deps;
+  try {
+    const value = requireAlertActionValue(request.value);
+    if (!Object.hasOwn(config.nodes, value.node)) throw new InputError(`Unknown node "${value.node}".`);
+    switch (request.action) {
+      case 'startFailover':
+        return await startFailover(deps, parseFailover(value.node, config), request.user);
+      case 'mute': {
+        if (!deps.monitor) return notice(NO_MONITOR);
+        const verdict = await policy.canStart(request.user);
+        if (!verdict.allowed) return refusal(verdict);
+        const ms = deps.alertMuteMs ?? ALERT_MUTE_MS;
+        const { until } = await deps.monitor.mute(value.node, ms, request.user);
+        return ephemeral(
+          renderNotice(
+            `:mute: ${mention(request.user)} muted alerts for *${escapeText(value.node)}* for ${formatDuration(ms)} (until ${clockTime(until)}).`,
+          ),
+        );
+      }
+      case 'acknowledge': {
+        if (!deps.monitor) return notice(NO_MONITOR);
+        const verdict = await policy.canStart(request.user);
+        if (!verdict.allowed) return refusal(verdict);
+        await deps.monitor.acknowledge(value.node, request.user);
+        return ephemeral(
+          renderNotice(
+            `:eyes: ${mention(request.user)} acknowledged the alert for *${escapeText(value.node)}*.`,
+          ),
+        );
+      }
+    }
+  } catch (error) {
+    return failure(deps, error, { action: request.action, user: request.user });
+  }
+}
 
+export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
+  const { config } = deps;
   return {
     async failover(request) {
       try {
-        return await startFailover(parseFailover(request.text, config), request.user);
+        return await startFailover(deps, parseFailover(request.text, config), request.user);
       } catch (error) {
-        return failure(error, { command: '/failover', user: request.user });
+        return failure(deps, error, { command: '/failover', user: request.user });
       }
     },
 
     async cell(request) {
       try {
         return await runCell(
+          deps,
           parseCell(request.text, config, { sandbox: deps.sandbox === true }),
           request.user,
         );
       } catch (error) {
-        return failure(error, { command: '/cell', user: request.user });
+        return failure(deps, error, { command: '/cell', user: request.user });
       }
     },
 
-    async runAction(request) {
-      try {
-        const value = parseRunActionValue(request.value);
-        const outcome = await engine.decide(
-          value.runId,
-          value.stepId,
-          request.user,
-          request.decision,
-          value.round,
-        );
-        switch (outcome.kind) {
-          case 'recorded': {
-            if (outcome.final || request.decision === 'abort') return undefined;
-            const step = outcome.run.steps.find((s) => s.id === value.stepId);
-            const given = step ? step.approvals.filter((a) => a.decision === 'approve').length : 0;
-            const missing = Math.max(1, (step?.approvalsRequired ?? config.slack.approvals) - given);
-            return notice(
-              `Your approval is recorded; ${missing} more approval${missing === 1 ? ' is' : 's are'} needed.`,
-            );
-          }
-          case 'already-decided':
-            return notice(`Already decided: ${describeDecision(outcome.by)}. Nothing changed.`);
-          case 'expired':
-            return notice(
-              `This approval request expired at ${clockTime(outcome.expiredAt)}; your approval was not recorded and the step does not run. The run pauses: \`/cell resume ${escapeText(value.runId)}\` asks again.`,
-            );
-          case 'not-waiting': {
-            const run = await engine.get(value.runId);
-            const step = run?.steps.find((s) => s.id === value.stepId);
-            const last = step?.approvals.at(-1);
-            if (last) return notice(`Already decided: ${describeDecision(last)}. Nothing changed.`);
-            return notice(
-              `Nothing to decide: ${run ? `the run is ${run.status}` : 'the run is unknown'}${step ? ` and this step is ${step.status}` : ''}. Nothing changed.`,
-            );
-          }
-        }
-      } catch (error) {
-        return failure(error, { action: request.decision, user: request.user });
-      }
-    },
-
-    async alertAction(request) {
-      try {
-        const value = parseAlertActionValue(request.value);
-        if (!Object.hasOwn(config.nodes, value.node)) throw new InputError(`Unknown node "${value.node}".`);
-        switch (request.action) {
-          case 'startFailover':
-            return await startFailover(parseFailover(value.node, config), request.user);
-          case 'mute': {
-            if (!deps.monitor) return notice(NO_MONITOR);
-            const verdict = await policy.canStart(request.user);
-            if (!verdict.allowed) return refusal(verdict);
-            const ms = deps.alertMuteMs ?? DEFAULT_ALERT_MUTE_MS;
-            const { until } = await deps.monitor.mute(value.node, ms, request.user);
-            return ephemeral(
-              renderNotice(
-                `:mute: ${mention(request.user)} muted alerts for *${escapeText(value.node)}* for ${formatDuration(ms)} (until ${clockTime(until)}).`,
-              ),
-            );
-          }
-          case 'acknowledge': {
-            if (!deps.monitor) return notice(NO_MONITOR);
-            const verdict = await policy.canStart(request.user);
-            if (!verdict.allowed) return refusal(verdict);
-            await deps.monitor.acknowledge(value.node, request.user);
-            return ephemeral(
-              renderNotice(
-                `:eyes: ${mention(request.user)} acknowledged the alert for *${escapeText(value.node)}*.`,
-              ),
-            );
-          }
-        }
-      } catch (error) {
-        return failure(error, { action: request.action, user: request.user });
-      }
-    },
+    runAction: (request) => runAction(deps, request),
+    alertAction: (request) => alertAction(deps, request),
   };
 }

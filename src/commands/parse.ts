@@ -7,7 +7,7 @@
 import type { CellopsConfig, NodeRole } from '../config/config.js';
 import { parseDuration, formatDuration } from '../config/duration.js';
 import { InputError } from '../errors.js';
-import { CELL_USAGE, DRILL_USAGE, FAILOVER_USAGE } from '../bot/blocks/cell.js';
+import { cellUsage, FAILOVER_USAGE } from './usage.js';
 
 /** Longer than any valid command; the rest is refused without being looked at. */
 export const MAX_TEXT_LENGTH = 200;
@@ -167,7 +167,7 @@ export function parseFailover(text: string, config: CellopsConfig): FailoverComm
 }
 
 function usageFor(sub: string, sandbox: boolean): readonly string[] {
-  const all = sandbox ? [...CELL_USAGE, DRILL_USAGE] : CELL_USAGE;
+  const all = cellUsage({ sandbox });
   const match = all.filter(([command]) => command.split(' ')[1] === sub).map(([command]) => command);
   return match.length > 0 ? match : all.map(([command]) => command);
 }

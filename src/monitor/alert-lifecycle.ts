@@ -15,7 +15,7 @@ import {
   renderThreadUpdate,
   recoveredNote,
   type AlertView,
-} from './alert-blocks.js';
+} from '../views/alert.js';
 import { updateIncident, type IncidentRecord, type IncidentStore, type MuteRecord } from './incidents.js';
 import type { AlertState } from './metrics.js';
 

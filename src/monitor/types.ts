@@ -1,5 +1,6 @@
 /**
- * The monitor's public face, used by src/commands (`/cell status`, mute, unmute) and the alert buttons.
+ * The monitor's public face, used by src/commands (`/cell status`, mute, unmute) and the alert buttons
+ * (whose action ids are in src/views/action-ids.ts).
  * Implementation: src/monitor/monitor.ts.
  */
 
@@ -45,10 +46,3 @@ export interface MonitorControl {
   unmute(node: string, user: string): Promise<void>;
   acknowledge(node: string, user: string): Promise<void>;
 }
-
-/** action_id values of the alert message's buttons; `value` is JSON `{ "node": string, "incident": string }`. */
-export const ALERT_ACTIONS = {
-  startFailover: 'alert:failover',
-  mute: 'alert:mute',
-  acknowledge: 'alert:ack',
-} as const;

@@ -2,7 +2,7 @@
  * What cellops says to people. Real adapter: src/bot/slack-chat.ts (Slack Web API); the sandbox renders
  * the same messages in its web console; unit tests record them in test/fakes/fake-chat.ts.
  *
- * Blocks are Slack Block Kit JSON produced by the pure renderers in src/bot/blocks.
+ * Blocks are Slack Block Kit JSON produced by the pure renderers in src/views.
  */
 export type Block = Readonly<Record<string, unknown>>;
 

@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { EnvConfig } from '../config/env.js';
 import type { CellopsConfig } from '../config/config.js';
-import { describeError, InputError } from '../errors.js';
+import { formatDuration } from '../config/duration.js';
+import { describeError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { CellState } from '../ports/cell-state.js';
@@ -25,36 +26,19 @@ import { createMemoryCellState } from '../infra/memory-cell-state.js';
 import { createRedisCellState } from '../infra/redis-cell-state.js';
 import { createMemoryLock } from '../locks/memory-lock.js';
 import { createRedisLock } from '../locks/redis-lock.js';
-import type { RunLock } from '../locks/types.js';
-import { createEngine, type EngineOptions } from '../runbooks/engine.js';
-import { createApprovalPolicy } from '../runbooks/approval-policy.js';
+import type { EngineOptions } from '../runbooks/engine.js';
 import { createMemoryRunStore } from '../runbooks/memory-run-store.js';
 import { createRedisRunStore } from '../runbooks/redis-run-store.js';
-import type { RunStore } from '../runbooks/run-store.js';
-import { createRunbooks } from '../runbooks/registry.js';
-import type { Engine, RunStatus } from '../runbooks/types.js';
-import { createMonitor, type MonitorOptions } from '../monitor/monitor.js';
-import {
-  createMemoryIncidentStore,
-  createRedisIncidentStore,
-  type IncidentStore,
-} from '../monitor/incidents.js';
-import { createMonitorMetrics } from '../monitor/metrics.js';
-import { ALERT_ACTIONS } from '../monitor/types.js';
-import {
-  createMemoryMessageRefStore,
-  createRedisMessageRefStore,
-  createRunPresenter,
-  type MessageRefStore,
-} from '../bot/run-presenter.js';
-import { RUN_ACTIONS } from '../bot/action-ids.js';
-import { renderNotice } from '../bot/blocks/cell.js';
-import { renderRunResult } from '../bot/blocks/run.js';
-import { escapeText, mention } from '../bot/blocks/kit.js';
-import { formatDuration } from '../config/duration.js';
-import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
-import type { Reply } from '../commands/reply.js';
+import type { Engine, RunRecord } from '../runbooks/types.js';
+import type { MonitorOptions } from '../monitor/monitor.js';
+import { createMemoryIncidentStore, createRedisIncidentStore } from '../monitor/incidents.js';
+import { createMemoryMessageRefStore, createRedisMessageRefStore } from '../bot/run-presenter.js';
+import { renderNotice } from '../views/cell.js';
+import { renderRunResult } from '../views/run.js';
+import { escapeText, mention } from '../views/kit.js';
+import { createCellops, type Cellops, type CellopsStores } from '../app/create-cellops.js';
 import { createConsoleChat, type ConsoleChat } from './console-chat.js';
+import { createConsoleHandlers } from './console-handlers.js';
 import { startConsoleServer, type ConsoleHandlers } from './console-server.js';
 import { openSandboxStore, type SandboxStore } from './sandbox-redis.js';
 import {
@@ -68,7 +52,6 @@ import {
   type SandboxMonitorSettings,
 } from './sim-cell-seed.js';
 import type { SimDelays } from './sim-cloud.js';
-import { applyFault, isSandboxFault } from './faults.js';
 import { createDrills, type Drills } from './drill.js';
 
 export interface StartSandboxOptions {
@@ -111,22 +94,12 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-const ACTIVE: readonly RunStatus[] = ['pending', 'running', 'waiting-approval', 'paused'];
-
-interface Stores {
-  readonly runs: RunStore;
-  readonly lock: RunLock;
+interface Stores extends CellopsStores {
   readonly state: CellState;
-  readonly incidents: IncidentStore;
-  readonly refs: MessageRefStore;
+  readonly redis?: Redis;
 }
 
-function storesFor(
-  store: SandboxStore,
-  config: CellopsConfig,
-  clock: Clock,
-  logger: Logger,
-): Stores & { redis?: Redis } {
+function storesFor(store: SandboxStore, config: CellopsConfig, clock: Clock, logger: Logger): Stores {
   if (store.kind === 'redis') {
     const { redis } = store;
     const keys = createRedisKeys(config.redisPrefix);
@@ -148,6 +121,17 @@ function storesFor(
   };
 }
 
+async function openStore(options: StartSandboxOptions, clock: Clock): Promise<SandboxStore> {
+  if (options.store === 'memory') {
+    return {
+      kind: 'memory',
+      description: 'in-memory stores (asked for by the caller)',
+      stop: async () => undefined,
+    };
+  }
+  return openSandboxStore({ redisUrl: options.env.redisUrl, redisUrlSet: options.env.redisUrlSet, clock });
+}
+
 /** Deletes this sandbox's keys from a Redis that outlives it (REDIS_URL). */
 async function removeKeys(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0';
@@ -158,12 +142,85 @@ async function removeKeys(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Splits `/failover cn1 --dry-run` into the command and its text. */
-function splitCommand(input: string): { command: string; text: string } {
-  const trimmed = input.trim();
-  const space = trimmed.search(/\s/);
-  if (space < 0) return { command: trimmed.toLowerCase(), text: '' };
-  return { command: trimmed.slice(0, space).toLowerCase(), text: trimmed.slice(space + 1).trim() };
+function drillReportIntro(run: RunRecord, drill: { injected?: string }): string {
+  return (
+    `:stopwatch: *Drill report* — ${escapeText(run.summary)}, requested by ${mention(run.requester)}` +
+    `${drill.injected ? ` (the drill began by having ${escapeText(drill.injected)})` : ''}. ` +
+    'Approvals were given by the sandbox approvers; the step times below are what a real run reports. ' +
+    'Press *Reset cell* to put the cell back and run it again.'
+  );
+}
+
+function welcomeNotice(config: CellopsConfig, store: SandboxStore, blockMs: number): string {
+  return [
+    `:test_tube: *SANDBOX* — a simulated Core Cell *${escapeText(config.cell)}* runs in this process: cn1 (active) with its standby cn1s, cn2 (cloud style, snapshot mode), and pn1, pn2 producing ${formatDuration(blockMs)} blocks. No Slack workspace, no real nodes.`,
+    `State is kept in ${escapeText(store.description)}.`,
+    'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`. Stop cn2 and `/failover cn2` replaces it with a new instance from its image and a snapshot of pn1. Switch the user on the left to approve as someone else (four-eyes is on).',
+  ].join('\n');
+}
+
+/** The engine, monitor and handlers over the simulated cell, with the drills as a second run observer. */
+function buildApp(
+  options: StartSandboxOptions,
+  env: {
+    config: CellopsConfig;
+    cell: SandboxCell;
+    chat: ConsoleChat;
+    stores: Stores;
+    clock: Clock;
+    logger: Logger;
+    sandboxId: string;
+    say: (mrkdwn: string) => Promise<MessageRef>;
+  },
+): { app: Cellops; drills: Drills } {
+  const { config, cell, chat, stores, clock, logger } = env;
+  const channel = config.slack.channel;
+  // The drills observe the engine's runs, and they reach the engine through this box, filled below.
+  const late: { app?: Cellops } = {};
+  const drills = createDrills({
+    config,
+    engine: () => {
+      if (!late.app) throw new Error('the sandbox engine is not ready yet');
+      return late.app.engine;
+    },
+    state: stores.state,
+    directory: chat,
+    sim: () => cell.current().sim,
+    clock,
+    logger,
+    ...(options.drillApprovalDelayMs === undefined ? {} : { approvalDelayMs: options.drillApprovalDelayMs }),
+    onFinished: async (run, drill) => {
+      const result = renderRunResult(run, clock.now());
+      await chat.post({
+        channel,
+        text: `Drill report: ${result.text}`,
+        blocks: [renderNotice(drillReportIntro(run, drill)).blocks[0] ?? {}, ...result.blocks],
+      });
+    },
+  });
+  const app = createCellops({
+    config,
+    ports: { shell: cell.shell, cloud: cell.cloud, rpc: cell.rpc, clock, state: stores.state },
+    chat,
+    stores,
+    logger,
+    ownerId: `sandbox:${process.pid}:${env.sandboxId}`,
+    replicaId: `sandbox-${env.sandboxId}`,
+    observer: drills,
+    sandbox: true,
+    drill: async (cn, user) => {
+      const run = await drills.start(cn, user);
+      await env.say(
+        `:stopwatch: *Drill* by ${mention(user)}: failing over *${escapeText(cn)}* (run \`${escapeText(run.id)}\`)` +
+          ' with approvals given automatically by the sandbox approvers. The run thread shows each step; a drill report follows at the end.',
+      );
+      return run;
+    },
+    ...(options.engineOptions === undefined ? {} : { engineOptions: options.engineOptions }),
+    ...(options.monitorOptions === undefined ? {} : { monitorOptions: options.monitorOptions }),
+  });
+  late.app = app;
+  return { app, drills };
 }
 
 export async function startSandbox(options: StartSandboxOptions): Promise<Sandbox> {
@@ -176,18 +233,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
   });
   const channel = config.slack.channel;
 
-  const store: SandboxStore =
-    options.store === 'memory'
-      ? {
-          kind: 'memory',
-          description: 'in-memory stores (asked for by the caller)',
-          stop: async () => undefined,
-        }
-      : await openSandboxStore({
-          redisUrl: options.env.redisUrl,
-          redisUrlSet: options.env.redisUrlSet,
-          clock,
-        });
+  const store = await openStore(options, clock);
   logger.info(
     { store: store.kind, prefix: config.redisPrefix },
     `SANDBOX: state is kept in ${store.description}`,
@@ -205,218 +251,28 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
   await recordSandboxState(stores.state, keys, clock.now());
 
   const chat = createConsoleChat({ clock, usergroups: SANDBOX_USERGROUPS });
-  const policy = createApprovalPolicy({ slack: config.slack, directory: chat });
   const say = async (mrkdwn: string, threadTs?: string): Promise<MessageRef> =>
     chat.post({ channel, ...(threadTs === undefined ? {} : { threadTs }), ...renderNotice(mrkdwn) });
+  const { app, drills } = buildApp(options, { config, cell, chat, stores, clock, logger, sandboxId, say });
+  const { engine, monitor, metrics, presenter } = app;
 
-  // The engine is built with the presenter and the drills as its observer, and they need the engine.
-  const late: { engine?: Engine } = {};
-  const engineNow = (): Engine => {
-    if (!late.engine) throw new Error('the sandbox engine is not ready yet');
-    return late.engine;
-  };
-  const presenter = createRunPresenter({
+  const handlers = createConsoleHandlers({
     chat,
-    refs: stores.refs,
-    config,
-    clock,
-    logger,
-    recordThread: (runId, ref) => engineNow().setThread(runId, ref),
-  });
-  const drills: Drills = createDrills({
-    config,
-    engine: engineNow,
-    state: stores.state,
-    directory: chat,
-    sim: () => cell.current().sim,
-    clock,
-    logger,
-    ...(options.drillApprovalDelayMs === undefined ? {} : { approvalDelayMs: options.drillApprovalDelayMs }),
-    onFinished: async (run, drill) => {
-      const result = renderRunResult(run, clock.now());
-      const intro =
-        `:stopwatch: *Drill report* — ${escapeText(run.summary)}, requested by ${mention(run.requester)}` +
-        `${drill.injected ? ` (the drill began by having ${escapeText(drill.injected)})` : ''}. ` +
-        'Approvals were given by the sandbox approvers; the step times below are what a real run reports. ' +
-        'Press *Reset cell* to put the cell back and run it again.';
-      await chat.post({
-        channel,
-        text: `Drill report: ${result.text}`,
-        blocks: [renderNotice(intro).blocks[0] ?? {}, ...result.blocks],
-      });
-    },
-  });
-  const engine = createEngine({
-    store: stores.runs,
-    lock: stores.lock,
-    runbooks: createRunbooks(),
-    ports: { shell: cell.shell, cloud: cell.cloud, rpc: cell.rpc, clock, state: stores.state },
-    config,
-    policy,
-    observer: {
-      onRunEvent: async (run, event) => {
-        await presenter.onRunEvent(run, event);
-        await drills.onRunEvent(run, event);
-      },
-    },
-    clock,
-    logger,
-    ownerId: `sandbox:${process.pid}:${sandboxId}`,
-    ...(options.engineOptions === undefined ? {} : { options: options.engineOptions }),
-  });
-  late.engine = engine;
-
-  const metrics = createMonitorMetrics();
-  const monitor = createMonitor({
-    config,
-    rpc: cell.rpc,
-    chat,
-    clock,
-    logger,
-    store: stores.incidents,
-    state: stores.state,
-    metrics,
-    replicaId: `sandbox-${sandboxId}`,
-    ...(options.monitorOptions === undefined ? {} : { options: options.monitorOptions }),
-  });
-
-  const commands: CommandHandlers = createCommandHandlers({
-    config,
+    channel,
+    commands: app.handlers,
     engine,
-    policy,
-    monitor,
-    chat,
+    cell,
+    state: stores.state,
+    keys,
     clock,
     logger,
-    sandbox: true,
-    runbooks: createRunbooks().map((r) => r.id),
-    drill: async (cn, user) => {
-      const run = await drills.start(cn, user);
-      await say(
-        `:stopwatch: *Drill* by ${mention(user)}: failing over *${escapeText(cn)}* (run \`${escapeText(run.id)}\`)` +
-          ' with approvals given automatically by the sandbox approvers. The run thread shows each step; a drill report follows at the end.',
-      );
-      return run;
-    },
+    say,
+    health: async () => ({
+      ok: true,
+      details: { sandbox: true, store: store.kind, monitorLeader: monitor.isLeader() },
+    }),
+    metrics: async () => metrics.render(),
   });
-
-  const sendReply = async (user: string, reply: Reply | undefined, threadTs?: string): Promise<void> => {
-    if (!reply) return;
-    await chat.reply(
-      channel,
-      user,
-      {
-        text: reply.text,
-        ...(reply.blocks === undefined ? {} : { blocks: reply.blocks }),
-        ...(threadTs === undefined ? {} : { threadTs }),
-      },
-      reply.ephemeral,
-    );
-  };
-
-  const knownUser = (user: string): void => {
-    if (!SANDBOX_USERS.some((u) => u.id === user)) throw new InputError(`unknown sandbox user "${user}"`);
-  };
-
-  const resetCell = async (user: string): Promise<void> => {
-    const active = (await engineNow().list(50)).filter((r) => ACTIVE.includes(r.status));
-    const first = active[0];
-    if (first) {
-      await sendReply(user, {
-        ...renderNotice(
-          `:no_entry: Not reset: run \`${escapeText(first.id)}\` (${escapeText(first.summary)}) is ${first.status}. Abort it first with \`/cell abort ${escapeText(first.id)}\`.`,
-        ),
-        ephemeral: true,
-      });
-      return;
-    }
-    cell.reset();
-    // The EC2 side is new too: cn2 on its own instance again, with the image and backups recorded as at start.
-    await recordSandboxState(stores.state, keys, clock.now(), 'sandbox-reset');
-    logger.info({ user }, 'SANDBOX: cell reset');
-    await say(
-      `:arrows_counterclockwise: ${mention(user)} reset the simulated cell: every node healthy, cn1 active with its standby cn1s again, cn2 on its own instance with its Elastic IP (same nodekeys, backups and image in place). Try again.`,
-    );
-  };
-
-  const handlers: ConsoleHandlers = {
-    async command(input, user) {
-      knownUser(user);
-      const { command, text } = splitCommand(input);
-      const request = { user, channel, text };
-      let reply: Reply;
-      if (command === '/failover') reply = await commands.failover(request);
-      else if (command === '/cell') reply = await commands.cell(request);
-      else {
-        reply = {
-          ...renderNotice(
-            `:grey_question: \`${escapeText(command || input)}\` is not a cellops command here. Try \`/cell help\`, \`/cell status\`, \`/failover cn1\` or \`/cell drill failover cn1\`.`,
-          ),
-          ephemeral: true,
-        };
-      }
-      await sendReply(user, reply);
-    },
-
-    async action(input) {
-      knownUser(input.user);
-      const inThread = input.threadTs !== input.messageTs ? input.threadTs : undefined;
-      switch (input.actionId) {
-        case RUN_ACTIONS.approve:
-        case RUN_ACTIONS.abort: {
-          const decision = input.actionId === RUN_ACTIONS.approve ? 'approve' : 'abort';
-          const reply = await commands.runAction({ user: input.user, decision, value: input.value });
-          await sendReply(input.user, reply, inThread);
-          return;
-        }
-        case ALERT_ACTIONS.startFailover:
-        case ALERT_ACTIONS.mute:
-        case ALERT_ACTIONS.acknowledge: {
-          const action =
-            input.actionId === ALERT_ACTIONS.startFailover
-              ? 'startFailover'
-              : input.actionId === ALERT_ACTIONS.mute
-                ? 'mute'
-                : 'acknowledge';
-          const reply = await commands.alertAction({ user: input.user, channel, action, value: input.value });
-          await sendReply(input.user, reply, inThread);
-          return;
-        }
-        default:
-          throw new InputError(`unknown action "${input.actionId}"`);
-      }
-    },
-
-    async fault(node, fault, user) {
-      knownUser(user);
-      if (fault === 'reset') {
-        await resetCell(user);
-        return;
-      }
-      if (!isSandboxFault(fault)) throw new InputError(`unknown fault "${fault}"`);
-      const outcome = applyFault(cell.current().sim, node, fault);
-      logger.info({ node, fault, user, changed: outcome.changed }, `SANDBOX fault: ${outcome.text}`);
-      if (!outcome.changed) {
-        await sendReply(user, {
-          ...renderNotice(`:information_source: ${escapeText(outcome.text)}`),
-          ephemeral: true,
-        });
-        return;
-      }
-      await say(`:test_tube: ${mention(user)} injected a fault: ${escapeText(outcome.text)}`);
-    },
-
-    async health() {
-      return {
-        ok: true,
-        details: { sandbox: true, store: store.kind, monitorLeader: monitor.isLeader() },
-      };
-    },
-
-    async metrics() {
-      return metrics.render();
-    },
-  };
 
   const page = {
     cell: config.cell,
@@ -429,13 +285,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
 
   await chat.post({
     channel,
-    ...renderNotice(
-      [
-        `:test_tube: *SANDBOX* — a simulated Core Cell *${escapeText(config.cell)}* runs in this process: cn1 (active) with its standby cn1s, cn2 (cloud style, snapshot mode), and pn1, pn2 producing ${formatDuration(options.blockMs ?? 1_000)} blocks. No Slack workspace, no real nodes.`,
-        `State is kept in ${escapeText(store.description)}.`,
-        'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`. Stop cn2 and `/failover cn2` replaces it with a new instance from its image and a snapshot of pn1. Switch the user on the left to approve as someone else (four-eyes is on).',
-      ].join('\n'),
-    ),
+    ...renderNotice(welcomeNotice(config, store, options.blockMs ?? 1_000)),
     text: `SANDBOX started; state is kept in ${store.description}`,
   });
   logger.info({ url: server.url }, `SANDBOX console at ${server.url} (loopback only)`);
@@ -460,7 +310,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       await monitor
         .stop()
         .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'monitor stop'));
-      await engineNow()
+      await engine
         .close()
         .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'engine close'));
       await presenter.idle();

@@ -3,7 +3,7 @@
  * with a test runbook, and a local stand-in of Slack's Web API that records what the bot sent.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { RUN_ACTIONS } from '../../src/bot/action-ids.js';
+import { RUN_ACTIONS } from '../../src/views/action-ids.js';
 import { createRedisKeys } from '../../src/infra/redis-keys.js';
 import { CELL_LOCK } from '../../src/runbooks/failover-params.js';
 import { RecordingLogger } from '../fakes/recording-logger.js';

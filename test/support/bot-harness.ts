@@ -12,6 +12,7 @@ import {
   createRunPresenter,
   type RunPresenter,
 } from '../../src/bot/run-presenter.js';
+import { createCommandHandlers } from '../../src/commands/handlers.js';
 import type { CellopsConfig } from '../../src/config/config.js';
 import { createRedisKeys } from '../../src/infra/redis-keys.js';
 import { createSystemClock } from '../../src/infra/system-clock.js';
@@ -115,13 +116,19 @@ export async function startTestBot(options: {
       host: '127.0.0.1',
     },
     config,
-    engine,
-    policy,
+    handlers: createCommandHandlers({
+      config,
+      engine,
+      policy,
+      chat,
+      clock,
+      logger: logger.child({ component: 'slack' }),
+      runbooks: ['failover'],
+    }),
     redis,
     logger,
     chat,
     clock,
-    runbooks: ['failover'],
   });
   return {
     url: `http://127.0.0.1:${app.port}/slack/events`,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors.js';
-import { parseAlertActionValue } from '../../../src/monitor/alert-blocks.js';
+import { parseAlertActionValue } from '../../../src/views/action-values.js';
 import { createMemoryIncidentStore, type IncidentStore } from '../../../src/monitor/incidents.js';
 import { createMonitorMetrics } from '../../../src/monitor/metrics.js';
 import { checkSubject } from '../../../src/monitor/alert-lifecycle.js';
 import { createMonitor, type Monitor, type MonitorDeps } from '../../../src/monitor/monitor.js';
-import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
+import { ALERT_ACTIONS } from '../../../src/views/action-ids.js';
 import type { CellopsConfig } from '../../../src/config/config.js';
 import type { ChatCall } from '../../fakes/fake-chat.js';
 import { FakeChat } from '../../fakes/fake-chat.js';

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import { SANDBOX_CN1_BACKUP } from '../../../src/sandbox/sim-cell-seed.js';
-import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
-import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
+import { ALERT_ACTIONS, RUN_ACTIONS } from '../../../src/views/action-ids.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { ALICE, BOB, buttons, startFastSandbox, until } from '../../support/sandbox-harness.js';

@@ -3,12 +3,12 @@
  * progress, approval requests, result). Pure functions of the run record and the time, so the sandbox
  * console shows exactly what Slack shows and tests can snapshot them.
  */
-import type { ApprovalRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../../runbooks/types.js';
-import type { UserSet } from '../../config/config.js';
-import type { Block } from '../../ports/chat.js';
-import { formatDuration } from '../../config/duration.js';
-import { redactSecrets } from '../../infra/redact.js';
-import { RUN_ACTIONS, type RunActionValue } from '../action-ids.js';
+import type { ApprovalRecord, RunRecord, RunStatus, StepRecord, StepStatus } from '../runbooks/types.js';
+import type { UserSet } from '../config/config.js';
+import type { Block } from '../ports/chat.js';
+import { formatDuration } from '../config/duration.js';
+import { redactSecrets } from '../infra/redact.js';
+import { RUN_ACTIONS, type RunActionValue } from './action-ids.js';
 import {
   actions,
   button,

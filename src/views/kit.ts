@@ -4,7 +4,7 @@
  * 50 blocks a message, section text 3,000 characters, fields 10 × 2,000, header 150, context 10 elements,
  * button text 75, button value 2,000, block_id/action_id 255.
  */
-import type { Block } from '../../ports/chat.js';
+import type { Block } from '../ports/chat.js';
 
 export const LIMITS = {
   blocks: 50,
@@ -126,7 +126,8 @@ export function codeBlock(text: string, max: number): string {
   return `${note}\`\`\`\n${escapeText(tail).replace(/```/g, "'''")}\n\`\`\``;
 }
 
-function cutPlain(text: string, max: number): string {
+/** Cuts plain text to `max` characters, ending with an ellipsis when cut. */
+export function cutPlain(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 

@@ -7,17 +7,18 @@ import {
   renderRunResult,
   renderStepFinished,
   renderStepStarted,
-} from '../../../src/bot/blocks/run.js';
+} from '../../../src/views/run.js';
 import {
   renderHelp,
   renderLockBusy,
   renderRunsList,
   renderStatus,
   renderUsageError,
-} from '../../../src/bot/blocks/cell.js';
-import { button, cutText, escapeText, fitBlocks, section } from '../../../src/bot/blocks/kit.js';
-import { renderError } from '../../../src/bot/render-error.js';
-import { RUN_ACTIONS } from '../../../src/bot/action-ids.js';
+} from '../../../src/views/cell.js';
+import { button, cutText, escapeText, fitBlocks, section } from '../../../src/views/kit.js';
+import { renderError } from '../../../src/views/render-error.js';
+import { RUN_ACTIONS } from '../../../src/views/action-ids.js';
+import { helpUsage } from '../../../src/commands/usage.js';
 import { CellopsError, InputError, NotAuthorizedError } from '../../../src/errors.js';
 import type { Block } from '../../../src/ports/chat.js';
 import { blockLimitProblems } from '../../support/block-limits.js';
@@ -262,9 +263,9 @@ describe('cell renderers', () => {
   });
 
   it('renders help and usage errors within the limits', () => {
-    expect(blockLimitProblems(renderHelp({ sandbox: true }))).toEqual([]);
-    expect(allText(renderHelp({ sandbox: true }).blocks)).toContain('/cell drill failover');
-    expect(allText(renderHelp().blocks)).not.toContain('drill');
+    expect(blockLimitProblems(renderHelp(helpUsage({ sandbox: true })))).toEqual([]);
+    expect(allText(renderHelp(helpUsage({ sandbox: true })).blocks)).toContain('/cell drill failover');
+    expect(allText(renderHelp(helpUsage()).blocks)).not.toContain('drill');
     const usage = renderUsageError('bad <x>', ['/cell status']);
     expect(allText(usage.blocks)).toContain('bad &lt;x&gt;');
   });

@@ -4,9 +4,10 @@
  * render exactly what Slack gets.
  */
 import { formatDuration } from '../config/duration.js';
-import type { Block } from '../ports/chat.js';
-import type { IncidentKind } from './incidents.js';
-import { ALERT_ACTIONS } from './types.js';
+import type { IncidentKind } from '../monitor/incidents.js';
+import { ALERT_ACTIONS } from './action-ids.js';
+import { alertActionValue } from './action-values.js';
+import { actions, button, context, cutPlain, message, section, type RenderedMessage } from './kit.js';
 
 export interface AlertView {
   readonly incidentId: string;
@@ -26,34 +27,6 @@ export interface AlertView {
   readonly acknowledgedAt?: number;
   readonly mutedUntil?: number;
   readonly mutedBy?: string;
-}
-
-export interface RenderedMessage {
-  readonly text: string;
-  readonly blocks: readonly Block[];
-}
-
-/** The buttons' `value`: JSON `{ node, incident }` (no secrets: clients can read it). */
-export interface AlertActionValue {
-  readonly node: string;
-  readonly incident: string;
-}
-
-export function alertActionValue(node: string, incident: string): string {
-  return JSON.stringify({ node, incident } satisfies AlertActionValue);
-}
-
-/** Parses a button's value; undefined for anything that is not one of ours. */
-export function parseAlertActionValue(value: string): AlertActionValue | undefined {
-  try {
-    const parsed = JSON.parse(value) as unknown;
-    if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { node, incident } = parsed as Record<string, unknown>;
-    if (typeof node !== 'string' || typeof incident !== 'string') return undefined;
-    return { node, incident };
-  } catch {
-    return undefined;
-  }
 }
 
 /** Mute length offered by the alert's button. */
@@ -93,12 +66,8 @@ function facts(view: AlertView): string[] {
     lines.push(`*Lag:* ${view.lag} blocks${reference}`);
   }
   if (view.height !== undefined) lines.push(`*Height:* ${view.height}`);
-  if (view.detail) lines.push(`*Detail:* ${truncate(view.detail, 500)}`);
+  if (view.detail) lines.push(`*Detail:* ${cutPlain(view.detail, 500)}`);
   return lines;
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function statusLine(view: AlertView): string | undefined {
@@ -119,65 +88,37 @@ export function renderAlertMessage(view: AlertView): RenderedMessage {
   const summary = alertSummary(view);
   const value = alertActionValue(view.node, view.incidentId);
   const status = statusLine(view);
-  const blocks: Block[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: `:rotating_light: *${summary}*` } },
-    { type: 'section', text: { type: 'mrkdwn', text: facts(view).join('\n') } },
+  const buttons = [
+    // A failover replaces a CN; it makes no sense for a PN or a standby of its own.
+    ...(view.kind === 'standby-lagging'
+      ? []
+      : [button({ actionId: ALERT_ACTIONS.startFailover, text: 'Start failover', style: 'danger', value })]),
+    button({ actionId: ALERT_ACTIONS.mute, text: 'Mute 30m', value }),
+    button({ actionId: ALERT_ACTIONS.acknowledge, text: 'Acknowledge', value }),
   ];
-  if (status) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: status }] });
-  const buttons: Block[] = [];
-  // A failover replaces a CN; it makes no sense for a PN or a standby of its own.
-  if (view.kind !== 'standby-lagging') {
-    buttons.push({
-      type: 'button',
-      action_id: ALERT_ACTIONS.startFailover,
-      text: { type: 'plain_text', text: 'Start failover' },
-      style: 'danger',
-      value,
-    });
-  }
-  buttons.push(
-    {
-      type: 'button',
-      action_id: ALERT_ACTIONS.mute,
-      text: { type: 'plain_text', text: 'Mute 30m' },
-      value,
-    },
-    {
-      type: 'button',
-      action_id: ALERT_ACTIONS.acknowledge,
-      text: { type: 'plain_text', text: 'Acknowledge' },
-      value,
-    },
-  );
-  blocks.push({ type: 'actions', block_id: `alert:${view.incidentId}`, elements: buttons });
-  return { text: summary, blocks };
+  return message(summary, [
+    section(`:rotating_light: *${summary}*`),
+    section(facts(view).join('\n')),
+    ...(status ? [context([status])] : []),
+    actions(`alert:${view.incidentId}`, buttons),
+  ]);
 }
 
 /** The channel message once the incident is over: no buttons, how long it lasted. */
 export function renderResolvedMessage(view: AlertView, resolvedAt: number): RenderedMessage {
   const lasted = formatDuration(resolvedAt - view.openedAt);
   const text = `Resolved after ${lasted}: ${alertSummary(view)}`;
-  const blocks: Block[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: *${text}*` } },
-    {
-      type: 'context',
-      elements: [
-        {
-          type: 'mrkdwn',
-          text: `From ${slackDate(view.openedAt)} to ${slackDate(resolvedAt)}${
-            view.acknowledgedBy ? ` · acknowledged by <@${view.acknowledgedBy}>` : ''
-          }`,
-        },
-      ],
-    },
-  ];
-  return { text, blocks };
+  const acknowledged = view.acknowledgedBy ? ` · acknowledged by <@${view.acknowledgedBy}>` : '';
+  return message(text, [
+    section(`:white_check_mark: *${text}*`),
+    context([`From ${slackDate(view.openedAt)} to ${slackDate(resolvedAt)}${acknowledged}`]),
+  ]);
 }
 
 /** A thread update carrying one or more coalesced notes. */
 export function renderThreadUpdate(notes: readonly string[]): RenderedMessage {
   const text = notes.join('\n');
-  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+  return message(text, [section(text)]);
 }
 
 /** The thread's last word on an incident. */

@@ -2,12 +2,12 @@
  * Answers to `/cell` commands and refusals: status table, runs list, help, lock-busy, errors. Pure
  * functions; the sandbox console renders the same output.
  */
-import type { CellView, NodeView } from '../../monitor/types.js';
-import type { RunRecord } from '../../runbooks/types.js';
-import type { LockHolder } from '../../locks/types.js';
-import type { Block } from '../../ports/chat.js';
-import { formatDuration } from '../../config/duration.js';
-import { redactSecrets } from '../../infra/redact.js';
+import type { CellView, NodeView } from '../monitor/types.js';
+import type { RunRecord } from '../runbooks/types.js';
+import type { LockHolder } from '../locks/types.js';
+import type { Block } from '../ports/chat.js';
+import { formatDuration } from '../config/duration.js';
+import { redactSecrets } from '../infra/redact.js';
 import {
   clockTime,
   context,
@@ -134,31 +134,16 @@ export function renderRunsList(runs: readonly RunRecord[], now: number): Rendere
   return message(`Latest ${runs.length} runs`, blocks);
 }
 
-export const FAILOVER_USAGE = '/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]';
+/** The commands `/cell help` lists: the /failover usage line and each command with what it does. */
+export interface HelpUsage {
+  readonly failover: string;
+  readonly commands: readonly (readonly [string, string])[];
+}
 
-export const CELL_USAGE: readonly (readonly [string, string])[] = [
-  ['/cell status', 'nodes, roles, heights, lag, health and the run in progress'],
-  ['/cell runs', 'the latest runs'],
-  ['/cell abort <run>', 'stop a run before its next step'],
-  ['/cell resume <run>', 'resume a paused run'],
-  ['/cell mute <node> <duration>', 'mute alerts for a node, e.g. `/cell mute cn1 30m`'],
-  ['/cell unmute <node>', 'unmute alerts for a node'],
-  ['/cell backup-nodekey <cn>', "copy the CN's nodekey to its backup location"],
-  ['/cell image <cn>', 'create a machine image of the CN'],
-  ['/cell check <cn>', 'readiness check of the CN, its standby, backup and image'],
-  ['/cell help', 'this help'],
-];
-
-export const DRILL_USAGE: readonly [string, string] = [
-  '/cell drill failover <cn>',
-  'sandbox only: a whole failover with approvals given, timed step by step',
-];
-
-export function renderHelp(options: { sandbox?: boolean } = {}): RenderedMessage {
-  const usage = options.sandbox ? [...CELL_USAGE, DRILL_USAGE] : CELL_USAGE;
+export function renderHelp(usage: HelpUsage): RenderedMessage {
   const lines = [
-    `\`${escapeText(FAILOVER_USAGE)}\` — fail over a consensus node; \`--dry-run\` shows the plan and runs the read-only preflight; \`--force\` fails over a healthy CN (switchover)`,
-    ...usage.map(([command, what]) => `\`${escapeText(command)}\` — ${what}`),
+    `\`${escapeText(usage.failover)}\` — fail over a consensus node; \`--dry-run\` shows the plan and runs the read-only preflight; \`--force\` fails over a healthy CN (switchover)`,
+    ...usage.commands.map(([command, what]) => `\`${escapeText(command)}\` — ${what}`),
   ];
   return message('cellops commands', [section('*cellops commands*'), section(lines.join('\n'))]);
 }

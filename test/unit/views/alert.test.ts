@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { alertActionValue, parseAlertActionValue } from '../../../src/views/action-values.js';
 import {
-  alertActionValue,
-  parseAlertActionValue,
   recoveredNote,
   renderAlertMessage,
   renderResolvedMessage,
   renderThreadUpdate,
   type AlertView,
-} from '../../../src/monitor/alert-blocks.js';
-import { ALERT_ACTIONS } from '../../../src/monitor/types.js';
+} from '../../../src/views/alert.js';
+import { ALERT_ACTIONS } from '../../../src/views/action-ids.js';
 
 const openedAt = Date.UTC(2026, 10, 26, 3, 0, 0);
 const view: AlertView = {

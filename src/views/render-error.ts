@@ -5,7 +5,7 @@
  */
 import { CellopsError } from '../errors.js';
 import { redactSecrets } from '../infra/redact.js';
-import { escapeText, message, section, type RenderedMessage } from './blocks/kit.js';
+import { escapeText, message, section, type RenderedMessage } from './kit.js';
 
 export function errorText(error: unknown): string {
   const text = (raw: string) => escapeText(redactSecrets(raw));

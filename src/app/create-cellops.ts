@@ -1,0 +1,154 @@
+/**
+ * The application, built once: approval policy, run presenter, engine, monitor and command handlers wired
+ * together over the ports and stores the caller chose. The production entry point (src/main.ts) gives it
+ * SSH, EC2, Slack and Redis; the sandbox (src/sandbox/start-sandbox.ts) gives it a simulated cell, the
+ * web console and Redis or memory. Starting and stopping stay with the caller, which owns the adapters.
+ */
+import type { CellopsConfig } from '../config/config.js';
+import type { Chat } from '../ports/chat.js';
+import type { Logger } from '../ports/logger.js';
+import type { RunLock } from '../locks/types.js';
+import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
+import type { RunStore } from '../runbooks/run-store.js';
+import {
+  createApprovalPolicy,
+  type ApprovalPolicy,
+  type UsergroupDirectory,
+} from '../runbooks/approval-policy.js';
+import { createEngine, type EngineOptions } from '../runbooks/engine.js';
+import { createRunbooks } from '../runbooks/registry.js';
+import { checkRunbook } from '../runbooks/check.js';
+import { runReadinessCheck } from '../runbooks/readiness.js';
+import { createMonitor, type Monitor, type MonitorOptions } from '../monitor/monitor.js';
+import type { IncidentStore } from '../monitor/incidents.js';
+import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
+import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
+import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
+
+/** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
+export interface CellopsStores {
+  readonly runs: RunStore;
+  readonly lock: RunLock;
+  readonly incidents: IncidentStore;
+  readonly refs: MessageRefStore;
+}
+
+export interface CellopsDeps {
+  readonly config: CellopsConfig;
+  /** Shell, cloud, RPC, clock and cell state: what runbooks and the monitor touch. */
+  readonly ports: RunbookPorts;
+  /** Where runs and alerts are posted; its usergroup directory answers the approval policy. */
+  readonly chat: Chat & UsergroupDirectory;
+  readonly stores: CellopsStores;
+  readonly logger: Logger;
+  /** The engine's owner id of this process (unique per process). */
+  readonly ownerId: string;
+  /** This replica's id in the monitor's lease. */
+  readonly replicaId: string;
+  /** Default: every runbook of the registry. */
+  readonly runbooks?: readonly AnyRunbook[];
+  /** Told of every run event after the presenter (the sandbox's drills). */
+  readonly observer?: RunObserver;
+  /** The monitor starts the readiness `check` runbook when a check is due and reports its outcome. */
+  readonly readinessChecks?: boolean;
+  /** Enables `/cell drill failover <cn>` (sandbox only). */
+  readonly sandbox?: boolean;
+  readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
+  /** Where the command handlers log refusals and failures. Default: `logger`. */
+  readonly commandLogger?: Logger;
+  readonly engineOptions?: EngineOptions;
+  readonly monitorOptions?: MonitorOptions;
+}
+
+export interface Cellops {
+  readonly policy: ApprovalPolicy;
+  readonly presenter: RunPresenter;
+  readonly engine: Engine;
+  readonly monitor: Monitor;
+  readonly metrics: MonitorMetrics;
+  /** What slash commands and button clicks call, under Bolt and in the sandbox console alike. */
+  readonly handlers: CommandHandlers;
+}
+
+function observerOf(presenter: RunPresenter, extra: RunObserver | undefined): RunObserver {
+  if (extra === undefined) return presenter;
+  return {
+    onRunEvent: async (run, event) => {
+      await presenter.onRunEvent(run, event);
+      await extra.onRunEvent(run, event);
+    },
+  };
+}
+
+export function createCellops(deps: CellopsDeps): Cellops {
+  const { config, ports, chat, stores, logger } = deps;
+  const { clock } = ports;
+  const policy = createApprovalPolicy({ slack: config.slack, directory: chat });
+
+  // The presenter and the monitor's checks reach the engine and the monitor through this box: the engine
+  // is built with the presenter as its observer, and the monitor's check reports back to the monitor.
+  const late: { engine?: Engine; monitor?: Monitor } = {};
+  const presenter = createRunPresenter({
+    chat,
+    refs: stores.refs,
+    config,
+    clock,
+    logger,
+    recordThread: async (runId, ref) => late.engine?.setThread(runId, ref),
+  });
+  const runbooks = deps.runbooks ?? createRunbooks();
+  const engine = createEngine({
+    store: stores.runs,
+    lock: stores.lock,
+    runbooks,
+    ports,
+    config,
+    policy,
+    observer: observerOf(presenter, deps.observer),
+    clock,
+    logger,
+    ownerId: deps.ownerId,
+    ...(deps.engineOptions === undefined ? {} : { options: deps.engineOptions }),
+  });
+  late.engine = engine;
+
+  const metrics = createMonitorMetrics();
+  const monitor = createMonitor({
+    config,
+    rpc: ports.rpc,
+    chat,
+    clock,
+    logger,
+    store: stores.incidents,
+    state: ports.state,
+    metrics,
+    replicaId: deps.replicaId,
+    ...(deps.readinessChecks
+      ? {
+          startCheck: async (cn: string) => {
+            const result = await runReadinessCheck({ runbook: checkRunbook, cn, config, ports, logger });
+            if (result.failures.length > 0)
+              await late.monitor?.reportCheckFailure(cn, result.failures.join('\n'));
+            else await late.monitor?.reportCheckSuccess(cn);
+          },
+        }
+      : {}),
+    ...(deps.monitorOptions === undefined ? {} : { options: deps.monitorOptions }),
+  });
+  late.monitor = monitor;
+
+  const handlers = createCommandHandlers({
+    config,
+    engine,
+    policy,
+    monitor,
+    chat,
+    clock,
+    logger: deps.commandLogger ?? logger,
+    runbooks: runbooks.map((r) => r.id),
+    ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
+    ...(deps.drill === undefined ? {} : { drill: deps.drill }),
+  });
+
+  return { policy, presenter, engine, monitor, metrics, handlers };
+}

@@ -1,0 +1,34 @@
+/**
+ * The usage of the slash commands: what the parser quotes when input is wrong and what `/cell help` lists.
+ */
+import type { HelpUsage } from '../views/cell.js';
+
+export const FAILOVER_USAGE = '/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]';
+
+export const CELL_USAGE: readonly (readonly [string, string])[] = [
+  ['/cell status', 'nodes, roles, heights, lag, health and the run in progress'],
+  ['/cell runs', 'the latest runs'],
+  ['/cell abort <run>', 'stop a run before its next step'],
+  ['/cell resume <run>', 'resume a paused run'],
+  ['/cell mute <node> <duration>', 'mute alerts for a node, e.g. `/cell mute cn1 30m`'],
+  ['/cell unmute <node>', 'unmute alerts for a node'],
+  ['/cell backup-nodekey <cn>', "copy the CN's nodekey to its backup location"],
+  ['/cell image <cn>', 'create a machine image of the CN'],
+  ['/cell check <cn>', 'readiness check of the CN, its standby, backup and image'],
+  ['/cell help', 'this help'],
+];
+
+export const DRILL_USAGE: readonly [string, string] = [
+  '/cell drill failover <cn>',
+  'sandbox only: a whole failover with approvals given, timed step by step',
+];
+
+/** The `/cell` commands of this process: the drill only in the sandbox. */
+export function cellUsage(options: { sandbox?: boolean } = {}): readonly (readonly [string, string])[] {
+  return options.sandbox ? [...CELL_USAGE, DRILL_USAGE] : CELL_USAGE;
+}
+
+/** What `/cell help` lists. */
+export function helpUsage(options: { sandbox?: boolean } = {}): HelpUsage {
+  return { failover: FAILOVER_USAGE, commands: cellUsage(options) };
+}
