@@ -8,12 +8,12 @@
  * `approval-decided`, so Slack is updated exactly once whichever replica got the click.
  */
 import { randomBytes } from 'node:crypto';
-import type { CellopsConfig } from '../config/config.js';
-import { describeError, InputError, NotAuthorizedError } from '../errors.js';
-import { LockBusyError, type LockLease, type RunLock } from '../locks/types.js';
-import type { Clock } from '../ports/clock.js';
-import type { Logger } from '../ports/logger.js';
-import type { ApprovalPolicy } from './approval-policy.js';
+import type { CellopsConfig } from '../../config/config.js';
+import { describeError, InputError, NotAuthorizedError } from '../../errors.js';
+import { LockBusyError, type LockLease, type RunLock } from '../../locks/types.js';
+import type { Clock } from '../../ports/clock.js';
+import type { Logger } from '../../ports/logger.js';
+import type { ApprovalPolicy } from '../approval-policy.js';
 import { EngineClosedError } from './engine-errors.js';
 import { driveRun, type EngineTimings, type RunDrive } from './run-driver.js';
 import { lockHolderOf, newStepRecord, parseParams, planContext } from './run-record.js';
@@ -27,7 +27,7 @@ import type {
   RunObserver,
   RunRecord,
   StepDefinition,
-} from './types.js';
+} from '../types.js';
 
 export interface EngineOptions {
   /** TTL of the run lock, renewed every third of it while the run lives. Default 30 s. */

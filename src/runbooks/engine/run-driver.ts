@@ -12,18 +12,18 @@
  * - abort: a person aborted the run. Stop before the next step, run completed undos in reverse.
  * - lock: the run lock was lost. Pause with the reason; resume takes the lock again.
  */
-import type { CellopsConfig } from '../config/config.js';
-import { CellopsError, describeError } from '../errors.js';
-import { redactSecrets } from '../infra/redact.js';
+import type { CellopsConfig } from '../../config/config.js';
+import { CellopsError, describeError } from '../../errors.js';
+import { redactSecrets } from '../../infra/redact.js';
 import {
   LockBusyError,
   LockLostError,
   type LockHolder,
   type LockLease,
   type RunLock,
-} from '../locks/types.js';
-import type { Clock } from '../ports/clock.js';
-import type { Logger } from '../ports/logger.js';
+} from '../../locks/types.js';
+import type { Clock } from '../../ports/clock.js';
+import type { Logger } from '../../ports/logger.js';
 import { boundedCall, formatMs } from './bounded-call.js';
 import { RunAbortedError, RunHandedOverError, VerifyFailedError } from './engine-errors.js';
 import {
@@ -50,7 +50,7 @@ import type {
   StepDefinition,
   StepRecord,
   StepStatus,
-} from './types.js';
+} from '../types.js';
 
 /** The engine's timings, all in milliseconds; defaults in engine.ts. */
 export interface EngineTimings {

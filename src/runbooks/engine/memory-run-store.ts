@@ -3,8 +3,8 @@
  * Redis would, leases lapse by the Clock, notifications arrive asynchronously). For the sandbox when no
  * Redis exists and for unit tests driven by a manual clock. It serves one process only.
  */
-import type { Clock } from '../ports/clock.js';
-import type { ApprovalRecord, RunRecord } from './types.js';
+import type { Clock } from '../../ports/clock.js';
+import type { ApprovalRecord, RunRecord } from '../types.js';
 import {
   isFinished,
   sortDecisions,

@@ -13,9 +13,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '../infra/redis-keys.js';
-import type { Logger } from '../ports/logger.js';
-import type { ApprovalRecord, RunRecord } from './types.js';
+import type { RedisKeys } from '../../infra/redis-keys.js';
+import type { Logger } from '../../ports/logger.js';
+import type { ApprovalRecord, RunRecord } from '../types.js';
 import {
   isFinished,
   sortDecisions,
