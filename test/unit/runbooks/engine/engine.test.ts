@@ -7,7 +7,13 @@ import { createApprovalPolicy } from '../../../../src/runbooks/approval-policy.j
 import { createEngine, type EngineOptions } from '../../../../src/runbooks/engine/engine.js';
 import { createMemoryRunStore } from '../../../../src/runbooks/engine/memory-run-store.js';
 import type { RunStore } from '../../../../src/runbooks/engine/run-store.js';
-import type { Engine, RunbookPorts, RunEvent, RunObserver, RunRecord } from '../../../../src/runbooks/types.js';
+import type {
+  Engine,
+  RunbookPorts,
+  RunEvent,
+  RunObserver,
+  RunRecord,
+} from '../../../../src/runbooks/types.js';
 import { ManualClock } from '../../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../../fakes/recording-logger.js';
 import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../../../support/bot-fixtures.js';
