@@ -15,7 +15,8 @@ import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { ApprovalPolicy } from '../approval-policy.js';
 import { EngineClosedError } from './engine-errors.js';
-import { driveRun, type EngineTimings, type RunDrive } from './run-driver.js';
+import type { EngineTimings } from './driver-context.js';
+import { driveRun, type RunDrive } from './run-driver.js';
 import { lockHolderOf, newStepRecord, parseParams, planContext } from './run-record.js';
 import { isFinished, type RunStore } from './run-store.js';
 import type {
