@@ -14,7 +14,8 @@ import type { EngineTimings } from './driver-context.js';
 import { driveRun, type RunDrive } from './run-driver.js';
 import type { RunStore } from './run-store.js';
 
-export interface EngineState {
+/** What an engine is given and keeps as it is (EngineDeps adds the runbooks and options). */
+export interface EngineServices {
   readonly store: RunStore;
   readonly lock: RunLock;
   readonly ports: RunbookPorts;
@@ -22,9 +23,14 @@ export interface EngineState {
   readonly policy: ApprovalPolicy;
   readonly observer: RunObserver;
   readonly clock: Clock;
+  readonly logger: Logger;
+  /** This process's id (unique per process, e.g. host:pid:random): the owner of the runs it drives. */
+  readonly ownerId: string;
+}
+
+export interface EngineState extends EngineServices {
   /** Logs as the engine component. */
   readonly logger: Logger;
-  readonly ownerId: string;
   readonly timings: EngineTimings;
   readonly newRunId: () => string;
   /** `who` of the audit entries the engine writes on its own. */

@@ -9,18 +9,12 @@
  * `approval-decided`, so Slack is updated exactly once whichever replica got the click.
  */
 import { randomBytes } from 'node:crypto';
-import type { CellopsConfig } from '../../config/config.js';
-import type { RunLock } from '../../locks/types.js';
-import type { Clock } from '../../ports/clock.js';
-import type { Logger } from '../../ports/logger.js';
-import type { ApprovalPolicy } from '../approval-policy.js';
-import type { AnyRunbook, Engine, RunbookPorts, RunObserver } from '../types.js';
+import type { AnyRunbook, Engine } from '../types.js';
 import type { EngineTimings } from './driver-context.js';
-import type { EngineState } from './engine-state.js';
+import type { EngineServices, EngineState } from './engine-state.js';
 import { abortRun, decide, resumeRun, setThread } from './run-control.js';
 import { recoverRuns } from './run-recovery.js';
 import { planRun, startRun } from './run-start.js';
-import type { RunStore } from './run-store.js';
 
 export interface EngineOptions {
   /** TTL of the run lock, renewed every third of it while the run lives. Default 30 s. */
@@ -47,18 +41,8 @@ export interface EngineOptions {
   readonly newRunId?: () => string;
 }
 
-export interface EngineDeps {
-  readonly store: RunStore;
-  readonly lock: RunLock;
+export interface EngineDeps extends EngineServices {
   readonly runbooks: readonly AnyRunbook[];
-  readonly ports: RunbookPorts;
-  readonly config: CellopsConfig;
-  readonly policy: ApprovalPolicy;
-  readonly observer: RunObserver;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** This process's id (unique per process, e.g. host:pid:random): the owner of the runs it drives. */
-  readonly ownerId: string;
   readonly options?: EngineOptions;
 }
 
@@ -79,16 +63,17 @@ export function createEngine(deps: EngineDeps): Engine {
     if (runbooks.has(runbook.id)) throw new Error(`two runbooks share the id ${runbook.id}`);
     runbooks.set(runbook.id, runbook);
   }
+  const { store, lock, ports, config, policy, observer, clock, ownerId } = deps;
   const state: EngineState = {
-    store: deps.store,
-    lock: deps.lock,
-    ports: deps.ports,
-    config: deps.config,
-    policy: deps.policy,
-    observer: deps.observer,
-    clock: deps.clock,
+    store,
+    lock,
+    ports,
+    config,
+    policy,
+    observer,
+    clock,
+    ownerId,
     logger: deps.logger.child({ component: 'engine' }),
-    ownerId: deps.ownerId,
     timings: resolveTimings(options),
     newRunId: options.newRunId ?? (() => randomBytes(5).toString('hex')),
     engineWho: `engine:${deps.ownerId}`,
