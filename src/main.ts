@@ -24,7 +24,7 @@ import { createSshShell } from './adapters/ssh/ssh-shell.js';
 import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
 import { createNodeRpc } from './adapters/rpc/node-rpc.js';
 import { createRedisLock } from './locks/redis-lock.js';
-import { createRedisRunStore } from './runbooks/redis-run-store.js';
+import { createRedisRunStore } from './runbooks/engine/redis-run-store.js';
 import { createRedisIncidentStore } from './monitor/incidents.js';
 import { createSlackChat, createSlackWebClient } from './bot/slack-chat.js';
 import { createRedisMessageRefStore } from './bot/run-presenter.js';

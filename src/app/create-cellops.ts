@@ -9,13 +9,13 @@ import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
 import type { RunLock } from '../locks/types.js';
 import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
-import type { RunStore } from '../runbooks/run-store.js';
+import type { RunStore } from '../runbooks/engine/run-store.js';
 import {
   createApprovalPolicy,
   type ApprovalPolicy,
   type UsergroupDirectory,
 } from '../runbooks/approval-policy.js';
-import { createEngine, type EngineOptions } from '../runbooks/engine.js';
+import { createEngine, type EngineOptions } from '../runbooks/engine/engine.js';
 import { createRunbooks } from '../runbooks/registry.js';
 import { checkRunbook } from '../runbooks/check.js';
 import { runReadinessCheck } from '../runbooks/readiness.js';

@@ -1,6 +1,6 @@
 /**
  * The step model and the run record (DESIGN.md §2–3). Runbooks declare steps; the engine
- * (src/runbooks/engine.ts) runs them durably. Nothing here knows Slack, ssh2 or the AWS SDK.
+ * (src/runbooks/engine/engine.ts) runs them durably. Nothing here knows Slack, ssh2 or the AWS SDK.
  */
 import type { z } from 'zod';
 import type { Clock } from '../ports/clock.js';

@@ -3,7 +3,7 @@
  * store (real Redis, real time). Time passes only through `wait`, so the same cases fit both.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RunStore } from '../../src/runbooks/run-store.js';
+import type { RunStore } from '../../src/runbooks/engine/run-store.js';
 import type { ApprovalRecord, RunRecord, RunStatus } from '../../src/runbooks/types.js';
 
 export interface RunStoreHarness {

@@ -4,9 +4,9 @@
  * and the call rejects; the code is then given `graceMs` to settle, so that an undo never starts while
  * the interrupted `run` is still going (step code must honour its signal for this to be short).
  */
-import { StepTimeoutError } from '../errors.js';
-import type { Clock } from '../ports/clock.js';
-import type { Logger } from '../ports/logger.js';
+import { StepTimeoutError } from '../../errors.js';
+import type { Clock } from '../../ports/clock.js';
+import type { Logger } from '../../ports/logger.js';
 
 export interface BoundedCallOptions {
   readonly clock: Clock;

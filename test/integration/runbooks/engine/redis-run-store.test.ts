@@ -1,10 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll } from 'vitest';
-import { createRedisKeys } from '../../../src/infra/redis-keys.js';
-import { createRedisRunStore } from '../../../src/runbooks/redis-run-store.js';
-import { runStoreContract } from '../../contract/run-store.contract.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
-import { closeRedis, testRedis, uniquePrefix } from '../../support/redis-client.js';
+import { createRedisKeys } from '../../../../src/infra/redis-keys.js';
+import { createRedisRunStore } from '../../../../src/runbooks/engine/redis-run-store.js';
+import { runStoreContract } from '../../../contract/run-store.contract.js';
+import { startRedis, type RedisServer } from '../../../support/redis-server.js';
+import { closeRedis, testRedis, uniquePrefix } from '../../../support/redis-client.js';
 
 let server: RedisServer;
 

@@ -1,22 +1,28 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CellopsConfig } from '../../../src/config/config.js';
-import { InputError, NotAuthorizedError, SafetyGateError } from '../../../src/errors.js';
-import { createMemoryLock } from '../../../src/locks/memory-lock.js';
-import { LockBusyError, LockLostError, type RunLock } from '../../../src/locks/types.js';
-import { createApprovalPolicy } from '../../../src/runbooks/approval-policy.js';
-import { createEngine, type EngineOptions } from '../../../src/runbooks/engine.js';
-import { createMemoryRunStore } from '../../../src/runbooks/memory-run-store.js';
-import type { RunStore } from '../../../src/runbooks/run-store.js';
-import type { Engine, RunbookPorts, RunEvent, RunObserver, RunRecord } from '../../../src/runbooks/types.js';
-import { ManualClock } from '../../fakes/manual-clock.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../../support/bot-fixtures.js';
+import type { CellopsConfig } from '../../../../src/config/config.js';
+import { InputError, NotAuthorizedError, SafetyGateError } from '../../../../src/errors.js';
+import { createMemoryLock } from '../../../../src/locks/memory-lock.js';
+import { LockBusyError, LockLostError, type RunLock } from '../../../../src/locks/types.js';
+import { createApprovalPolicy } from '../../../../src/runbooks/approval-policy.js';
+import { createEngine, type EngineOptions } from '../../../../src/runbooks/engine/engine.js';
+import { createMemoryRunStore } from '../../../../src/runbooks/engine/memory-run-store.js';
+import type { RunStore } from '../../../../src/runbooks/engine/run-store.js';
+import type {
+  Engine,
+  RunbookPorts,
+  RunEvent,
+  RunObserver,
+  RunRecord,
+} from '../../../../src/runbooks/types.js';
+import { ManualClock } from '../../../fakes/manual-clock.js';
+import { RecordingLogger } from '../../../fakes/recording-logger.js';
+import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../../../support/bot-fixtures.js';
 import {
   countingRunbook,
   memoryCounter,
   waitForAbort,
   type CountingStep,
-} from '../../support/counting-runbook.js';
+} from '../../../support/counting-runbook.js';
 
 const MINUTE = 60_000;
 /** Members of the on-call user group S0ONCALL: fifty approvers for the concurrency case. */

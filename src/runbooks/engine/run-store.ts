@@ -4,7 +4,7 @@
  * notifications. Implemented on Redis (redis-run-store.ts) and in memory for the sandbox and unit tests
  * (memory-run-store.ts); both pass test/contract/run-store.contract.ts.
  */
-import type { ApprovalRecord, RunRecord } from './types.js';
+import type { ApprovalRecord, RunRecord } from '../types.js';
 
 /** One line of a run's audit trail: who did what, when. */
 export interface AuditEntry {

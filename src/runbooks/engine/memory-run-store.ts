@@ -3,13 +3,14 @@
  * Redis would, leases lapse by the Clock, notifications arrive asynchronously). For the sandbox when no
  * Redis exists and for unit tests driven by a manual clock. It serves one process only.
  */
-import type { Clock } from '../ports/clock.js';
-import type { ApprovalRecord, RunRecord } from './types.js';
+import type { Clock } from '../../ports/clock.js';
+import type { ApprovalRecord, RunRecord } from '../types.js';
 import {
   isFinished,
   sortDecisions,
   type ApprovalRound,
   type ControlRequest,
+  type RecordDecisionResult,
   type RoundClosure,
   type RunStore,
   type StoredAuditEntry,
@@ -38,30 +39,9 @@ export function createMemoryRunStore(deps: MemoryRunStoreDeps): RunStore {
   const listeners = new Set<(runId: string) => void>();
   let auditSeq = 0;
 
-  const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
-  const roundKey = (runId: string, stepId: string, round: number) => `${runId}\u0000${stepId}\u0000${round}`;
-  const roundOf = (runId: string, stepId: string, round: number): Round => {
-    const key = roundKey(runId, stepId, round);
-    let entry = rounds.get(key);
-    if (!entry) {
-      entry = { decisions: new Map() };
-      rounds.set(key, entry);
-    }
-    return entry;
-  };
-  const view = (round: Round): ApprovalRound => ({
-    decisions: sortDecisions([...round.decisions.values()].map(copy)),
-    ...(round.final ? { final: copy(round.final) } : {}),
-    ...(round.closed ? { closed: copy(round.closed) } : {}),
-  });
-  const liveOwner = (runId: string): string | undefined => {
-    const lease = owners.get(runId);
-    if (lease && lease.expiresAt <= clock.now()) {
-      owners.delete(runId);
-      return undefined;
-    }
-    return lease?.owner;
-  };
+  const roundOf = (runId: string, stepId: string, round: number): Round =>
+    roundIn(rounds, roundKey(runId, stepId, round));
+  const liveOwner = (runId: string): string | undefined => liveOwnerIn(owners, clock, runId);
 
   return {
     async saveRun(run, guard) {
@@ -112,16 +92,7 @@ export function createMemoryRunStore(deps: MemoryRunStoreDeps): RunStore {
     },
 
     async recordDecision(runId, stepId, roundNumber, decision, required) {
-      const round = roundOf(runId, stepId, roundNumber);
-      if (round.final) return { kind: 'already-decided', by: copy(round.final) };
-      if (round.closed) return { kind: 'closed', closed: copy(round.closed) };
-      const mine = round.decisions.get(decision.user);
-      if (mine) return { kind: 'already-decided', by: copy(mine) };
-      round.decisions.set(decision.user, copy(decision));
-      const approvals = [...round.decisions.values()].filter((d) => d.decision === 'approve').length;
-      const final = decision.decision === 'abort' || approvals >= required;
-      if (final) round.final = copy(decision);
-      return { kind: 'recorded', final, round: view(round) };
+      return recordIn(roundOf(runId, stepId, roundNumber), decision, required);
     },
 
     async closeRound(runId, stepId, roundNumber, closure) {
@@ -181,4 +152,54 @@ export function createMemoryRunStore(deps: MemoryRunStoreDeps): RunStore {
       };
     },
   };
+}
+
+const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+const roundKey = (runId: string, stepId: string, round: number): string =>
+  `${runId}\u0000${stepId}\u0000${round}`;
+
+/** The round at `key`, created empty on first use. */
+function roundIn(rounds: Map<string, Round>, key: string): Round {
+  let entry = rounds.get(key);
+  if (!entry) {
+    entry = { decisions: new Map() };
+    rounds.set(key, entry);
+  }
+  return entry;
+}
+
+function view(round: Round): ApprovalRound {
+  return {
+    decisions: sortDecisions([...round.decisions.values()].map(copy)),
+    ...(round.final ? { final: copy(round.final) } : {}),
+    ...(round.closed ? { closed: copy(round.closed) } : {}),
+  };
+}
+
+/** The owner of the run's lease, dropping a lease that has lapsed by the clock. */
+function liveOwnerIn(
+  owners: Map<string, { owner: string; expiresAt: number }>,
+  clock: Clock,
+  runId: string,
+): string | undefined {
+  const lease = owners.get(runId);
+  if (lease && lease.expiresAt <= clock.now()) {
+    owners.delete(runId);
+    return undefined;
+  }
+  return lease?.owner;
+}
+
+/** RunStore.recordDecision on one round, with the Redis script's rules. */
+function recordIn(round: Round, decision: ApprovalRecord, required: number): RecordDecisionResult {
+  if (round.final) return { kind: 'already-decided', by: copy(round.final) };
+  if (round.closed) return { kind: 'closed', closed: copy(round.closed) };
+  const mine = round.decisions.get(decision.user);
+  if (mine) return { kind: 'already-decided', by: copy(mine) };
+  round.decisions.set(decision.user, copy(decision));
+  const approvals = [...round.decisions.values()].filter((d) => d.decision === 'approve').length;
+  const final = decision.decision === 'abort' || approvals >= required;
+  if (final) round.final = copy(decision);
+  return { kind: 'recorded', final, round: view(round) };
 }

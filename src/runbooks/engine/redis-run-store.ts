@@ -13,9 +13,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from '../infra/redis-keys.js';
-import type { Logger } from '../ports/logger.js';
-import type { ApprovalRecord, RunRecord } from './types.js';
+import type { RedisKeys } from '../../infra/redis-keys.js';
+import type { Logger } from '../../ports/logger.js';
+import type { ApprovalRecord, RunRecord } from '../types.js';
 import {
   isFinished,
   sortDecisions,
@@ -139,28 +139,12 @@ function parseRound(flat: unknown): ApprovalRound {
 }
 
 export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
-  const { redis, keys, logger } = deps;
+  const { redis, keys } = deps;
   const runAuditMaxLen = deps.runAuditMaxLen ?? 10_000;
   const cellAuditMaxLen = deps.cellAuditMaxLen ?? 100_000;
 
-  const run = async (
-    script: LuaScript,
-    scriptKeys: readonly string[],
-    args: readonly (string | number)[],
-  ): Promise<unknown> => {
-    try {
-      return await redis.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args);
-    } catch (error) {
-      // Scripts live in Redis's script cache, which a restart or SCRIPT FLUSH empties.
-      if (error instanceof Error && error.message.includes('NOSCRIPT')) {
-        return redis.eval(script.source, scriptKeys.length, ...scriptKeys, ...args);
-      }
-      throw error;
-    }
-  };
-
-  const parseRuns = (values: readonly (string | null)[]): RunRecord[] =>
-    values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as RunRecord);
+  const run = (script: LuaScript, scriptKeys: readonly string[], args: readonly (string | number)[]) =>
+    evalScript(redis, script, scriptKeys, args);
 
   return {
     async saveRun(record, guard) {
@@ -277,30 +261,56 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
     },
 
     async subscribe(listener) {
-      const subscriber = redis.duplicate();
-      subscriber.on('error', (error: Error) => {
-        logger?.warn(
-          { err: error },
-          'run notifications: Redis subscriber error (the engine polls meanwhile)',
-        );
-      });
-      subscriber.on('message', (channel: string, message: string) => {
-        if (channel === keys.runEvents()) listener(message);
-      });
-      try {
-        await subscriber.subscribe(keys.runEvents());
-      } catch (error) {
-        subscriber.disconnect();
-        throw error;
-      }
-      return async () => {
-        try {
-          await subscriber.quit();
-        } catch {
-          subscriber.disconnect();
-        }
-      };
+      return subscribeToRuns(deps, listener);
     },
+  };
+}
+
+async function evalScript(
+  redis: Redis,
+  script: LuaScript,
+  scriptKeys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, scriptKeys.length, ...scriptKeys, ...args);
+  } catch (error) {
+    // Scripts live in Redis's script cache, which a restart or SCRIPT FLUSH empties.
+    if (error instanceof Error && error.message.includes('NOSCRIPT')) {
+      return redis.eval(script.source, scriptKeys.length, ...scriptKeys, ...args);
+    }
+    throw error;
+  }
+}
+
+function parseRuns(values: readonly (string | null)[]): RunRecord[] {
+  return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as RunRecord);
+}
+
+/** Listens on a duplicate connection (a subscribed one can do nothing else); resolves to its unsubscribe. */
+async function subscribeToRuns(
+  { redis, keys, logger }: RedisRunStoreDeps,
+  listener: (runId: string) => void,
+): Promise<() => Promise<void>> {
+  const subscriber = redis.duplicate();
+  subscriber.on('error', (error: Error) => {
+    logger?.warn({ err: error }, 'run notifications: Redis subscriber error (the engine polls meanwhile)');
+  });
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === keys.runEvents()) listener(message);
+  });
+  try {
+    await subscriber.subscribe(keys.runEvents());
+  } catch (error) {
+    subscriber.disconnect();
+    throw error;
+  }
+  return async () => {
+    try {
+      await subscriber.quit();
+    } catch {
+      subscriber.disconnect();
+    }
   };
 }
 

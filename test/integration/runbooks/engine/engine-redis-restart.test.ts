@@ -4,20 +4,20 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createRedisKeys } from '../../../src/infra/redis-keys.js';
-import { createSystemClock } from '../../../src/infra/system-clock.js';
-import { createRedisLock } from '../../../src/locks/redis-lock.js';
-import { createApprovalPolicy } from '../../../src/runbooks/approval-policy.js';
-import { createEngine } from '../../../src/runbooks/engine.js';
-import { createRedisRunStore } from '../../../src/runbooks/redis-run-store.js';
-import type { RunStore } from '../../../src/runbooks/run-store.js';
-import type { Engine, RunbookPorts, RunEvent, RunRecord } from '../../../src/runbooks/types.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { APPROVER_A, OPERATOR, testConfig } from '../../support/bot-fixtures.js';
-import { countingRunbook, memoryCounter } from '../../support/counting-runbook.js';
-import { uniquePrefix } from '../../support/redis-client.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
-import { until as pollUntil } from '../../support/until.js';
+import { createRedisKeys } from '../../../../src/infra/redis-keys.js';
+import { createSystemClock } from '../../../../src/infra/system-clock.js';
+import { createRedisLock } from '../../../../src/locks/redis-lock.js';
+import { createApprovalPolicy } from '../../../../src/runbooks/approval-policy.js';
+import { createEngine } from '../../../../src/runbooks/engine/engine.js';
+import { createRedisRunStore } from '../../../../src/runbooks/engine/redis-run-store.js';
+import type { RunStore } from '../../../../src/runbooks/engine/run-store.js';
+import type { Engine, RunbookPorts, RunEvent, RunRecord } from '../../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../../fakes/recording-logger.js';
+import { APPROVER_A, OPERATOR, testConfig } from '../../../support/bot-fixtures.js';
+import { countingRunbook, memoryCounter } from '../../../support/counting-runbook.js';
+import { uniquePrefix } from '../../../support/redis-client.js';
+import { startRedis, type RedisServer } from '../../../support/redis-server.js';
+import { until as pollUntil } from '../../../support/until.js';
 
 const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
   pollUntil(what, check, { timeoutMs: 10_000, ignoreErrors: true });

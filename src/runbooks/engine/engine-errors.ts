@@ -2,7 +2,7 @@
  * Errors the engine raises on purpose, in the style of src/errors.ts (stable code, retryable flag, a
  * message that says what failed, where, and what to do next).
  */
-import { CellopsError } from '../errors.js';
+import { CellopsError } from '../../errors.js';
 
 /** A step ran without error but its post-condition (`verify`) did not hold. */
 export class VerifyFailedError extends CellopsError {

@@ -2,10 +2,10 @@
  * Building and reading run records: the plan of a runbook as step records, and the small rules the
  * engine applies to them (which steps need an approval, which are done, how output is kept).
  */
-import type { CellopsConfig } from '../config/config.js';
-import { InputError } from '../errors.js';
-import { redactSecrets } from '../infra/redact.js';
-import type { LockHolder } from '../locks/types.js';
+import type { CellopsConfig } from '../../config/config.js';
+import { InputError } from '../../errors.js';
+import { redactSecrets } from '../../infra/redact.js';
+import type { LockHolder } from '../../locks/types.js';
 import type {
   AnyRunbook,
   Fact,
@@ -14,7 +14,7 @@ import type {
   StepDefinition,
   StepRecord,
   StepStatus,
-} from './types.js';
+} from '../types.js';
 
 /** Statuses after which the engine moves on to the next step. */
 const DONE: readonly StepStatus[] = ['succeeded', 'skipped', 'undone'];

@@ -4,15 +4,15 @@
  * driver through pub/sub, and the lock keeps a second run out until the first ends.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LockBusyError } from '../../../src/locks/types.js';
-import type { RunEvent, RunRecord } from '../../../src/runbooks/types.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER } from '../../support/bot-fixtures.js';
-import { uniquePrefix } from '../../support/redis-client.js';
-import { createRedisEngine, ONCALL, type RedisEngineSetup } from '../../support/redis-engine.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
-import { NotAuthorizedError } from '../../../src/errors.js';
-import { until as pollUntil } from '../../support/until.js';
+import { LockBusyError } from '../../../../src/locks/types.js';
+import type { RunEvent, RunRecord } from '../../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../../fakes/recording-logger.js';
+import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER } from '../../../support/bot-fixtures.js';
+import { uniquePrefix } from '../../../support/redis-client.js';
+import { createRedisEngine, ONCALL, type RedisEngineSetup } from '../../../support/redis-engine.js';
+import { startRedis, type RedisServer } from '../../../support/redis-server.js';
+import { NotAuthorizedError } from '../../../../src/errors.js';
+import { until as pollUntil } from '../../../support/until.js';
 
 const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
   pollUntil(what, check, { timeoutMs: 10_000 });

@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunRecord } from '../../../src/runbooks/types.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { APPROVER_A, APPROVER_B } from '../../support/bot-fixtures.js';
-import { uniquePrefix } from '../../support/redis-client.js';
-import { crashSteps, createRedisEngine, type RedisEngineSetup } from '../../support/redis-engine.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
+import type { RunRecord } from '../../../../src/runbooks/types.js';
+import { RecordingLogger } from '../../../fakes/recording-logger.js';
+import { APPROVER_A, APPROVER_B } from '../../../support/bot-fixtures.js';
+import { uniquePrefix } from '../../../support/redis-client.js';
+import { crashSteps, createRedisEngine, type RedisEngineSetup } from '../../../support/redis-engine.js';
+import { startRedis, type RedisServer } from '../../../support/redis-server.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 
