@@ -5,7 +5,7 @@
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
-import type { NodeHealth } from '../ports/node-rpc.js';
+import type { NodeEndpoint, NodeHealth } from '../ports/node-rpc.js';
 import type { RunbookPorts } from './types.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
 
@@ -24,6 +24,18 @@ export interface CnTarget {
 
 export interface StandbyTarget extends CnTarget {
   readonly standby: NodeInventoryEntry;
+}
+
+export interface SnapshotTarget extends CnTarget {
+  readonly launch: NonNullable<FailoverConfig['launch']>;
+  readonly allocationId: string;
+  readonly snapshotFrom: readonly string[];
+}
+
+/** What a step or its plan text knows that names the CN: the configuration and the run's parameters. */
+interface CnNamed {
+  readonly config: CellopsConfig;
+  readonly params: { readonly cn: string };
 }
 
 /** CNs that have a failover configuration, which are the ones runbooks can act on. */
@@ -85,6 +97,39 @@ export function resolveStandby(config: CellopsConfig, name: string): StandbyTarg
   return { ...target, standby };
 }
 
+/** The CN's snapshot-mode configuration, or an InputError naming the key to fix. */
+export function resolveSnapshot(config: CellopsConfig, name: string): SnapshotTarget {
+  const target = resolveCn(config, name);
+  const { failover } = target;
+  if (!failover.launch)
+    throw new InputError(
+      `nodes.${name}.failover.launch is needed for mode snapshot (instanceType, subnetId, securityGroupIds)`,
+    );
+  if (failover.ip.method !== 'eip')
+    throw new InputError(
+      `nodes.${name}.failover.ip.method must be eip for mode snapshot: the replacement is a new instance and takes the Elastic IP (got ${failover.ip.method})`,
+    );
+  const snapshotFrom = failover.snapshotFrom ?? [];
+  if (snapshotFrom.length === 0)
+    throw new InputError(`nodes.${name}.failover.snapshotFrom must name at least one PN`);
+  return { ...target, launch: failover.launch, allocationId: failover.ip.allocationId, snapshotFrom };
+}
+
+/** The run's CN (resolveCn), from a step's or plan's context. */
+export function cnTargetOf(ctx: CnNamed): CnTarget {
+  return resolveCn(ctx.config, ctx.params.cn);
+}
+
+/** The run's CN and its standby (resolveStandby), from a step's or plan's context. */
+export function standbyTargetOf(ctx: CnNamed): StandbyTarget {
+  return resolveStandby(ctx.config, ctx.params.cn);
+}
+
+/** The run's CN in snapshot mode (resolveSnapshot), from a step's context. */
+export function snapshotTargetOf(ctx: CnNamed): SnapshotTarget {
+  return resolveSnapshot(ctx.config, ctx.params.cn);
+}
+
 export function proxyNodes(config: CellopsConfig): NodeInventoryEntry[] {
   return Object.values(config.nodes).filter((node) => node.role === 'pn');
 }
@@ -105,6 +150,25 @@ export async function probe(
     if (signal?.aborted) throw error;
     return { ok: false, reason: describeError(error) };
   }
+}
+
+/** The address a node's rpc reports, or undefined when it does not answer. */
+export async function reportedAddress(
+  ports: RunbookPorts,
+  endpoint: NodeEndpoint,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  try {
+    return await ports.rpc.nodeAddress(endpoint, { timeoutMs: PROBE_TIMEOUT_MS, signal });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return undefined;
+  }
+}
+
+/** Blocks a node at `height` is behind the reference height (never negative). */
+export function lagOf(height: number, reference: number): number {
+  return Math.max(0, reference - height);
 }
 
 export interface ReferenceHeight {
