@@ -5,7 +5,7 @@
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
-import type { NodeEndpoint, NodeHealth } from '../ports/node-rpc.js';
+import type { NodeEndpoint, NodeHealth, ProbeOptions } from '../ports/node-rpc.js';
 import type { RunbookPorts } from './types.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
 
@@ -199,4 +199,27 @@ export async function referenceHeight(
         : `No PN answered (${pns.map((pn) => pn.name).join(', ')}), so the reference height is unknown and sync cannot be judged: check the PNs first.`,
     );
   return { height, from };
+}
+
+/**
+ * The heights of the PNs that answer and the highest of them, undefined when none answers: for a caller
+ * that decides itself what no answer means (an unreachable PN is simply not a reference).
+ */
+export async function pnReferenceHeight(
+  ports: RunbookPorts,
+  config: CellopsConfig,
+  options: ProbeOptions,
+): Promise<{ height: number | undefined; heights: Map<string, number> }> {
+  const heights = new Map<string, number>();
+  await Promise.all(
+    proxyNodes(config).map(async (pn) => {
+      try {
+        heights.set(pn.name, (await ports.rpc.health(pn.endpoint, options)).height);
+      } catch {
+        // An unreachable PN is simply not a reference (and not a snapshot source).
+      }
+    }),
+  );
+  const values = [...heights.values()];
+  return { height: values.length > 0 ? Math.max(...values) : undefined, heights };
 }

@@ -18,7 +18,7 @@ import { RUN_ID_TAG } from '../ports/cloud.js';
 import { rethrowListingLeftovers } from './cloud-leftovers.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 import { CELL_LOCK, cnParamsSchema, type CnParams } from './failover-params.js';
-import { CELL_TAG, ROLE_TAG } from './failover-snapshot.js';
+import { CELL_TAG, ROLE_TAG } from './run-resources.js';
 import type { PlanContext, RunbookDefinition, StepContext, StepDefinition } from './types.js';
 
 export interface ImageTimings {
