@@ -74,6 +74,25 @@ export function resolveCn(config: CellopsConfig, name: string): CnTarget {
   return { cn, failover: cn.failover, backupHost, backupPath: cn.failover.nodekeyBackup.path };
 }
 
+/**
+ * The CN named by an operator, whether or not it has a failover section: a machine image can be taken of
+ * any CN (image.ts). InputError lists the CNs.
+ */
+export function resolveCnNode(config: CellopsConfig, name: string): NodeInventoryEntry {
+  const node = config.nodes[name];
+  if (!node)
+    throw new InputError(
+      `Unknown CN "${name}". Known CNs: ${
+        Object.values(config.nodes)
+          .filter((n) => n.role === 'cn')
+          .map((n) => n.name)
+          .join(', ') || 'none'
+      }.`,
+    );
+  if (node.role !== 'cn') throw new InputError(`"${name}" is a ${node.role}, not a CN`);
+  return node;
+}
+
 /** The mode a failover of `name` runs in: the requested one, which must match the configured one. */
 export function resolveMode(config: CellopsConfig, name: string, requested?: FailoverMode): FailoverMode {
   const { failover } = resolveCn(config, name);

@@ -71,6 +71,15 @@ export async function dataVolumeOf(
   return id;
 }
 
+/** AMI names allow letters, digits, spaces and ()[] ./-'@_, 3 to 128 characters; we keep to dashes. */
+export function imageName(cell: string, cn: string, at: number): string {
+  const stamp = new Date(at)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return `cellops-${cell}-${cn}-${stamp}`.replace(/[^A-Za-z0-9()[\]./'@_-]/g, '-').slice(0, 128);
+}
+
 /** The run's image: from the facts, else found by its run-id tag (a crash can lose the fact). */
 export async function runImage(ctx: StepContext<unknown>, factKey: string): Promise<string | undefined> {
   const known = ctx.fact<string>(factKey);
