@@ -37,9 +37,9 @@ const IMAGE_FACTS = {
   imageName: 'imageName',
 } as const;
 
-export function imageSteps(timings: Partial<ImageTimings> = {}): CnStep[] {
-  const all: ImageTimings = { ...DEFAULT_IMAGE_TIMINGS, ...timings };
-  return [preflight, listingLeftovers(createImage), listingLeftovers(waitAvailable(all)), record];
+export function imageSteps(overrides: Partial<ImageTimings> = {}): CnStep[] {
+  const timings: ImageTimings = { ...DEFAULT_IMAGE_TIMINGS, ...overrides };
+  return [preflight, listingLeftovers(createImage), listingLeftovers(waitAvailable(timings)), record];
 }
 
 export const imageRunbook: RunbookDefinition<CnParams> = {
