@@ -6,78 +6,59 @@
  * "The key the CN really runs": the legacy `$DATA_DIR/nodekey` when present (kcnd loads it first), else
  * `$DATA_DIR/klay/nodekey`, cross-checked against the address the running node reports.
  */
-import { cnParamsSchema, CELL_LOCK, type CnParams } from './failover-params.js';
-import type { PlanContext, RunbookDefinition, StepContext, StepDefinition } from './types.js';
-import type { NodeInventoryEntry } from '../config/config.js';
-import { PROBE_TIMEOUT_MS, resolveCn, type CnTarget } from './cell-nodes.js';
+import { cnParamsSchema, CELL_LOCK, type CnParams, type CnStep } from './failover-params.js';
+import type { RunbookDefinition } from './types.js';
+import { cnTargetOf, reportedAddress, resolveCn } from './cell-nodes.js';
+import {
+  BACKUP_FACTS,
+  blsKeyPath,
+  copyToBackup,
+  readValidKey,
+  sourceNode,
+  sourceOf,
+  type BackupCopy,
+} from './backup-copy.js';
+import { effectiveKeyPath } from './key-files.js';
 import {
   asidePath,
   blsBackupPath,
-  createNodeOps,
+  mapHostError,
   nodeCommands,
   nodeKeyPaths,
   onHost,
-  type NodeOps,
+  opsOf,
 } from './node-ops.js';
-import {
-  describeNodekeyProblem,
-  nodeAddressFromKey,
-  nodeIdFromKey,
-  nodekeyChecksum,
-  nodekeyProblem,
-  sameAddress,
-} from './nodekey.js';
-import { ExternalError, HostError, SafetyGateError } from '../errors.js';
+import { nodeAddressFromKey, nodeIdFromKey, nodekeyChecksum, sameAddress } from './nodekey.js';
+import { SafetyGateError } from '../errors.js';
 
-type Ctx = StepContext<CnParams>;
-
-export const BACKUP_FACTS = {
-  source: 'source',
-  sourcePath: 'sourcePath',
-  blsPath: 'blsPath',
-  address: 'address',
-  nodeId: 'nodeId',
-  checksum: 'checksum',
-} as const;
-
-function target(ctx: PlanContext<CnParams> | Ctx): CnTarget {
-  return resolveCn(ctx.config, ctx.params.cn);
+export function backupNodekeySteps(): CnStep[] {
+  return [locateKey, copyKey, recordBackup];
 }
 
-function opsOf(ctx: Ctx): NodeOps {
-  return createNodeOps({ shell: ctx.ports.shell, config: ctx.config, signal: ctx.signal });
-}
+export const backupNodekeyRunbook: RunbookDefinition<CnParams> = {
+  id: 'backup-nodekey',
+  version: 1,
+  title: 'Back up a CN nodekey',
+  params: cnParamsSchema,
+  lockKey: () => CELL_LOCK,
+  node: (params) => params.cn,
+  summary(params, config) {
+    const t = resolveCn(config, params.cn);
+    return `backup-nodekey ${params.cn} → ${t.backupHost.name}:${t.backupPath}`;
+  },
+  steps(params, config) {
+    resolveCn(config, params.cn);
+    return backupNodekeySteps();
+  },
+};
 
-/** The machine serving the CN role now: the configured CN, or the standby recorded by a failover. */
-async function sourceNode(ctx: Ctx, t: CnTarget): Promise<NodeInventoryEntry> {
-  const role = await ctx.ports.state.role(t.cn.name);
-  const servedBy = role ? ctx.config.nodes[role.servedBy] : undefined;
-  return servedBy ?? t.cn;
-}
-
-function sourceOf(ctx: Ctx, t: CnTarget): NodeInventoryEntry {
-  const name = ctx.fact<string>(BACKUP_FACTS.source);
-  return (name ? ctx.config.nodes[name] : undefined) ?? t.cn;
-}
-
-async function readValidKey(ops: NodeOps, node: NodeInventoryEntry, path: string): Promise<string> {
-  const content = await ops.readFile(node.host, path);
-  if (content === undefined) throw new SafetyGateError(`${node.name} has no nodekey at ${path}.`);
-  const problem = nodekeyProblem(content);
-  if (problem)
-    throw new SafetyGateError(
-      `The nodekey at ${node.name}:${path} is malformed (${describeNodekeyProblem(problem)}); not backing it up. kcnd would not load it either.`,
-    );
-  return content;
-}
-
-const locate: StepDefinition<CnParams> = {
+const locateKey: CnStep = {
   id: 'locate-key',
   title: 'Find the key the active CN runs',
   destructive: false,
   readOnly: true,
   describe(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const p = nodeKeyPaths(t.cn.dataDir);
     return [
       `On the node serving ${t.cn.name} (${t.cn.name} itself unless a failover recorded another): ${onHost(t.cn.host, nodeCommands.exists(p.legacyNodekey))} — the legacy location wins when present — else ${p.nodekey}.`,
@@ -88,41 +69,26 @@ const locate: StepDefinition<CnParams> = {
     return ctx.fact<string>(BACKUP_FACTS.checksum) !== undefined;
   },
   async run(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const ops = opsOf(ctx);
     const node = await sourceNode(ctx, t);
-    const p = nodeKeyPaths(node.dataDir);
-    let path: string;
-    try {
-      path = (await ops.exists(node.host, p.legacyNodekey)) ? p.legacyNodekey : p.nodekey;
-    } catch (error) {
-      if (error instanceof HostError)
-        throw new SafetyGateError(
+    const path = await mapHostError(
+      () => effectiveKeyPath(ops, node),
+      (error) =>
+        new SafetyGateError(
           `${node.name}, which serves ${t.cn.name}, cannot be reached over SSH: ${error.message}`,
-        );
-      throw error;
-    }
+        ),
+    );
     const key = await readValidKey(ops, node, path);
     const address = nodeAddressFromKey(key);
-    let running: string | undefined;
-    try {
-      running = await ctx.ports.rpc.nodeAddress(node.endpoint, {
-        timeoutMs: PROBE_TIMEOUT_MS,
-        signal: ctx.signal,
-      });
-    } catch (error) {
-      if (ctx.signal.aborted) throw error;
+    const running = await reportedAddress(ctx.ports, node.endpoint, ctx.signal);
+    if (running === undefined)
       ctx.output(`${node.name} did not report its node address; the backup is checked against the file only`);
-    }
-    if (running !== undefined && !sameAddress(running, address))
+    else if (!sameAddress(running, address))
       throw new SafetyGateError(
         `${node.name} runs as ${running}, but ${path} holds ${address}: the file is not the key kcnd loaded (was it replaced after start?). Not backing up.`,
       );
-    const blsPath = (await ops.exists(node.host, p.legacyBlsNodekey))
-      ? p.legacyBlsNodekey
-      : (await ops.exists(node.host, p.blsNodekey))
-        ? p.blsNodekey
-        : null;
+    const blsPath = await blsKeyPath(ops, node);
     ctx.setFact(BACKUP_FACTS.source, node.name);
     ctx.setFact(BACKUP_FACTS.sourcePath, path);
     ctx.setFact(BACKUP_FACTS.blsPath, blsPath);
@@ -140,12 +106,12 @@ const locate: StepDefinition<CnParams> = {
   },
 };
 
-const copy: StepDefinition<CnParams> = {
+const copyKey: CnStep = {
   id: 'copy-key',
   title: 'Copy the nodekey to the backup location',
   destructive: true,
   describe(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const from = ctx.fact<string>(BACKUP_FACTS.sourcePath) ?? nodeKeyPaths(t.cn.dataDir).nodekey;
     const source = ctx.fact<string>(BACKUP_FACTS.source) ?? t.cn.name;
     const h = t.backupHost.host;
@@ -157,7 +123,7 @@ const copy: StepDefinition<CnParams> = {
     ].join('\n');
   },
   async run(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const ops = opsOf(ctx);
     const node = sourceOf(ctx, t);
     const path = ctx.fact<string>(BACKUP_FACTS.sourcePath) ?? nodeKeyPaths(node.dataDir).nodekey;
@@ -166,9 +132,7 @@ const copy: StepDefinition<CnParams> = {
     if (checksum !== ctx.fact<string>(BACKUP_FACTS.checksum))
       throw new SafetyGateError(`${node.name}:${path} changed since it was located; start the backup again.`);
     const host = t.backupHost.host;
-    const pairs: { from: string; to: string; what: string }[] = [
-      { from: path, to: t.backupPath, what: 'nodekey' },
-    ];
+    const pairs: BackupCopy[] = [{ from: path, to: t.backupPath, what: 'nodekey' }];
     const blsPath = ctx.fact<string | null>(BACKUP_FACTS.blsPath);
     if (blsPath) pairs.push({ from: blsPath, to: blsBackupPath(t.backupPath), what: 'bls-nodekey' });
     else if (await ops.exists(host, blsBackupPath(t.backupPath))) {
@@ -176,36 +140,18 @@ const copy: StepDefinition<CnParams> = {
       await ops.move(host, blsBackupPath(t.backupPath), asidePath(blsBackupPath(t.backupPath), ctx.runId));
       ctx.output(`moved the stale ${blsBackupPath(t.backupPath)} aside (the node has no bls-nodekey file)`);
     }
-    for (const { from, to, what } of pairs) {
-      const content = what === 'nodekey' ? key : await ops.readFile(node.host, from);
-      if (content === undefined)
-        throw new SafetyGateError(`${node.name}:${from} disappeared during the backup.`);
-      // kcnd loads a bls-nodekey trimmed, with an optional 0x; a failover refuses any other backup.
-      if (what === 'bls-nodekey' && !/^(0x)?[0-9a-fA-F]{64}$/.test(content.trim()))
-        throw new SafetyGateError(
-          `${node.name}:${from} is not a bls-nodekey (expected 64 hex characters); not backing it up. Check the node's BLS key before relying on this backup.`,
-        );
-      const sum = nodekeyChecksum(content);
-      const existing = await ops.sha256(host, to);
-      if (existing === sum) {
-        ctx.output(`${t.backupHost.name}:${to} already holds this ${what}`);
-        continue;
-      }
-      if (existing !== undefined && !(await ops.exists(host, asidePath(to, ctx.runId)))) {
-        await ops.move(host, to, asidePath(to, ctx.runId));
-        ctx.output(`kept the previous ${what} backup as ${asidePath(to, ctx.runId)}`);
-      }
-      await ops.writeFile(host, to, content);
-      if ((await ops.sha256(host, to)) !== sum)
-        throw new ExternalError(
-          'checksum_mismatch',
-          `The ${what} written to ${t.backupHost.name}:${to} does not match ${node.name}:${from}.`,
-        );
-      ctx.output(`wrote ${what} to ${t.backupHost.name}:${to} (mode 0600, checksum verified)`);
-    }
+    for (const pair of pairs)
+      await copyToBackup(
+        ctx,
+        ops,
+        t,
+        node,
+        pair,
+        pair.what === 'nodekey' ? key : await ops.readFile(node.host, pair.from),
+      );
   },
   async verify(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const ops = opsOf(ctx);
     const sum = await ops.sha256(t.backupHost.host, t.backupPath);
     if (sum === undefined || sum !== ctx.fact<string>(BACKUP_FACTS.checksum)) return false;
@@ -218,7 +164,7 @@ const copy: StepDefinition<CnParams> = {
     return blsSource !== undefined && blsSource === blsBackup;
   },
   async undo(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const ops = opsOf(ctx);
     for (const to of [t.backupPath, blsBackupPath(t.backupPath)]) {
       const aside = asidePath(to, ctx.runId);
@@ -230,16 +176,16 @@ const copy: StepDefinition<CnParams> = {
   },
 };
 
-const record: StepDefinition<CnParams> = {
+const recordBackup: CnStep = {
   id: 'record-backup',
   title: 'Record the backup',
   destructive: false,
   describe(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     return `Records for ${t.cn.name}: backup ${t.backupHost.name}:${t.backupPath}, its sha256, node address and node ID (never the key), so that check and failover can tell the backup is unchanged.`;
   },
   async run(ctx) {
-    const t = target(ctx);
+    const t = cnTargetOf(ctx);
     const checksum = ctx.fact<string>(BACKUP_FACTS.checksum);
     const nodeAddress = ctx.fact<string>(BACKUP_FACTS.address);
     const nodeId = ctx.fact<string>(BACKUP_FACTS.nodeId);
@@ -258,28 +204,7 @@ const record: StepDefinition<CnParams> = {
     ctx.output(`recorded the backup of ${t.cn.name}: address ${nodeAddress}`);
   },
   async verify(ctx) {
-    const recorded = await ctx.ports.state.nodekeyBackup(target(ctx).cn.name);
+    const recorded = await ctx.ports.state.nodekeyBackup(cnTargetOf(ctx).cn.name);
     return recorded !== undefined && recorded.checksum === ctx.fact<string>(BACKUP_FACTS.checksum);
-  },
-};
-
-export function backupNodekeySteps(): StepDefinition<CnParams>[] {
-  return [locate, copy, record];
-}
-
-export const backupNodekeyRunbook: RunbookDefinition<CnParams> = {
-  id: 'backup-nodekey',
-  version: 1,
-  title: 'Back up a CN nodekey',
-  params: cnParamsSchema,
-  lockKey: () => CELL_LOCK,
-  node: (params) => params.cn,
-  summary(params, config) {
-    const t = resolveCn(config, params.cn);
-    return `backup-nodekey ${params.cn} → ${t.backupHost.name}:${t.backupPath}`;
-  },
-  steps(params, config) {
-    resolveCn(config, params.cn);
-    return backupNodekeySteps();
   },
 };

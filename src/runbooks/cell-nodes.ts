@@ -5,7 +5,7 @@
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
-import type { NodeHealth } from '../ports/node-rpc.js';
+import type { NodeEndpoint, NodeHealth, ProbeOptions } from '../ports/node-rpc.js';
 import type { RunbookPorts } from './types.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
 
@@ -24,6 +24,18 @@ export interface CnTarget {
 
 export interface StandbyTarget extends CnTarget {
   readonly standby: NodeInventoryEntry;
+}
+
+export interface SnapshotTarget extends CnTarget {
+  readonly launch: NonNullable<FailoverConfig['launch']>;
+  readonly allocationId: string;
+  readonly snapshotFrom: readonly string[];
+}
+
+/** What a step or its plan text knows that names the CN: the configuration and the run's parameters. */
+interface CnNamed {
+  readonly config: CellopsConfig;
+  readonly params: { readonly cn: string };
 }
 
 /** CNs that have a failover configuration, which are the ones runbooks can act on. */
@@ -62,6 +74,25 @@ export function resolveCn(config: CellopsConfig, name: string): CnTarget {
   return { cn, failover: cn.failover, backupHost, backupPath: cn.failover.nodekeyBackup.path };
 }
 
+/**
+ * The CN named by an operator, whether or not it has a failover section: a machine image can be taken of
+ * any CN (image.ts). InputError lists the CNs.
+ */
+export function resolveCnNode(config: CellopsConfig, name: string): NodeInventoryEntry {
+  const node = config.nodes[name];
+  if (!node)
+    throw new InputError(
+      `Unknown CN "${name}". Known CNs: ${
+        Object.values(config.nodes)
+          .filter((n) => n.role === 'cn')
+          .map((n) => n.name)
+          .join(', ') || 'none'
+      }.`,
+    );
+  if (node.role !== 'cn') throw new InputError(`"${name}" is a ${node.role}, not a CN`);
+  return node;
+}
+
 /** The mode a failover of `name` runs in: the requested one, which must match the configured one. */
 export function resolveMode(config: CellopsConfig, name: string, requested?: FailoverMode): FailoverMode {
   const { failover } = resolveCn(config, name);
@@ -85,6 +116,39 @@ export function resolveStandby(config: CellopsConfig, name: string): StandbyTarg
   return { ...target, standby };
 }
 
+/** The CN's snapshot-mode configuration, or an InputError naming the key to fix. */
+export function resolveSnapshot(config: CellopsConfig, name: string): SnapshotTarget {
+  const target = resolveCn(config, name);
+  const { failover } = target;
+  if (!failover.launch)
+    throw new InputError(
+      `nodes.${name}.failover.launch is needed for mode snapshot (instanceType, subnetId, securityGroupIds)`,
+    );
+  if (failover.ip.method !== 'eip')
+    throw new InputError(
+      `nodes.${name}.failover.ip.method must be eip for mode snapshot: the replacement is a new instance and takes the Elastic IP (got ${failover.ip.method})`,
+    );
+  const snapshotFrom = failover.snapshotFrom ?? [];
+  if (snapshotFrom.length === 0)
+    throw new InputError(`nodes.${name}.failover.snapshotFrom must name at least one PN`);
+  return { ...target, launch: failover.launch, allocationId: failover.ip.allocationId, snapshotFrom };
+}
+
+/** The run's CN (resolveCn), from a step's or plan's context. */
+export function cnTargetOf(ctx: CnNamed): CnTarget {
+  return resolveCn(ctx.config, ctx.params.cn);
+}
+
+/** The run's CN and its standby (resolveStandby), from a step's or plan's context. */
+export function standbyTargetOf(ctx: CnNamed): StandbyTarget {
+  return resolveStandby(ctx.config, ctx.params.cn);
+}
+
+/** The run's CN in snapshot mode (resolveSnapshot), from a step's context. */
+export function snapshotTargetOf(ctx: CnNamed): SnapshotTarget {
+  return resolveSnapshot(ctx.config, ctx.params.cn);
+}
+
 export function proxyNodes(config: CellopsConfig): NodeInventoryEntry[] {
   return Object.values(config.nodes).filter((node) => node.role === 'pn');
 }
@@ -105,6 +169,25 @@ export async function probe(
     if (signal?.aborted) throw error;
     return { ok: false, reason: describeError(error) };
   }
+}
+
+/** The address a node's rpc reports, or undefined when it does not answer. */
+export async function reportedAddress(
+  ports: RunbookPorts,
+  endpoint: NodeEndpoint,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  try {
+    return await ports.rpc.nodeAddress(endpoint, { timeoutMs: PROBE_TIMEOUT_MS, signal });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return undefined;
+  }
+}
+
+/** Blocks a node at `height` is behind the reference height (never negative). */
+export function lagOf(height: number, reference: number): number {
+  return Math.max(0, reference - height);
 }
 
 export interface ReferenceHeight {
@@ -135,4 +218,27 @@ export async function referenceHeight(
         : `No PN answered (${pns.map((pn) => pn.name).join(', ')}), so the reference height is unknown and sync cannot be judged: check the PNs first.`,
     );
   return { height, from };
+}
+
+/**
+ * The heights of the PNs that answer and the highest of them, undefined when none answers: for a caller
+ * that decides itself what no answer means (an unreachable PN is simply not a reference).
+ */
+export async function pnReferenceHeight(
+  ports: RunbookPorts,
+  config: CellopsConfig,
+  options: ProbeOptions,
+): Promise<{ height: number | undefined; heights: Map<string, number> }> {
+  const heights = new Map<string, number>();
+  await Promise.all(
+    proxyNodes(config).map(async (pn) => {
+      try {
+        heights.set(pn.name, (await ports.rpc.health(pn.endpoint, options)).height);
+      } catch {
+        // An unreachable PN is simply not a reference (and not a snapshot source).
+      }
+    }),
+  );
+  const values = [...heights.values()];
+  return { height: values.length > 0 ? Math.max(...values) : undefined, heights };
 }

@@ -5,7 +5,7 @@
  */
 import { RUN_ID_TAG } from '../ports/cloud.js';
 import { describeError } from '../errors.js';
-import type { StepContext } from './types.js';
+import type { StepContext, StepDefinition } from './types.js';
 
 /**
  * Lists what the run left, writes that line to the step's output and appends it to the error's message,
@@ -27,4 +27,21 @@ export async function rethrowListingLeftovers<P>(ctx: StepContext<P>, error: unk
   ctx.output(line);
   if (error instanceof Error) error.message = `${error.message}\n${line}`;
   throw error;
+}
+
+/**
+ * Wraps a step so that its failure lists the cloud resources the run has left, in the step's output and in
+ * the error's message.
+ */
+export function listingLeftovers<P>(step: StepDefinition<P>): StepDefinition<P> {
+  return {
+    ...step,
+    run: async (ctx) => {
+      try {
+        await step.run(ctx);
+      } catch (error) {
+        await rethrowListingLeftovers(ctx, error);
+      }
+    },
+  };
 }

@@ -3,6 +3,7 @@
  * failover-snapshot.ts). `mode` defaults to the node's configured failover mode.
  */
 import { z } from 'zod';
+import type { PlanContext, StepContext, StepDefinition } from './types.js';
 
 export const failoverParamsSchema = z
   .object({
@@ -16,9 +17,18 @@ export const failoverParamsSchema = z
 
 export type FailoverParams = z.output<typeof failoverParamsSchema>;
 
+/** A step of the failover runbook (either mode), what it runs with, and what its plan text may read. */
+export type FailoverStep = StepDefinition<FailoverParams>;
+export type FailoverContext = StepContext<FailoverParams>;
+export type FailoverPlan = PlanContext<FailoverParams>;
+
 /** Parameters of the per-CN runbooks: backup-nodekey, image, check. */
 export const cnParamsSchema = z.object({ cn: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/) }).strict();
 export type CnParams = z.output<typeof cnParamsSchema>;
+
+export type CnStep = StepDefinition<CnParams>;
+export type CnContext = StepContext<CnParams>;
+export type CnPlan = PlanContext<CnParams>;
 
 /** The one lock every mutating runbook of a cell takes: one failover (or backup, or image) at a time. */
 export const CELL_LOCK = 'cell';

@@ -13,13 +13,14 @@
  * - No step is destructive: nothing on the CN changes. The image and its snapshots are tagged with the run
  *   id; a failed run lists them rather than deleting them.
  */
-import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
+import type { CnPlan, CnStep } from './failover-params.js';
+import type { RunbookDefinition } from './types.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
-import { rethrowListingLeftovers } from './cloud-leftovers.js';
-import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 import { CELL_LOCK, cnParamsSchema, type CnParams } from './failover-params.js';
-import { CELL_TAG, ROLE_TAG } from './failover-snapshot.js';
-import type { PlanContext, RunbookDefinition, StepContext, StepDefinition } from './types.js';
+import { resolveCnNode } from './cell-nodes.js';
+import { listingLeftovers } from './cloud-leftovers.js';
+import { CELL_TAG, imageName, runImage, runTags } from './run-resources.js';
+import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 
 export interface ImageTimings {
   /** CreateImage until `available`: it snapshots every volume kept in the image. Default 60 min. */
@@ -28,215 +29,17 @@ export interface ImageTimings {
 
 export const DEFAULT_IMAGE_TIMINGS: ImageTimings = { imageAvailableMs: 60 * 60_000 };
 
-const F = {
+/** Facts this runbook records between its steps. */
+const IMAGE_FACTS = {
   instanceId: 'instanceId',
   dataDevice: 'dataDevice',
   imageId: 'imageId',
   imageName: 'imageName',
 } as const;
 
-function cnNode(config: CellopsConfig, cn: string): NodeInventoryEntry {
-  const node = config.nodes[cn];
-  if (!node)
-    throw new InputError(
-      `Unknown CN "${cn}". Known CNs: ${
-        Object.values(config.nodes)
-          .filter((n) => n.role === 'cn')
-          .map((n) => n.name)
-          .join(', ') || 'none'
-      }.`,
-    );
-  if (node.role !== 'cn') throw new InputError(`"${cn}" is a ${node.role}, not a CN`);
-  return node;
-}
-
-/** AMI names allow letters, digits, spaces and ()[] ./-'@_, 3 to 128 characters; we keep to dashes. */
-export function imageName(cell: string, cn: string, at: number): string {
-  const stamp = new Date(at)
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-  return `cellops-${cell}-${cn}-${stamp}`.replace(/[^A-Za-z0-9()[\]./'@_-]/g, '-').slice(0, 128);
-}
-
-function instanceWords(ctx: PlanContext<CnParams>): string {
-  return (
-    ctx.fact<string>(F.instanceId) ??
-    ctx.config.nodes[ctx.params.cn]?.instanceId ??
-    `${ctx.params.cn}'s instance (nodes.${ctx.params.cn}.instanceId)`
-  );
-}
-
-export function imageSteps(timings: Partial<ImageTimings> = {}): StepDefinition<CnParams>[] {
-  const t: ImageTimings = { ...DEFAULT_IMAGE_TIMINGS, ...timings };
-
-  const preflight: StepDefinition<CnParams> = {
-    id: 'preflight',
-    title: 'Preflight: the instance and its DATA_DIR volume',
-    readOnly: true,
-    destructive: false,
-    timeoutMs: 60_000,
-    describe: (ctx) => {
-      const node = ctx.config.nodes[ctx.params.cn];
-      return (
-        `Read-only. EC2 DescribeInstances ${instanceWords(ctx)} (the machine serving ${ctx.params.cn} now): it exists, and its DATA_DIR volume` +
-        `${node?.dataVolumeId ? ` ${node.dataVolumeId}` : ''} is attached at ${node?.dataDevice ?? '/dev/sdf'}, so that leaving that device out keeps DATA_DIR (chaindata and nodekey) out of the image.`
-      );
-    },
-    run: async (ctx) => {
-      const { cn } = ctx.params;
-      const node = cnNode(ctx.config, cn);
-      const role = await ctx.ports.state.role(cn);
-      const instanceId = role?.instanceId ?? node.instanceId;
-      if (instanceId === undefined)
-        throw new InputError(`${cn} has no EC2 instance id: set nodes.${cn}.instanceId to image it`);
-      const info = await ctx.ports.cloud.describeInstance(instanceId);
-      if (!info || info.state === 'terminated' || info.state === 'shutting-down')
-        throw new SafetyGateError(
-          `${cn}'s instance ${instanceId} is ${info ? info.state : 'not found'}: there is nothing to image`,
-        );
-      const volumes = await ctx.ports.cloud.describeInstanceVolumes(instanceId);
-      const atDevice = volumes.find((v) => v.device === node.dataDevice);
-      if (!atDevice)
-        throw new SafetyGateError(
-          `${instanceId} has no volume at ${node.dataDevice} (it has ${volumes.map((v) => `${v.volumeId} at ${v.device}`).join(', ') || 'none'}): ` +
-            `DATA_DIR, with the nodekey, would go into the image. Set nodes.${cn}.dataDevice to the DATA_DIR volume's device.`,
-        );
-      if (node.dataVolumeId !== undefined && atDevice.volumeId !== node.dataVolumeId)
-        throw new SafetyGateError(
-          `${instanceId} has ${atDevice.volumeId} at ${node.dataDevice}, not the configured DATA_DIR volume ${node.dataVolumeId}: check nodes.${cn}.dataDevice and dataVolumeId`,
-        );
-      ctx.output(
-        `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${node.dataDevice} will be left out; kept: ${
-          volumes
-            .filter((v) => v !== atDevice)
-            .map((v) => `${v.volumeId} at ${v.device}`)
-            .join(', ') || 'nothing else'
-        }`,
-      );
-      ctx.setFact(F.instanceId, instanceId);
-      ctx.setFact(F.dataDevice, node.dataDevice);
-    },
-    verify: (ctx) =>
-      Promise.resolve(ctx.fact(F.instanceId) !== undefined && ctx.fact(F.dataDevice) !== undefined),
-  };
-
-  /** The run's image: from the facts, else found by its run-id tag (a crash can lose the fact). */
-  async function runImage(ctx: StepContext<CnParams>): Promise<string | undefined> {
-    const known = ctx.fact<string>(F.imageId);
-    if (known !== undefined) return known;
-    const images = (await ctx.ports.cloud.findTagged(ctx.runId)).filter(
-      (r) => r.kind === 'image' && r.state !== 'failed' && r.state !== 'deregistered',
-    );
-    const id = images[0]?.id;
-    if (id !== undefined) ctx.setFact(F.imageId, id);
-    return id;
-  }
-
-  const createImage: StepDefinition<CnParams> = {
-    id: 'create-image',
-    title: 'Create the machine image without DATA_DIR',
-    destructive: false,
-    timeoutMs: 2 * 60_000,
-    describe: (ctx) =>
-      `EC2 CreateImage of ${instanceWords(ctx)} with NoReboot (the CN keeps running) and BlockDeviceMappings ` +
-      `${ctx.fact<string>(F.dataDevice) ?? ctx.config.nodes[ctx.params.cn]?.dataDevice ?? '/dev/sdf'} → NoDevice (DATA_DIR left out), ` +
-      `tagged ${RUN_ID_TAG}, ${CELL_TAG} and Name.`,
-    run: async (ctx) => {
-      try {
-        const existing = await runImage(ctx);
-        if (existing !== undefined) {
-          ctx.output(`image ${existing} was already started by this run`);
-          return;
-        }
-        const instanceId = ctx.fact<string>(F.instanceId);
-        const dataDevice = ctx.fact<string>(F.dataDevice);
-        if (instanceId === undefined || dataDevice === undefined)
-          throw new CellopsError('missing_fact', `run ${ctx.runId} has no preflight facts; run it again`);
-        const name = imageName(ctx.config.cell, ctx.params.cn, ctx.ports.clock.now());
-        const { imageId } = await ctx.ports.cloud.createImage({
-          instanceId,
-          name,
-          description: `cellops: ${ctx.params.cn} of ${ctx.config.cell} without DATA_DIR (${dataDevice}), run ${ctx.runId}`,
-          excludeDevices: [dataDevice],
-          tags: {
-            [RUN_ID_TAG]: ctx.runId,
-            [CELL_TAG]: ctx.config.cell,
-            [ROLE_TAG]: ctx.params.cn,
-            Name: name,
-          },
-          reboot: false,
-        });
-        ctx.setFact(F.imageId, imageId);
-        ctx.setFact(F.imageName, name);
-        ctx.output(`CreateImage started ${imageId} (${name}) from ${instanceId}, ${dataDevice} left out`);
-      } catch (error) {
-        return rethrowListingLeftovers(ctx, error);
-      }
-    },
-    verify: async (ctx) => (await runImage(ctx)) !== undefined,
-  };
-
-  const waitAvailable: StepDefinition<CnParams> = {
-    id: 'wait-available',
-    title: 'Wait until the image is available',
-    destructive: false,
-    timeoutMs: t.imageAvailableMs + 60_000,
-    describe: (ctx) =>
-      `Wait (EC2 DescribeImages) until ${ctx.fact<string>(F.imageId) ?? 'the new image'} is available, at most ${Math.round(t.imageAvailableMs / 60_000)} min.`,
-    run: async (ctx) => {
-      try {
-        const imageId = await runImage(ctx);
-        if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
-        await ctx.ports.cloud.waitImageAvailable(imageId, {
-          timeoutMs: t.imageAvailableMs,
-          signal: ctx.signal,
-        });
-        ctx.output(`image ${imageId} is available`);
-      } catch (error) {
-        return rethrowListingLeftovers(ctx, error);
-      }
-    },
-    verify: async (ctx) => {
-      const imageId = await runImage(ctx);
-      if (imageId === undefined) return false;
-      return (await ctx.ports.cloud.describeImage(imageId))?.state === 'available';
-    },
-  };
-
-  const record: StepDefinition<CnParams> = {
-    id: 'record',
-    title: 'Record it as the latest image of the CN',
-    destructive: false,
-    timeoutMs: 30_000,
-    describe: (ctx) =>
-      `Record ${ctx.fact<string>(F.imageId) ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
-    run: async (ctx) => {
-      const imageId = await runImage(ctx);
-      if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
-      const previous = await ctx.ports.state.image(ctx.params.cn);
-      await ctx.ports.state.setImage({
-        cn: ctx.params.cn,
-        imageId,
-        at: ctx.ports.clock.now(),
-        runId: ctx.runId,
-      });
-      ctx.output(
-        `${ctx.params.cn}'s latest image is now ${imageId}${previous ? ` (was ${previous.imageId}, which is kept)` : ''}`,
-      );
-      const pinned = ctx.config.nodes[ctx.params.cn]?.failover?.imageId;
-      if (pinned !== undefined && pinned !== imageId)
-        ctx.output(
-          `note: nodes.${ctx.params.cn}.failover.imageId pins ${pinned}; failovers use that until it is removed`,
-        );
-    },
-    verify: async (ctx) => {
-      const recorded = await ctx.ports.state.image(ctx.params.cn);
-      return recorded !== undefined && recorded.imageId === ctx.fact<string>(F.imageId);
-    },
-  };
-
-  return [preflight, createImage, waitAvailable, record];
+export function imageSteps(overrides: Partial<ImageTimings> = {}): CnStep[] {
+  const timings: ImageTimings = { ...DEFAULT_IMAGE_TIMINGS, ...overrides };
+  return [preflight, listingLeftovers(createImage), listingLeftovers(waitAvailable(timings)), record];
 }
 
 export const imageRunbook: RunbookDefinition<CnParams> = {
@@ -248,7 +51,161 @@ export const imageRunbook: RunbookDefinition<CnParams> = {
   node: (params) => params.cn,
   summary: (params) => `image ${params.cn}`,
   steps(params, config) {
-    cnNode(config, params.cn);
+    resolveCnNode(config, params.cn);
     return imageSteps();
+  },
+};
+
+/** The instance to image, for plan text: recorded by the preflight, else configured. */
+function instanceWords(ctx: CnPlan): string {
+  return (
+    ctx.fact<string>(IMAGE_FACTS.instanceId) ??
+    ctx.config.nodes[ctx.params.cn]?.instanceId ??
+    `${ctx.params.cn}'s instance (nodes.${ctx.params.cn}.instanceId)`
+  );
+}
+
+const preflight: CnStep = {
+  id: 'preflight',
+  title: 'Preflight: the instance and its DATA_DIR volume',
+  readOnly: true,
+  destructive: false,
+  timeoutMs: 60_000,
+  describe: (ctx) => {
+    const node = ctx.config.nodes[ctx.params.cn];
+    return (
+      `Read-only. EC2 DescribeInstances ${instanceWords(ctx)} (the machine serving ${ctx.params.cn} now): it exists, and its DATA_DIR volume` +
+      `${node?.dataVolumeId ? ` ${node.dataVolumeId}` : ''} is attached at ${node?.dataDevice ?? '/dev/sdf'}, so that leaving that device out keeps DATA_DIR (chaindata and nodekey) out of the image.`
+    );
+  },
+  run: async (ctx) => {
+    const { cn } = ctx.params;
+    const node = resolveCnNode(ctx.config, cn);
+    const role = await ctx.ports.state.role(cn);
+    const instanceId = role?.instanceId ?? node.instanceId;
+    if (instanceId === undefined)
+      throw new InputError(`${cn} has no EC2 instance id: set nodes.${cn}.instanceId to image it`);
+    const info = await ctx.ports.cloud.describeInstance(instanceId);
+    if (!info || info.state === 'terminated' || info.state === 'shutting-down')
+      throw new SafetyGateError(
+        `${cn}'s instance ${instanceId} is ${info ? info.state : 'not found'}: there is nothing to image`,
+      );
+    const volumes = await ctx.ports.cloud.describeInstanceVolumes(instanceId);
+    const atDevice = volumes.find((v) => v.device === node.dataDevice);
+    if (!atDevice)
+      throw new SafetyGateError(
+        `${instanceId} has no volume at ${node.dataDevice} (it has ${volumes.map((v) => `${v.volumeId} at ${v.device}`).join(', ') || 'none'}): ` +
+          `DATA_DIR, with the nodekey, would go into the image. Set nodes.${cn}.dataDevice to the DATA_DIR volume's device.`,
+      );
+    if (node.dataVolumeId !== undefined && atDevice.volumeId !== node.dataVolumeId)
+      throw new SafetyGateError(
+        `${instanceId} has ${atDevice.volumeId} at ${node.dataDevice}, not the configured DATA_DIR volume ${node.dataVolumeId}: check nodes.${cn}.dataDevice and dataVolumeId`,
+      );
+    ctx.output(
+      `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${node.dataDevice} will be left out; kept: ${
+        volumes
+          .filter((v) => v !== atDevice)
+          .map((v) => `${v.volumeId} at ${v.device}`)
+          .join(', ') || 'nothing else'
+      }`,
+    );
+    ctx.setFact(IMAGE_FACTS.instanceId, instanceId);
+    ctx.setFact(IMAGE_FACTS.dataDevice, node.dataDevice);
+  },
+  verify: (ctx) =>
+    Promise.resolve(
+      ctx.fact(IMAGE_FACTS.instanceId) !== undefined && ctx.fact(IMAGE_FACTS.dataDevice) !== undefined,
+    ),
+};
+
+const createImage: CnStep = {
+  id: 'create-image',
+  title: 'Create the machine image without DATA_DIR',
+  destructive: false,
+  timeoutMs: 2 * 60_000,
+  describe: (ctx) =>
+    `EC2 CreateImage of ${instanceWords(ctx)} with NoReboot (the CN keeps running) and BlockDeviceMappings ` +
+    `${ctx.fact<string>(IMAGE_FACTS.dataDevice) ?? ctx.config.nodes[ctx.params.cn]?.dataDevice ?? '/dev/sdf'} → NoDevice (DATA_DIR left out), ` +
+    `tagged ${RUN_ID_TAG}, ${CELL_TAG} and Name.`,
+  run: async (ctx) => {
+    const existing = await runImage(ctx, IMAGE_FACTS.imageId);
+    if (existing !== undefined) {
+      ctx.output(`image ${existing} was already started by this run`);
+      return;
+    }
+    const instanceId = ctx.fact<string>(IMAGE_FACTS.instanceId);
+    const dataDevice = ctx.fact<string>(IMAGE_FACTS.dataDevice);
+    if (instanceId === undefined || dataDevice === undefined)
+      throw new CellopsError('missing_fact', `run ${ctx.runId} has no preflight facts; run it again`);
+    const name = imageName(ctx.config.cell, ctx.params.cn, ctx.ports.clock.now());
+    const { imageId } = await ctx.ports.cloud.createImage({
+      instanceId,
+      name,
+      description: `cellops: ${ctx.params.cn} of ${ctx.config.cell} without DATA_DIR (${dataDevice}), run ${ctx.runId}`,
+      excludeDevices: [dataDevice],
+      tags: runTags(ctx, name),
+      reboot: false,
+    });
+    ctx.setFact(IMAGE_FACTS.imageId, imageId);
+    ctx.setFact(IMAGE_FACTS.imageName, name);
+    ctx.output(`CreateImage started ${imageId} (${name}) from ${instanceId}, ${dataDevice} left out`);
+  },
+  verify: async (ctx) => (await runImage(ctx, IMAGE_FACTS.imageId)) !== undefined,
+};
+
+function waitAvailable(timings: ImageTimings): CnStep {
+  return {
+    id: 'wait-available',
+    title: 'Wait until the image is available',
+    destructive: false,
+    timeoutMs: timings.imageAvailableMs + 60_000,
+    describe: (ctx) =>
+      `Wait (EC2 DescribeImages) until ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} is available, at most ${Math.round(timings.imageAvailableMs / 60_000)} min.`,
+    run: async (ctx) => {
+      const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
+      if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
+      await ctx.ports.cloud.waitImageAvailable(imageId, {
+        timeoutMs: timings.imageAvailableMs,
+        signal: ctx.signal,
+      });
+      ctx.output(`image ${imageId} is available`);
+    },
+    verify: async (ctx) => {
+      const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
+      if (imageId === undefined) return false;
+      return (await ctx.ports.cloud.describeImage(imageId))?.state === 'available';
+    },
+  };
+}
+
+const record: CnStep = {
+  id: 'record',
+  title: 'Record it as the latest image of the CN',
+  destructive: false,
+  timeoutMs: 30_000,
+  describe: (ctx) =>
+    `Record ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
+  run: async (ctx) => {
+    const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
+    if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
+    const previous = await ctx.ports.state.image(ctx.params.cn);
+    await ctx.ports.state.setImage({
+      cn: ctx.params.cn,
+      imageId,
+      at: ctx.ports.clock.now(),
+      runId: ctx.runId,
+    });
+    ctx.output(
+      `${ctx.params.cn}'s latest image is now ${imageId}${previous ? ` (was ${previous.imageId}, which is kept)` : ''}`,
+    );
+    const pinned = ctx.config.nodes[ctx.params.cn]?.failover?.imageId;
+    if (pinned !== undefined && pinned !== imageId)
+      ctx.output(
+        `note: nodes.${ctx.params.cn}.failover.imageId pins ${pinned}; failovers use that until it is removed`,
+      );
+  },
+  verify: async (ctx) => {
+    const recorded = await ctx.ports.state.image(ctx.params.cn);
+    return recorded !== undefined && recorded.imageId === ctx.fact<string>(IMAGE_FACTS.imageId);
   },
 };

@@ -14,7 +14,7 @@ import type { HostRef, Shell, ExecResult } from '../ports/shell.js';
 import type { ShellCommand } from '../ports/shell-command.js';
 import { sh, shTemplate } from '../ports/shell-command.js';
 import type { CellopsConfig } from '../config/config.js';
-import { ExternalError } from '../errors.js';
+import { ExternalError, HostError } from '../errors.js';
 import { redactSecrets } from '../infra/redact.js';
 
 export type ServiceAction = 'start' | 'stop' | 'is-active';
@@ -119,6 +119,33 @@ export interface NodeOpsDeps {
   readonly signal?: AbortSignal;
   /** Per command; default the configuration's ssh.commandTimeout. */
   readonly timeoutMs?: number;
+}
+
+/** The node operations of a step: its shell, configuration and abort signal, and a per-command timeout. */
+export function opsOf(
+  ctx: {
+    readonly ports: { readonly shell: Shell };
+    readonly config: CellopsConfig;
+    readonly signal: AbortSignal;
+  },
+  timeoutMs?: number,
+): NodeOps {
+  return createNodeOps({
+    shell: ctx.ports.shell,
+    config: ctx.config,
+    signal: ctx.signal,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+}
+
+/** Runs `fn`, turning "cannot reach the host" (HostError) into the error `as` makes of it. */
+export async function mapHostError<T>(fn: () => Promise<T>, as: (error: HostError) => Error): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof HostError) throw as(error);
+    throw error;
+  }
 }
 
 export interface GratuitousArpResult {

@@ -12,6 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 
 const NODEKEY = /^[0-9a-fA-F]{64}$/;
+const BLS_KEY = /^(0x)?[0-9a-fA-F]{64}$/;
 /** secp256k1 group order: a valid private key is in [1, n-1]. */
 const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -73,4 +74,9 @@ export function nodekeyChecksum(content: string | Uint8Array): string {
 /** Compares addresses case-insensitively (kcnd reports checksummed addresses). */
 export function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Whether a bls-nodekey file's content is one kcnd loads: 64 hex characters, trimmed, an optional 0x. */
+export function isBlsKey(content: string): boolean {
+  return BLS_KEY.test(content.trim());
 }

@@ -27,6 +27,14 @@ export interface OpsContext {
   readonly commandTimeoutMs: number;
 }
 
+/** The OpsContext of a step: its shell and abort signal, with a per-command timeout. */
+export function opsContextOf(
+  ctx: { readonly ports: { readonly shell: Shell }; readonly signal: AbortSignal },
+  commandTimeoutMs: number,
+): OpsContext {
+  return { shell: ctx.ports.shell, signal: ctx.signal, commandTimeoutMs };
+}
+
 /** Runs `sudo -n sh -c SCRIPT cellops-NAME ARGS…`: the script is a constant, the arguments are quoted. */
 export function privilegedScript(name: string, script: string, args: readonly string[]): ShellCommand {
   return sh`sudo -n sh -c ${script} ${`cellops-${name}`} ${args}`;

@@ -4,7 +4,8 @@
  * be removed, a standby that started although its start "failed", and crash-resume verifies.
  */
 import { describe, expect, it } from 'vitest';
-import { STANDBY_FACTS, standbyFailoverSteps } from '../../../src/runbooks/failover-standby.js';
+import { standbyFailoverSteps } from '../../../src/runbooks/failover-standby.js';
+import { STANDBY_FACTS } from '../../../src/runbooks/failover-facts.js';
 import type { FailoverParams } from '../../../src/runbooks/failover-params.js';
 import type { Fact, RunbookPorts, StepContext, StepDefinition } from '../../../src/runbooks/types.js';
 import type { Shell } from '../../../src/ports/shell.js';

@@ -1,0 +1,250 @@
+/**
+ * Fencing: making sure the failed CN can never run alongside the node that takes over its key (two nodes
+ * with one nodekey double-sign). The standby mode fences over SSH and EC2 and may need a person to vouch
+ * for it; the snapshot mode stops the failed CN's instance, with SSH as a best effort before.
+ */
+import type { FailoverContext } from './failover-params.js';
+import type { NodeInventoryEntry } from '../config/config.js';
+import type { HostRef } from '../ports/shell.js';
+import type { SnapshotFailoverTimings } from './failover-timings.js';
+import { probe, reportedAddress, type StandbyTarget } from './cell-nodes.js';
+import { STANDBY_FACTS } from './failover-facts.js';
+import { freeAsidePath, keyFileAddress } from './key-files.js';
+import { asidePath, nodeKeyPaths, opsOf, type NodeOps } from './node-ops.js';
+import { sameAddress } from './nodekey.js';
+import { HostError, SafetyGateError, describeError } from '../errors.js';
+
+/**
+ * Whether the node's daemon is really down. `systemctl is-active` alone cannot say: kcnd's AUTO_RESTART
+ * restarts kcn through the init script, outside systemd, so the unit can read inactive (and `systemctl
+ * stop` do nothing) while a kcn process runs with the key it loaded. 'untracked' is that case.
+ */
+export async function daemonState(
+  ops: NodeOps,
+  node: NodeInventoryEntry,
+): Promise<'stopped' | 'active' | 'untracked'> {
+  if (await ops.isActive(node.host, node.service)) return 'active';
+  if (await ops.processAlive(node.host, node.endpoint.binary)) return 'untracked';
+  return 'stopped';
+}
+
+export function untrackedMessage(node: NodeInventoryEntry, when: string): string {
+  return `a ${node.endpoint.binary} process still runs on ${node.name} ${when} although systemd reports ${node.service} inactive: kcnd's AUTO_RESTART (or a watchdog) restarted it outside systemd, so \`systemctl stop\` cannot reach it and it may hold its key in memory. Stop it by hand on ${node.name} (\`sudo /etc/init.d/${node.service} stop\`, then \`pgrep -x ${node.endpoint.binary}\` must print nothing)`;
+}
+
+// --- standby mode ----------------------------------------------------------------------------------------
+
+/**
+ * Stops kcnd on the failed CN and moves its key files aside, then checks that no kcn runs there. An
+ * unreachable host is recorded (fenceSsh 'unreachable'), not thrown: a person then vouches for the fence.
+ */
+export async function fenceCnOverSsh(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget): Promise<void> {
+  const host = t.cn.host;
+  const p = nodeKeyPaths(t.cn.dataDir);
+  try {
+    await ops.service(host, t.cn.service, 'stop');
+    ctx.output(`stopped ${t.cn.service} on ${t.cn.name}`);
+    for (const path of [p.nodekey, p.legacyNodekey]) {
+      if (!(await ops.exists(host, path))) continue;
+      const aside = await freeAsidePath(ops, host, path, ctx.runId);
+      await ops.move(host, path, aside);
+      ctx.output(`moved ${path} aside to ${aside} on ${t.cn.name}`);
+    }
+    const state = await daemonState(ops, t.cn);
+    if (state === 'active')
+      throw new SafetyGateError(
+        `${t.cn.service} is still active on ${t.cn.name} after stop: fence it by hand, then start the failover again.`,
+      );
+    if (state === 'untracked')
+      throw new SafetyGateError(`${untrackedMessage(t.cn, 'after stop')}, then start the failover again.`);
+    ctx.setFact(STANDBY_FACTS.fenceSsh, 'done');
+  } catch (error) {
+    if (!(error instanceof HostError)) throw error;
+    ctx.setFact(STANDBY_FACTS.fenceSsh, 'unreachable');
+    ctx.setFact(STANDBY_FACTS.fenceSshError, error.message);
+    ctx.output(`could not fence ${t.cn.name} over SSH: ${error.message}`);
+  }
+}
+
+/** Stops the failed CN's EC2 instance and waits until it is stopped; a failure is recorded (fenceEc2 'failed'). */
+export async function stopCnInstance(
+  ctx: FailoverContext,
+  instanceId: string,
+  timeoutMs: number,
+): Promise<void> {
+  try {
+    const info = await ctx.ports.cloud.describeInstance(instanceId);
+    if (info?.state !== 'stopped' && info?.state !== 'terminated') {
+      await ctx.ports.cloud.stopInstance(instanceId);
+      await ctx.ports.cloud.waitInstanceStopped(instanceId, { timeoutMs, signal: ctx.signal });
+    }
+    ctx.setFact(STANDBY_FACTS.fenceEc2, 'stopped');
+    ctx.output(`EC2 instance ${instanceId} is stopped`);
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    ctx.setFact(STANDBY_FACTS.fenceEc2, 'failed');
+    ctx.output(`could not stop EC2 instance ${instanceId}: ${describeError(error)}`);
+  }
+}
+
+/** cellops could not finish the fence itself, so a person must vouch for it. */
+export function needsFenceConfirmation(ctx: FailoverContext): boolean {
+  return (
+    ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable' ||
+    ctx.fact<string>(STANDBY_FACTS.fenceEc2) === 'failed'
+  );
+}
+
+/**
+ * Health gate before the failed CN's identity starts on the standby: the old CN must not be back — not
+ * answering as the failed CN, its instance not started again, and over SSH (tried even when the fence
+ * needed a confirmation: a host that was unreachable may be back) no kcn running that could hold the key
+ * and no key file of the failed CN where kcnd loads it.
+ */
+export async function refuseIfOldActiveIsBack(
+  ctx: FailoverContext,
+  ops: NodeOps,
+  t: StandbyTarget,
+): Promise<void> {
+  const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
+  if (failedAddress === undefined)
+    throw new SafetyGateError(
+      "The failed CN's address was not recorded by preflight; not starting the standby.",
+    );
+  const freshIdentity = await refuseIfAnswersAsFailed(ctx, t, failedAddress);
+  await refuseIfInstanceRunsAgain(ctx, t);
+  try {
+    const state = await daemonState(ops, t.cn);
+    if (state !== 'stopped' && !freshIdentity)
+      throw new SafetyGateError(
+        state === 'active'
+          ? `${t.cn.service} is active again on ${t.cn.name} (something restarted it after fencing). Not starting ${t.standby.name}: fence ${t.cn.name} again and resume, or abort.`
+          : `${untrackedMessage(t.cn, 'after fencing')}. Not starting ${t.standby.name} until then: resume once it is stopped, or abort.`,
+      );
+    const p = nodeKeyPaths(t.cn.dataDir);
+    for (const path of [p.legacyNodekey, p.nodekey]) {
+      const address = await keyFileAddress(ops, t.cn.host, path);
+      if (address !== undefined && sameAddress(address, failedAddress))
+        throw new SafetyGateError(
+          `${t.cn.name}'s nodekey is back at ${path} on ${t.cn.name} after fencing. Not starting ${t.standby.name}: move it aside again and resume, or abort.`,
+        );
+    }
+    if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable')
+      ctx.output(
+        `${t.cn.name} is reachable over SSH again: kcnd is not running there and its key is not in place`,
+      );
+  } catch (error) {
+    if (!(error instanceof HostError)) throw error;
+    ctx.output(
+      ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'done'
+        ? `${t.cn.name} is no longer reachable over SSH (it was fenced earlier in this run)`
+        : `${t.cn.name} is still unreachable over SSH; relying on the approver's confirmation that it is off or isolated`,
+    );
+  }
+}
+
+/** Throws when the old CN answers as the failed CN; true when it answers with a fresh key (no conflict). */
+async function refuseIfAnswersAsFailed(
+  ctx: FailoverContext,
+  t: StandbyTarget,
+  failedAddress: string,
+): Promise<boolean> {
+  const old = await probe(ctx.ports, t.cn, ctx.signal);
+  if (!old.ok) return false;
+  const address = await reportedAddress(ctx.ports, t.cn.endpoint, ctx.signal);
+  if (address === undefined || sameAddress(address, failedAddress))
+    throw new SafetyGateError(
+      `${t.cn.name} came back during the run (it answers at height ${old.health.height}${address ? ` as ${address}` : ', address unknown'}). Not starting ${t.standby.name} with the same key: fence ${t.cn.name} again and resume, or abort.`,
+    );
+  ctx.output(
+    `${t.cn.name} answers again but as ${address}, a fresh key (its own was moved aside): no conflict`,
+  );
+  return true;
+}
+
+async function refuseIfInstanceRunsAgain(ctx: FailoverContext, t: StandbyTarget): Promise<void> {
+  if (!t.cn.instanceId || ctx.fact<string>(STANDBY_FACTS.fenceEc2) !== 'stopped') return;
+  let state: string | undefined;
+  try {
+    state = (await ctx.ports.cloud.describeInstance(t.cn.instanceId))?.state;
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    ctx.output(`could not read the state of ${t.cn.instanceId} (${describeError(error)})`);
+  }
+  if (state === 'pending' || state === 'running')
+    throw new SafetyGateError(
+      `${t.cn.name}'s EC2 instance ${t.cn.instanceId} is ${state} again after it was stopped by this run. Not starting ${t.standby.name}: stop it again and resume, or abort.`,
+    );
+}
+
+// --- snapshot mode ---------------------------------------------------------------------------------------
+
+/** An instance that no longer runs anything: stopped, terminated, or not found. */
+export function instanceGone(state: string | undefined): boolean {
+  return state === undefined || state === 'stopped' || state === 'terminated';
+}
+
+/**
+ * Stops the failed CN's instance (after a best-effort SSH fence), forcing the stop when it hangs, and
+ * throws unless it is then stopped or gone.
+ */
+export async function fenceFailedInstance(
+  ctx: FailoverContext,
+  failed: { readonly instanceId: string; readonly host: HostRef; readonly node: NodeInventoryEntry },
+  timings: SnapshotFailoverTimings,
+): Promise<void> {
+  const { cloud } = ctx.ports;
+  const { instanceId } = failed;
+  let info = await cloud.describeInstance(instanceId);
+  if (!instanceGone(info?.state)) {
+    ctx.output(await fenceOverSsh(ctx, failed.host, failed.node, timings.fenceSshMs));
+    await cloud.stopInstance(instanceId);
+    try {
+      await cloud.waitInstanceStopped(instanceId, {
+        timeoutMs: timings.instanceStoppedMs,
+        signal: ctx.signal,
+      });
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      // An impaired host can hang in `stopping`; a forced stop is what the console's "Force stop" does.
+      ctx.output(`${instanceId} did not stop in time (${describeError(error)}); forcing the stop`);
+      await cloud.stopInstance(instanceId, { force: true });
+      await cloud.waitInstanceStopped(instanceId, {
+        timeoutMs: timings.instanceStoppedMs,
+        signal: ctx.signal,
+      });
+    }
+    info = await cloud.describeInstance(instanceId);
+  }
+  if (!instanceGone(info?.state))
+    throw new SafetyGateError(`${instanceId} is ${info?.state}, not stopped: the failed CN is not fenced`);
+  ctx.output(`${ctx.params.cn}'s instance ${instanceId} is ${info?.state ?? 'gone'}: fenced`);
+}
+
+/**
+ * Best effort before StopInstances: stop the service and move both nodekey locations aside (named like
+ * the standby mode's, `<path>.cellops-<run id>`), so that starting the instance again later cannot bring
+ * the identity back. Never throws: an unreachable CN is the usual case, and the instance stop fences it.
+ */
+async function fenceOverSsh(
+  ctx: FailoverContext,
+  host: HostRef,
+  node: NodeInventoryEntry,
+  timeoutMs: number,
+): Promise<string> {
+  const o = opsOf(ctx, timeoutMs);
+  try {
+    await o.service(host, node.service, 'stop');
+    const keys = nodeKeyPaths(node.dataDir);
+    const moved: string[] = [];
+    for (const path of [keys.nodekey, keys.legacyNodekey]) {
+      if (!(await o.exists(host, path))) continue;
+      await o.move(host, path, asidePath(path, ctx.runId));
+      moved.push(path);
+    }
+    return `over SSH: ${node.service} stopped on ${host.name} ${host.address}; ${moved.length > 0 ? `moved aside ${moved.join(', ')} (suffix .cellops-${ctx.runId})` : 'no nodekey file to move aside'}`;
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    return `over SSH: ${host.name} ${host.address} could not be fenced (${describeError(error)}); stopping its instance fences it`;
+  }
+}
