@@ -59,7 +59,8 @@ export function createRedisClient(url: string, env: RedisUrlEnv, options: RedisC
   // Without a listener ioredis prints every error to the console; with one, repeats are quiet.
   redis.on('error', (error: Error) => {
     const message = redactSecrets(error.message);
-    if (message !== lastError) logger?.warn({ error: message, redis: description }, 'Redis connection problem');
+    if (message !== lastError)
+      logger?.warn({ error: message, redis: description }, 'Redis connection problem');
     lastError = message;
   });
   redis.on('ready', () => {

@@ -65,7 +65,9 @@ function parseScheme(url: string): { scheme: Scheme; rest: string } {
   if (!match?.[1]) return fail(`must be a URL of the form ${FORMS}`);
   const scheme = match[1].toLowerCase();
   if (scheme === 'sentinel' || scheme === 'redis-sentinel') {
-    return fail(`the scheme ${scheme}:// is not supported; write redis+sentinel:// (or rediss+sentinel:// for TLS)`);
+    return fail(
+      `the scheme ${scheme}:// is not supported; write redis+sentinel:// (or rediss+sentinel:// for TLS)`,
+    );
   }
   const known = SCHEMES.find((s) => s === scheme);
   if (!known) return fail(`the scheme ${scheme}:// is not supported; use ${FORMS}`);
@@ -187,7 +189,9 @@ export function parseRedisUrl(url: string, env: RedisUrlEnv = {}): ParsedRedisUr
     fail('REDIS_SENTINEL_PASSWORD is set but this is not a redis+sentinel:// URL; unset one of them');
   }
   if (hosts.includes(',')) {
-    fail('several hosts are only valid in a Sentinel URL: redis+sentinel://host1:port1,host2:port2/<master-name>');
+    fail(
+      'several hosts are only valid in a Sentinel URL: redis+sentinel://host1:port1,host2:port2/<master-name>',
+    );
   }
   const address = parseAddress(hosts, 6_379, 'the host');
   const db = path === '' ? undefined : parseDb(path.replace(/\/$/, ''));

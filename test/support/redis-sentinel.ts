@@ -67,7 +67,9 @@ function sentinelConfig(options: {
     `sentinel parallel-syncs ${MASTER_NAME} 1`,
     `sentinel known-replica ${MASTER_NAME} 127.0.0.1 ${options.replicaPort}`,
     ...options.others.map((o) => `sentinel known-sentinel ${MASTER_NAME} 127.0.0.1 ${o.port} ${o.myid}`),
-    ...(group.serverPassword === undefined ? [] : [`sentinel auth-pass ${MASTER_NAME} ${group.serverPassword}`]),
+    ...(group.serverPassword === undefined
+      ? []
+      : [`sentinel auth-pass ${MASTER_NAME} ${group.serverPassword}`]),
     ...(group.sentinelPassword === undefined
       ? []
       : [`requirepass ${group.sentinelPassword}`, `sentinel sentinel-pass ${group.sentinelPassword}`]),
@@ -171,7 +173,8 @@ export async function startSentinelGroup(group: SentinelGroupOptions = {}): Prom
           if (master.get('num-other-sentinels') !== '2' || master.get('num-slaves') !== '1') return false;
           const replicas = (await sentinel(i).call('SENTINEL', 'REPLICAS', MASTER_NAME)) as unknown[];
           const link = fields(replicas[0]).get('master-link-status');
-          if (link !== 'ok' || (await sentinel(i).call('SENTINEL', 'CKQUORUM', MASTER_NAME)) === null) return false;
+          if (link !== 'ok' || (await sentinel(i).call('SENTINEL', 'CKQUORUM', MASTER_NAME)) === null)
+            return false;
         }
         return true;
       },
