@@ -6,7 +6,7 @@
  * server, in the same run, so the ratio reads "how many plain Redis writes a step costs".
  */
 import { z } from 'zod';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../src/infra/redis-client.js';
 import { createRedisKeys } from '../src/infra/redis-keys.js';
 import { createSystemClock } from '../src/infra/system-clock.js';
 import { createRedisLock } from '../src/locks/redis-lock.js';
@@ -33,11 +33,11 @@ const silent: Logger = {
 
 export async function run(): Promise<BenchRow[]> {
   const server = await startRedis();
-  const redis = new Redis(server.url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-  });
+  const redis = createRedisClient(
+    server.url,
+    {},
+    { overrides: { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null } },
+  );
   try {
     await redis.connect();
     const prefix = 'bench:engine:';

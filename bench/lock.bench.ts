@@ -4,7 +4,7 @@
  * whatever else the machine is doing weighs on both alike.
  */
 import { Redlock } from '@sesamecare-oss/redlock';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../src/infra/redis-client.js';
 import { createRedisKeys } from '../src/infra/redis-keys.js';
 import { createSystemClock } from '../src/infra/system-clock.js';
 import { createRedisLock } from '../src/locks/redis-lock.js';
@@ -18,11 +18,11 @@ const TTL_MS = 10_000;
 
 export async function run(): Promise<BenchRow[]> {
   const server = await startRedis();
-  const redis = new Redis(server.url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => null,
-  });
+  const redis = createRedisClient(
+    server.url,
+    {},
+    { overrides: { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null } },
+  );
   try {
     await redis.connect();
     const lock = createRedisLock({

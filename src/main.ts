@@ -8,7 +8,6 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { readEnv, describeEnv, type EnvConfig } from './config/env.js';
 import { loadConfigFile } from './config/load.js';
 import type { CellopsConfig } from './config/config.js';
@@ -20,6 +19,7 @@ import { createLogger } from './infra/logger.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
+import { createRedisClient } from './infra/redis-client.js';
 import { createSshShell } from './adapters/ssh/ssh-shell.js';
 import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
 import { createNodeRpc } from './adapters/rpc/node-rpc.js';
@@ -38,27 +38,6 @@ const RECOVER_EVERY_MS = 15_000;
 
 export interface Running {
   stop(): Promise<void>;
-}
-
-function connectRedis(url: string, logger: Logger): Redis {
-  const redis = new Redis(url, {
-    // Fail a command rather than queue it forever: the lock and the engine treat a failure as "unknown"
-    // and stop safely; a command stuck for minutes would outlive the lock's TTL.
-    maxRetriesPerRequest: 2,
-    commandTimeout: 5_000,
-    connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 250, 5_000),
-  });
-  let lastError = '';
-  redis.on('error', (error: Error) => {
-    if (error.message !== lastError) logger.warn({ error: error.message }, 'Redis connection problem');
-    lastError = error.message;
-  });
-  redis.on('ready', () => {
-    if (lastError) logger.info({}, 'Redis connection restored');
-    lastError = '';
-  });
-  return redis;
 }
 
 /** Runs `fn` every `everyMs` until stopped, never overlapping itself. */
@@ -92,7 +71,7 @@ export async function startBot(
   logger: Logger,
 ): Promise<Running> {
   const clock = createSystemClock();
-  const redis = connectRedis(env.redisUrl, logger);
+  const redis = createRedisClient(env.redisUrl, process.env, { logger });
   const keys = createRedisKeys(config.redisPrefix);
   const ownerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 

@@ -3,6 +3,9 @@
  * their own. Secrets are kept as they are, and never printed: see `describeEnv`.
  */
 import { ConfigError } from '../errors.js';
+import { parseRedisUrl, redactRedisUrl } from '../infra/redis-url.js';
+
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface EnvConfig {
   /** CELLOPS_CONFIG, default ./cellops.yaml. */
@@ -17,7 +20,10 @@ export interface EnvConfig {
   readonly slackApiUrl?: string;
   /** PORT, default 3000. */
   readonly port: number;
-  /** REDIS_URL, default redis://127.0.0.1:6379. */
+  /**
+   * REDIS_URL, default redis://127.0.0.1:6379; checked by parseRedisUrl (Sentinel and TLS forms), with
+   * REDIS_SENTINEL_PASSWORD, which createRedisClient reads from the environment again.
+   */
   readonly redisUrl: string;
   /** REDIS_URL was set explicitly (the sandbox falls back to its own Redis only when it was not). */
   readonly redisUrlSet: boolean;
@@ -52,8 +58,11 @@ export function readEnv(env: NodeJS.ProcessEnv): EnvConfig {
   if (slackApiUrl !== undefined && !/^https?:\/\//.test(slackApiUrl))
     problems.push(`SLACK_API_URL: "${slackApiUrl}" is not an http(s) URL`);
   const redisUrl = nonEmpty(env.REDIS_URL);
-  if (redisUrl !== undefined && !/^(rediss?|redis\+sentinel|sentinel):\/\//.test(redisUrl)) {
-    problems.push('REDIS_URL: must start with redis:// or rediss://');
+  try {
+    parseRedisUrl(redisUrl ?? DEFAULT_REDIS_URL, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
   }
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `environment: ${p}`));
 
@@ -64,7 +73,7 @@ export function readEnv(env: NodeJS.ProcessEnv): EnvConfig {
     ...(appToken === undefined ? {} : { appToken }),
     ...(slackApiUrl === undefined ? {} : { slackApiUrl }),
     port,
-    redisUrl: redisUrl ?? 'redis://127.0.0.1:6379',
+    redisUrl: redisUrl ?? DEFAULT_REDIS_URL,
     redisUrlSet: redisUrl !== undefined,
     logLevel: nonEmpty(env.LOG_LEVEL) ?? 'info',
   };
@@ -79,6 +88,6 @@ export function describeEnv(env: EnvConfig): Record<string, unknown> {
     slackMode: env.botToken === undefined ? 'sandbox' : env.appToken ? 'socket' : 'http',
     slackApiUrl: env.slackApiUrl ?? 'https://slack.com/api/',
     port: env.port,
-    redisUrl: env.redisUrl.replace(/\/\/[^@/]*@/, '//***@'),
+    redisUrl: redactRedisUrl(env.redisUrl),
   };
 }

@@ -8,25 +8,33 @@ import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient, REDIS_CLIENT_DEFAULTS } from '../infra/redis-client.js';
+import { redactRedisUrl, type RedisUrlEnv } from '../infra/redis-url.js';
 import type { Clock } from '../ports/clock.js';
 
 export type SandboxStore =
   | { readonly kind: 'redis'; readonly redis: Redis; readonly description: string; stop(): Promise<void> }
   | { readonly kind: 'memory'; readonly description: string; stop(): Promise<void> };
 
-async function connect(url: string, clock: Clock): Promise<Redis | undefined> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 1_000,
-    retryStrategy: () => null,
+async function connect(url: string, env: RedisUrlEnv, clock: Clock): Promise<Redis | undefined> {
+  // Probed once with no retries (nothing answering means: use another store); once it answers, it
+  // reconnects as a production client does.
+  const redis = createRedisClient(url, env, {
+    overrides: {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 1_000,
+      retryStrategy: () => null,
+      sentinelRetryStrategy: () => null,
+    },
   });
-  redis.on('error', () => undefined);
   try {
     await redis.connect();
     await redis.ping();
-    redis.options.retryStrategy = (attempt: number) => Math.min(attempt * 200, 2_000);
+    redis.options.retryStrategy = REDIS_CLIENT_DEFAULTS.retryStrategy;
+    redis.options.sentinelRetryStrategy = REDIS_CLIENT_DEFAULTS.sentinelRetryStrategy;
+    redis.options.maxRetriesPerRequest = REDIS_CLIENT_DEFAULTS.maxRetriesPerRequest;
     return redis;
   } catch {
     redis.disconnect();
@@ -68,7 +76,7 @@ async function startOwnRedis(
   }
   const url = `redis://127.0.0.1:${port}`;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const redis = await connect(url, clock);
+    const redis = await connect(url, {}, clock);
     if (redis) return { redis, url, child, dir };
     await clock.sleep(100);
   }
@@ -81,13 +89,15 @@ export async function openSandboxStore(deps: {
   redisUrl: string;
   redisUrlSet: boolean;
   clock: Clock;
+  /** REDIS_SENTINEL_PASSWORD; read from the process environment when not given. */
+  env?: RedisUrlEnv;
 }): Promise<SandboxStore> {
-  const existing = await connect(deps.redisUrl, deps.clock);
+  const existing = await connect(deps.redisUrl, deps.env ?? process.env, deps.clock);
   if (existing) {
     return {
       kind: 'redis',
       redis: existing,
-      description: `Redis at ${deps.redisUrl.replace(/\/\/[^@/]*@/, '//***@')}`,
+      description: `Redis at ${redactRedisUrl(deps.redisUrl)}`,
       stop: async () => {
         existing.disconnect();
       },

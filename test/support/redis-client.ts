@@ -2,17 +2,22 @@
  * ioredis clients for tests: they fail fast (no endless reconnects or queued commands when the server
  * is gone), so a broken test fails instead of hanging.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient } from '../../src/infra/redis-client.js';
 
 export function testRedis(url: string): Redis {
-  const client = new Redis(url, {
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => (times > 3 ? null : 50),
-    lazyConnect: false,
-  });
-  client.on('error', () => undefined);
-  return client;
+  return createRedisClient(
+    url,
+    {},
+    {
+      overrides: {
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2_000,
+        retryStrategy: (times) => (times > 3 ? null : 50),
+        lazyConnect: false,
+      },
+    },
+  );
 }
 
 export async function closeRedis(client: Redis): Promise<void> {

@@ -60,6 +60,8 @@ export interface RedisEngineSetup {
 
 export function createRedisEngine(options: {
   readonly url: string;
+  /** The connection to use instead of a fail-fast test client for `url` (closed with the engine). */
+  readonly redis?: Redis;
   readonly prefix: string;
   readonly ownerId: string;
   readonly steps: (redis: Redis) => readonly CountingStep[];
@@ -68,7 +70,7 @@ export function createRedisEngine(options: {
   readonly observer?: RunObserver;
   readonly clock?: Clock;
 }): RedisEngineSetup {
-  const redis = testRedis(options.url);
+  const redis = options.redis ?? testRedis(options.url);
   const keys = createRedisKeys(options.prefix);
   const clock = options.clock ?? createSystemClock();
   const config = testConfig({ prefix: options.prefix });

@@ -1,13 +1,15 @@
 /**
- * A throwaway redis-server on a free loopback port, started from the system's binary. Nothing is kept on
- * disk. `restart()` stops and starts it on the same port (for the "Redis restarted" cases).
+ * A throwaway redis-server on a free loopback port, started from the system's binary, its files in a temp
+ * folder removed by `stop()`. `restart()` stops and starts it on the same port (for the "Redis restarted"
+ * cases). Optionally a replica of another one, and password-protected (`requirepass`, and `masterauth`
+ * with the same password, as a Sentinel group with one password expects).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../../src/infra/redis-client.js';
 import { freePort } from './free-port.js';
 import { requireBinary } from './require-binary.js';
 
@@ -22,9 +24,18 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedis(options: { appendonly?: boolean } = {}): Promise<RedisServer> {
+export interface RedisServerOptions {
+  readonly appendonly?: boolean;
+  /** Starts as a replica of the redis-server on this loopback port. */
+  readonly replicaOf?: number;
+  readonly password?: string;
+}
+
+export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   const binary = requireBinary('redis-server', 'apt-get install -y redis-server');
   const port = await freePort();
+  const auth = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`;
+  const url = `redis://${auth}127.0.0.1:${port}`;
   const dir = mkdtempSync(join(tmpdir(), 'cellops-redis-'));
   let child: ChildProcess | undefined;
 
@@ -46,18 +57,19 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
         dir,
         '--protected-mode',
         'yes',
+        ...(options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)]),
+        ...(options.password === undefined
+          ? []
+          : ['--requirepass', options.password, '--masterauth', options.password]),
       ],
       { stdio: 'ignore' },
     );
     for (let attempt = 0; attempt < 200; attempt++) {
-      const probe = new Redis({
-        port,
-        host: '127.0.0.1',
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => undefined);
+      const probe = createRedisClient(
+        url,
+        {},
+        { overrides: { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null } },
+      );
       try {
         await probe.connect();
         await probe.ping();
@@ -83,7 +95,7 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
 
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url,
     port,
     kill,
     start,

@@ -40,4 +40,20 @@ describe('environment', () => {
     expect(text).not.toContain('pw@');
     expect(describeEnv(env)).toMatchObject({ slackBotToken: 'set', slackMode: 'http' });
   });
+
+  it('checks REDIS_URL (Sentinel included) at start-up, without echoing its password', () => {
+    const url = 'redis+sentinel://:hunter2@10.0.0.1:26379,10.0.0.2:26379/cell-a/1';
+    expect(readEnv({ REDIS_URL: url, REDIS_SENTINEL_PASSWORD: 'x' }).redisUrl).toBe(url);
+    expect(describeEnv(readEnv({ REDIS_URL: url })).redisUrl).toBe(
+      'redis+sentinel://***@10.0.0.1:26379,10.0.0.2:26379/cell-a/1',
+    );
+    try {
+      readEnv({ REDIS_URL: 'redis+sentinel://:hunter2@10.0.0.1:26379,10.0.0.2:26379' });
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).toContain('environment: REDIS_URL: a Sentinel URL must name the primary');
+      expect(String(error)).not.toContain('hunter2');
+    }
+    expect(() => readEnv({ REDIS_SENTINEL_PASSWORD: 'x' })).toThrow(/not a redis\+sentinel:\/\/ URL/);
+  });
 });
