@@ -54,7 +54,7 @@ function every(
       try {
         await fn();
       } catch (error) {
-        logger.warn({ error: describeError(error) }, `${what} failed; will try again`);
+        logger.warn({ err: error }, `${what} failed; will try again`);
       }
       await clock.sleep(everyMs, controller.signal).catch(() => undefined);
     }
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     running.stop().then(
       () => process.exit(0),
       (error: unknown) => {
-        logger.error({ error: describeError(error) }, 'shutdown failed');
+        logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -117,10 +117,7 @@ export async function runWithLock<T>(
           );
           return;
         }
-        logger?.warn(
-          { key, err: describeError(outcome.error) },
-          'lock renewal failed; retrying before the lease lapses',
-        );
+        logger?.warn({ key, err: outcome.error }, 'lock renewal failed; retrying before the lease lapses');
         if (!(await pause(retryEveryMs))) return;
       }
     }
@@ -141,7 +138,7 @@ export async function runWithLock<T>(
     } catch (error) {
       // The work is done; a failed release only means the lease lapses by itself after ttlMs.
       logger?.warn(
-        { key, ttlMs, err: describeError(error) },
+        { key, ttlMs, err: error },
         'could not release the lock; it lapses by itself when its lease ends',
       );
     }

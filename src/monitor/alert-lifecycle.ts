@@ -6,7 +6,6 @@
  *   parent edited when stale;
  * - resolve: the replica that deletes the record tells the thread and edits the parent to "Resolved".
  */
-import { describeError } from '../errors.js';
 import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
 import {
@@ -60,7 +59,7 @@ export async function openIncident(
   try {
     ref = await chat.post({ channel, ...renderAlertMessage(alertView(record, undefined, now)) });
   } catch (error) {
-    logger.error({ node: record.node, error: describeError(error) }, 'could not post the alert; will retry');
+    logger.error({ node: record.node, err: error }, 'could not post the alert; will retry');
     await store.remove(record.subject, record.version);
     return;
   }
@@ -92,7 +91,7 @@ export async function resolveIncident(
       await chat.post({ channel, threadTs: record.message.ts, ...renderThreadUpdate(notes) });
       await chat.update(record.message, renderResolvedMessage(alertView(record, mute, now), now));
     } catch (error) {
-      logger.error({ node: record.node, error: describeError(error) }, 'could not post the resolution');
+      logger.error({ node: record.node, err: error }, 'could not post the resolution');
     }
     return;
   }
@@ -135,7 +134,7 @@ export async function advanceIncident(
     }
     if (editParent) await chat.update(stored.message, renderAlertMessage(alertView(stored, mute, now)));
   } catch (error) {
-    logger.error({ node: stored.node, error: describeError(error) }, 'could not update the alert');
+    logger.error({ node: stored.node, err: error }, 'could not update the alert');
   }
 }
 

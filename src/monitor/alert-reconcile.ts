@@ -4,7 +4,6 @@
  * incidents get their thread upkeep, and alerts of nodes no longer watched under their own name are
  * closed. The steps of one incident's life are in src/monitor/alert-lifecycle.ts.
  */
-import { describeError } from '../errors.js';
 import { isAlerting, type NodeTrack } from './conditions.js';
 import {
   advanceIncident,
@@ -58,7 +57,7 @@ export async function reconcileAlerts(
         if (live) liveMutes.set(subject.name, live);
         if (expired) expiredMutes.add(subject.name);
       } catch (error) {
-        logger.error({ node: subject.name, error: describeError(error) }, 'alert upkeep failed');
+        logger.error({ node: subject.name, err: error }, 'alert upkeep failed');
       }
     }
     metrics?.setAlertState(subject.name, alertState(record, liveMutes.get(subject.name)));
@@ -68,7 +67,7 @@ export async function reconcileAlerts(
     try {
       await reconcileCheck(deps, cn, liveMutes.get(cn), expiredMutes.has(cn), now);
     } catch (error) {
-      logger.error({ node: cn, error: describeError(error) }, 'check alert upkeep failed');
+      logger.error({ node: cn, err: error }, 'check alert upkeep failed');
     }
   }
   return liveMutes;
@@ -96,10 +95,7 @@ export async function closeUnwatched(
     try {
       await resolveIncident(deps, node, undefined, now, why);
     } catch (error) {
-      deps.logger.error(
-        { node, error: describeError(error) },
-        'could not close the alert of an unwatched node',
-      );
+      deps.logger.error({ node, err: error }, 'could not close the alert of an unwatched node');
     }
   }
 }

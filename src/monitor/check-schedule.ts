@@ -33,7 +33,7 @@ export function runDueChecks(deps: CheckScheduleDeps, due: CheckDue, now: number
     startCheck(cn).catch((error: unknown) =>
       deps
         .reportFailure(cn, `the readiness check could not start: ${describeError(error)}`)
-        .catch((e: unknown) => logger.error({ node: cn, error: describeError(e) }, 'check report failed')),
+        .catch((e: unknown) => logger.error({ node: cn, err: e }, 'check report failed')),
     );
   }
 }

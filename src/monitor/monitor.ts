@@ -29,7 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CellopsConfig } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
-import { describeError, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import type { CellState } from '../ports/cell-state.js';
 import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
@@ -162,7 +162,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
           try {
             await monitor.tick();
           } catch (error) {
-            logger.error({ error: describeError(error) }, 'monitor tick failed');
+            logger.error({ err: error }, 'monitor tick failed');
           }
           try {
             await clock.sleep(Math.max(0, intervalMs - (clock.now() - began)), abort.signal);
@@ -183,7 +183,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
       if (st.leader) {
         st.leader = false;
         await store.releaseLease(replicaId).catch((error: unknown) => {
-          logger.warn({ error: describeError(error) }, 'could not release the monitor lease');
+          logger.warn({ err: error }, 'could not release the monitor lease');
         });
       }
     },
@@ -315,7 +315,7 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
       st.viewSavedAt = now;
       st.viewMutes = liveMutes;
     } catch (error) {
-      logger.warn({ error: describeError(error) }, 'could not save the monitor view');
+      logger.warn({ err: error }, 'could not save the monitor view');
     }
   }
   runDueChecks(ctx.checks, st.checkDue, now);
@@ -328,7 +328,7 @@ async function holdLease(ctx: MonitorContext, st: MonitorState): Promise<boolean
   try {
     st.leader = await ctx.store.acquireLease(replicaId, ctx.leaseTtlMs);
   } catch (error) {
-    logger.error({ error: describeError(error) }, 'monitor lease unavailable; not probing this round');
+    logger.error({ err: error }, 'monitor lease unavailable; not probing this round');
     st.leader = false;
   }
   if (!st.leader) {

@@ -5,7 +5,6 @@
  * of the configuration are probed too, only to work out the reference height.
  */
 import type { CellopsConfig, NodeRole } from '../config/config.js';
-import { describeError } from '../errors.js';
 import type { CellState, RoleAssignment } from '../ports/cell-state.js';
 import type { Logger } from '../ports/logger.js';
 import type { NodeEndpoint } from '../ports/node-rpc.js';
@@ -55,7 +54,7 @@ export async function resolveSubjects(
       try {
         return await state.role(name);
       } catch (error) {
-        logger.warn({ node: name, error: describeError(error) }, 'cell state unreadable; using config');
+        logger.warn({ node: name, err: error }, 'cell state unreadable; using config');
         return undefined;
       }
     }),

@@ -8,7 +8,7 @@
  * included: the same report a real run gives.
  */
 import type { CellopsConfig } from '../config/config.js';
-import { describeError, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Engine, RunEvent, RunObserver, RunRecord } from '../runbooks/types.js';
@@ -95,7 +95,7 @@ export function createDrills(deps: DrillDeps): Drills {
         }
       } catch (error) {
         if (controller.signal.aborted) return;
-        logger.warn({ runId, stepId: request.stepId, err: describeError(error) }, 'drill approval failed');
+        logger.warn({ runId, stepId: request.stepId, err: error }, 'drill approval failed');
       }
     })();
   };

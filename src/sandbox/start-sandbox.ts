@@ -15,7 +15,6 @@ import type { Redis } from 'ioredis';
 import type { EnvConfig } from '../config/env.js';
 import type { CellopsConfig } from '../config/config.js';
 import { formatDuration } from '../config/duration.js';
-import { describeError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { CellState } from '../ports/cell-state.js';
@@ -307,17 +306,13 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       if (stopped) return;
       stopped = true;
       drills.close();
-      await monitor
-        .stop()
-        .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'monitor stop'));
-      await engine
-        .close()
-        .catch((error: unknown) => logger.warn({ err: describeError(error) }, 'engine close'));
+      await monitor.stop().catch((error: unknown) => logger.warn({ err: error }, 'monitor stop'));
+      await engine.close().catch((error: unknown) => logger.warn({ err: error }, 'engine close'));
       await presenter.idle();
       await server.close();
       if (stores.redis) {
         await removeKeys(stores.redis, config.redisPrefix).catch((error: unknown) =>
-          logger.warn({ err: describeError(error) }, 'could not remove the sandbox keys from Redis'),
+          logger.warn({ err: error }, 'could not remove the sandbox keys from Redis'),
         );
       }
       await store.stop();

@@ -90,7 +90,7 @@ export async function connect(
     });
     client.on('error', (error) => {
       if (!settled) fail(error);
-      else logger.warn({ host: endpoint.name, err: describeError(error) }, 'SSH connection error');
+      else logger.warn({ host: endpoint.name, err: error }, 'SSH connection error');
     });
     client.once('close', () => {
       if (!settled) fail(new Error('the connection closed during the SSH handshake'));

@@ -305,7 +305,7 @@ describe('failover in mode snapshot', () => {
 
   it('lists the tagged resources it left when a step fails midway, and starts kpnd again', async () => {
     const { sim, cell, config, ports } = await setup();
-    sim.failNext('attachVolume', new ExternalError('ec2_failed', 'AttachVolume failed: VolumeLimitExceeded'));
+    sim.failNext('attachVolume', new ExternalError('ec2_error', 'AttachVolume failed: VolumeLimitExceeded'));
     const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
 
     expect(result.status).toBe('failed');

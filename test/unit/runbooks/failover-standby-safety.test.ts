@@ -152,7 +152,7 @@ describe('fencing the old active', () => {
         tags: {},
       }),
       stopInstance: async () => {
-        throw new ExternalError('UnauthorizedOperation', 'not authorized to stop i-0cn1 (simulated)');
+        throw new ExternalError('ec2_unauthorized', 'not authorized to stop i-0cn1 (simulated)');
       },
     });
     const result = await failover(cell, {

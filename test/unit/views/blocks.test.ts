@@ -275,8 +275,8 @@ describe('error rendering', () => {
   it('words errors by code and never shows a secret', () => {
     expect(renderError(new InputError('Unknown node')).text).toContain(':warning: Unknown node');
     expect(renderError(new NotAuthorizedError('nope')).text).toContain('Not allowed: nope');
-    expect(renderError(new CellopsError('x_failed', `key ${NODEKEY}`, { retryable: true })).text).toBe(
-      ':x: key [redacted] (`x_failed`) — trying again may work.',
+    expect(renderError(new CellopsError('command_failed', `key ${NODEKEY}`, { retryable: true })).text).toBe(
+      ':x: key [redacted] (`command_failed`) — trying again may work.',
     );
     expect(renderError(new Error('socket <hang up>')).text).toContain('socket &lt;hang up&gt;');
   });
