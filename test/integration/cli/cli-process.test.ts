@@ -94,6 +94,7 @@ describe('the cellops CLI process', () => {
   let env: Record<string, string>;
   let prefix: string;
   let installed: { dir: string; bin: string };
+  let configDir: string | undefined;
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -122,7 +123,8 @@ describe('the cellops CLI process', () => {
       detail: `key ${NODEKEY}`,
     });
 
-    const dir = mkdtempSync(join(tmpdir(), 'cellops-cli-config-'));
+    configDir = mkdtempSync(join(tmpdir(), 'cellops-cli-config-'));
+    const dir = configDir;
     const config = readFileSync(join(ROOT, 'cellops.example.yaml'), 'utf8').replace(
       "prefix: 'cellops:my-core-cell:'",
       `prefix: '${prefix}'`,
@@ -137,6 +139,7 @@ describe('the cellops CLI process', () => {
     await setup?.close();
     await redis?.stop();
     if (installed) rmSync(installed.dir, { recursive: true, force: true });
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   it('lists the runs under the configuration prefix, as a table and as JSON lines', async () => {

@@ -5,10 +5,10 @@
  * by test/e2e/production-layout.test.ts.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { argsOf, parseDockerfile, stage } from '../../support/dockerfile.js';
 
@@ -36,8 +36,14 @@ function directive(name: string): string[] {
 }
 
 /** The unit with paths that exist on this machine: node itself, and an environment file in a temp dir. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function localCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), 'cellops-unit-'));
+  tempDirs.push(dir);
   writeFileSync(join(dir, 'env'), 'REDIS_URL=redis://127.0.0.1:6379\n', { mode: 0o600 });
   const unit = UNIT.replace(/^ExecStart=\S+/m, `ExecStart=${process.execPath}`)
     .replace(/^EnvironmentFile=.*$/m, `EnvironmentFile=${join(dir, 'env')}`)
