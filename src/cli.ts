@@ -1,88 +1,100 @@
+#!/usr/bin/env node
 /**
- * `cellops <command>` for operators at a terminal. Today: `check-config [file]`, which prints the resolved
- * inventory, or every problem with exit status 1.
+ * `cellops <command>` for operators at a terminal: `check-config [file]` (the resolved inventory, or
+ * every problem), `runs`, `audit <run>` and `report <run>` (read from the bot's Redis). Results go to
+ * stdout; errors go to stderr, redacted, with exit status 1, and usage errors with status 2. The shebang
+ * stays: `npm run build` keeps it in dist/src/cli.js, which package.json's `bin` installs as `cellops`.
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { loadConfigFile } from './config/load.js';
 import { readEnv } from './config/env.js';
-import type { CellopsConfig } from './config/config.js';
-import { formatDuration } from './config/duration.js';
 import { ConfigError, describeError } from './errors.js';
+import { redactSecrets } from './infra/redact.js';
+import { renderInventory } from './cli/render-inventory.js';
+import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli/parse-cli-args.js';
+import { listRuns, printAudit, printReport } from './cli/run-commands.js';
+import { packageVersion } from './cli/package-version.js';
 
-export function renderInventory(config: CellopsConfig): string {
-  const lines = [
-    `cell ${config.cell}: ${Object.keys(config.nodes).length} nodes, channel ${config.slack.channel}`,
-  ];
-  for (const node of Object.values(config.nodes)) {
-    const where = [node.host.address, node.instanceId].filter(Boolean).join(' ');
-    const probe = node.endpoint.rpcUrl
-      ? `rpc ${node.endpoint.rpcUrl}`
-      : `metrics ${node.endpoint.metricsUrl}`;
-    lines.push(
-      `  ${node.name.padEnd(8)} ${node.role.padEnd(8)} ${where.padEnd(32)} ${node.service.padEnd(6)} ${node.dataDir}  ${probe}`,
-    );
-    const f = node.failover;
-    if (f) {
-      const target =
-        f.mode === 'standby'
-          ? `standby ${f.standby ?? '?'}`
-          : `snapshot from ${(f.snapshotFrom ?? []).join(', ')}`;
-      const ip =
-        f.ip.method === 'alias'
-          ? `alias ${f.ip.address} on ${f.ip.device}`
-          : f.ip.method === 'eip'
-            ? `eip ${f.ip.allocationId}`
-            : 'manual';
-      lines.push(
-        `           failover: ${target}; ip ${ip}; nodekey backup ${f.nodekeyBackup.host}:${f.nodekeyBackup.path}`,
-      );
-    }
-  }
-  const m = config.monitor;
-  lines.push(
-    `monitor: every ${formatDuration(m.intervalMs)}, lagging > ${m.lagBlocks} blocks for ${formatDuration(m.forMs)}, stalled after ${formatDuration(m.stallMs)}, down after ${m.failures} failures`,
-  );
-  lines.push(
-    `approvals: ${config.slack.approvals} per destructive step, four-eyes ${config.slack.fourEyes ? 'on' : 'off'}, expire after ${formatDuration(config.slack.approvalTimeoutMs)}`,
-  );
-  return lines.join('\n');
+export interface CliIo {
+  /** One line of the result (stdout). */
+  out(line: string): void;
+  /** One line of an error or usage (stderr). */
+  err(line: string): void;
 }
 
-export async function runCli(
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-  out: (line: string) => void,
-): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === 'check-config') {
-    if (rest.length > 1) {
-      out('usage: cellops check-config [file]');
-      return 2;
-    }
-    try {
-      const file = rest[0] ?? readEnv(env).configPath;
-      out(renderInventory(await loadConfigFile(file)));
-      out('configuration OK');
+async function checkConfig(file: string | undefined, env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const path = file ?? readEnv(env).configPath;
+  io.out(renderInventory(await loadConfigFile(path)));
+  io.out('configuration OK');
+  return 0;
+}
+
+async function execute(command: CliCommand, env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  switch (command.kind) {
+    case 'help':
+      io.out(USAGE);
       return 0;
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        for (const problem of error.problems) out(problem);
-        return 1;
-      }
-      out(`error: ${describeError(error)}`);
+    case 'version':
+      io.out(packageVersion());
+      return 0;
+    case 'check-config':
+      return checkConfig(command.file, env, io);
+    case 'runs':
+      return listRuns({ ...command.store, limit: command.limit, json: command.json }, env, io);
+    case 'audit':
+      return printAudit({ ...command.store, runId: command.runId }, env, io);
+    case 'report':
+      return printReport({ ...command.store, runId: command.runId }, env);
+  }
+}
+
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
+  const err = (line: string) => io.err(redactSecrets(line));
+  let command: CliCommand;
+  try {
+    command = parseCliArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    err(`cellops: ${error.message}`);
+    err("run 'cellops --help' for the commands and options");
+    return 2;
+  }
+  try {
+    return await execute(command, env, io);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) err(problem);
       return 1;
     }
+    err(`cellops: ${describeError(error)}`);
+    return 1;
   }
-  out('usage: cellops check-config [file]');
-  return 2;
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain) {
-  runCli(process.argv.slice(2), process.env, (line) => process.stdout.write(`${line}\n`)).then(
-    (code) => process.exit(code),
+/** True when this module is the program, also when started through npm's bin symlink. */
+function isMain(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const io: CliIo = {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  };
+  runCli(process.argv.slice(2), process.env, io).then(
+    (code) => {
+      process.exitCode = code;
+    },
     (error: unknown) => {
-      process.stderr.write(`${describeError(error)}\n`);
-      process.exit(1);
+      process.stderr.write(`cellops: ${redactSecrets(describeError(error))}\n`);
+      process.exitCode = 1;
     },
   );
 }

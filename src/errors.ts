@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   slack_rate_limited: "Slack's Web API rate-limited the call",
   slack_unreachable: "Slack's Web API could not be reached",
   response_url_failed: "posting to a slash command's response_url failed",
+  // Command line
+  cli_failed: 'a cellops CLI command failed (the message says which and why)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -15,7 +15,7 @@ import { ConfigError, describeError } from './errors.js';
 import type { Logger } from './ports/logger.js';
 import type { Clock } from './ports/clock.js';
 import type { RunbookPorts } from './runbooks/types.js';
-import { createLogger } from './infra/logger.js';
+import { createLogger, shouldPrettyPrint } from './infra/logger.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
@@ -163,7 +163,8 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger({ level: env.logLevel });
+  const pretty = shouldPrettyPrint(process.env, process.stdout.isTTY === true, env.botToken === undefined);
+  const logger = createLogger({ level: env.logLevel, pretty });
   logger.info(describeEnv(env), 'cellops starting');
 
   let running: Running;

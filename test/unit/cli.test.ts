@@ -1,15 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
+import { packageVersion } from '../../src/cli/package-version.js';
 
 const EXAMPLE = new URL('../../cellops.example.yaml', import.meta.url).pathname;
+const PACKAGE = new URL('../../package.json', import.meta.url);
 
-async function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await runCli(args, env, (line) => lines.push(line));
-  return { code, out: lines.join('\n') };
+async function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, env, { out: (line) => out.push(line), err: (line) => err.push(line) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 describe('cellops check-config', () => {
@@ -21,25 +27,64 @@ describe('cellops check-config', () => {
     expect(out).toContain('configuration OK');
   });
 
-  it('prints every problem and exits 1 for a broken file', async () => {
+  it('prints every problem on stderr and exits 1 for a broken file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cellops-cli-'));
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'cell: x\nslack: { channel: nope }\n');
-    const { code, out } = await run(['check-config', file]);
+    const { code, out, err } = await run(['check-config', file]);
     expect(code).toBe(1);
-    expect(out).toContain(`${file}: slack.channel: "nope" must be a Slack channel id`);
-    expect(out).toContain(`${file}: ssh: is required`);
+    expect(out).toBe('');
+    expect(err).toContain(`${file}: slack.channel: "nope" must be a Slack channel id`);
+    expect(err).toContain(`${file}: ssh: is required`);
   });
 
   it('reads CELLOPS_CONFIG when no file is given, and names a missing file', async () => {
-    const { code, out } = await run(['check-config'], { CELLOPS_CONFIG: '/nonexistent/cellops.yaml' });
+    const { code, err } = await run(['check-config'], { CELLOPS_CONFIG: '/nonexistent/cellops.yaml' });
     expect(code).toBe(1);
-    expect(out).toBe(
+    expect(err).toBe(
       '/nonexistent/cellops.yaml: file not found; set CELLOPS_CONFIG to your configuration file, or copy cellops.example.yaml',
     );
   });
 
-  it('answers unknown commands with the usage', async () => {
-    expect(await run(['frobnicate'])).toEqual({ code: 2, out: 'usage: cellops check-config [file]' });
+  it('answers extra arguments with its usage and status 2', async () => {
+    const { code, err } = await run(['check-config', 'a.yaml', 'b.yaml']);
+    expect(code).toBe(2);
+    expect(err).toContain('usage: cellops check-config [file]');
+  });
+});
+
+describe('cellops usage', () => {
+  it('prints the help with every command on --help and -h, status 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const { code, out, err } = await run([flag]);
+      expect(code).toBe(0);
+      expect(err).toBe('');
+      for (const command of ['check-config [file]', 'runs', 'audit <run>', 'report <run>']) {
+        expect(out).toContain(command);
+      }
+    }
+  });
+
+  it('prints the version of package.json on --version and -V', async () => {
+    const { version } = JSON.parse(readFileSync(PACKAGE, 'utf8')) as { version: string };
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V'])
+      expect(await run([flag])).toEqual({ code: 0, out: version, err: '' });
+  });
+
+  it('answers an unknown command, an unknown option or a misplaced one on stderr with status 2', async () => {
+    const unknown = await run(['frobnicate']);
+    expect(unknown).toMatchObject({ code: 2, out: '' });
+    expect(unknown.err).toContain('cellops: unknown command "frobnicate"');
+    expect(unknown.err).toContain('cellops --help');
+
+    const flag = await run(['runs', '--frob']);
+    expect(flag).toMatchObject({ code: 2, out: '' });
+    expect(flag.err).toContain("Unknown option '--frob'");
+
+    expect((await run(['check-config', '--json'])).err).toContain('check-config does not take --json');
+    expect((await run(['runs', '--limit', 'many'])).err).toContain('--limit: "many" is not a whole number');
+    expect((await run(['audit'])).err).toContain('usage: cellops audit <run>');
+    expect((await run([])).code).toBe(2);
   });
 });
