@@ -3,7 +3,7 @@
  * commands at once while Redis is down (no offline queue), as a production client does after its retries.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { createRedisKeys } from '../../../src/infra/redis-keys.js';
 import { createSystemClock } from '../../../src/infra/system-clock.js';
 import { createRedisLock } from '../../../src/locks/redis-lock.js';
@@ -15,7 +15,7 @@ import type { Engine, RunbookPorts, RunEvent, RunRecord } from '../../../src/run
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { APPROVER_A, OPERATOR, testConfig } from '../../support/bot-fixtures.js';
 import { countingRunbook, memoryCounter } from '../../support/counting-runbook.js';
-import { uniquePrefix } from '../../support/redis-client.js';
+import { connectTestRedis, uniquePrefix } from '../../support/redis-client.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 import { until as pollUntil } from '../../support/until.js';
 
@@ -32,16 +32,7 @@ afterEach(async () => {
 });
 
 async function client(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 1_000,
-    commandTimeout: 1_000,
-    retryStrategy: (times: number) => Math.min(20 * times, 200),
-  });
-  redis.on('error', () => undefined);
-  await redis.connect();
+  const redis = await connectTestRedis(url);
   closers.push(async () => {
     redis.disconnect();
   });
