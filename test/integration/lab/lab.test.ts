@@ -11,7 +11,7 @@ import { sh, shTemplate } from '../../../src/ports/shell-command.js';
 import type { HostRef, Shell } from '../../../src/ports/shell.js';
 import { nodeAddressFromKey, nodeIdFromKey, nodekeyProblem } from '../../../src/runbooks/nodekey.js';
 import { labConfig } from '../../lab/lab-config.js';
-import { startLab, type Lab } from '../../lab/lab.js';
+import { skipWithoutNamespaces, startLab, type Lab } from '../../lab/lab.js';
 
 const silent: Logger = {
   debug: () => undefined,
@@ -219,11 +219,7 @@ describe('the test lab', () => {
   });
 
   it('moves the VIP between namespaces with ip addr, reachable from the tests', async (context) => {
-    if (!lab.namespaces || lab.vip === undefined) {
-      context.skip(lab.skipReason);
-      return;
-    }
-    const vip = lab.vip;
+    const vip = skipWithoutNamespaces(lab, 'the VIP move', (note) => context.skip(note));
     expect(await lab.vipHolders()).toEqual(['cn1']);
     const viaVip = `http://${lab.vipAddress}:8551`;
     expect(await rpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1').initialNodeAddress);
