@@ -25,7 +25,10 @@ import { startRedis, type RedisServer } from '../../support/redis-server.js';
 
 const HOSTS = ['cn1', 'cn1s', 'pn1', 'pn2'];
 const RUN_TIMEOUT_MS = 90_000;
-/** CELLOPS_LAB_NAMESPACES=0 runs the loopback fallback even as root, to check what it skips (outside CI: with CI=true the IP-move tests fail instead). */
+/**
+ * CELLOPS_LAB_NAMESPACES=0 runs the loopback fallback even as root, to check what it skips (outside CI:
+ * with CI=true the IP-move tests fail instead).
+ */
 const LAB_MODE = process.env.CELLOPS_LAB_NAMESPACES === '0' ? { namespaces: false } : {};
 
 let redis: RedisServer;
