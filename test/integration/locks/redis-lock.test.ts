@@ -45,7 +45,7 @@ runLockContract('Redis lock, real redis-server', async () => {
   return {
     lock: createRedisLock({ redis: await client(), keys, clock }),
     other: createRedisLock({ redis: await client(), keys, clock }),
-    ttlMs: 900,
+    ttlMs: 3_000,
     wait: (ms) => delay(ms),
     close: async () => undefined,
   };
