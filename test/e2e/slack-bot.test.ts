@@ -117,6 +117,26 @@ function tsOf(call: ApiCall): string {
   return String(call.result?.ts);
 }
 
+/**
+ * One Approve click delivered twice, as Slack redelivers it (same action_ts, same trigger id): first to
+ * `to[0]`, then to `to[1]`; both are acknowledged. Answers to it go to the response_url id `answerId`.
+ */
+async function approveTwice(
+  env: Env,
+  to: readonly [TestBot, TestBot],
+  click: { readonly value: string; readonly user: string; readonly answerId: string },
+): Promise<void> {
+  const body = blockActionsBody({
+    actionId: RUN_ACTIONS.approve,
+    value: click.value,
+    user: click.user,
+    responseUrl: env.slack.responseUrl(click.answerId),
+    actionTs: `1700000000.${String(++answerSeq).padStart(6, '0')}`,
+  });
+  for (const bot of to)
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+}
+
 async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 500; i++) {
     if (await check()) return;
@@ -373,15 +393,7 @@ describe('Slack bot end to end', () => {
     const [bot] = env.bots as [TestBot];
     await command(env, bot, '/failover', 'cn1', OPERATOR);
     const fence = await approvalRequest(env, 'fence');
-    const body = blockActionsBody({
-      actionId: RUN_ACTIONS.approve,
-      value: fence.value,
-      user: STRANGER,
-      responseUrl: env.slack.responseUrl('redelivered'),
-      actionTs: '1700000000.424242',
-    });
-    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
-    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    await approveTwice(env, [bot, bot], { value: fence.value, user: STRANGER, answerId: 'redelivered' });
     await command(env, bot, '/cell', 'help', OPERATOR);
     await env.slack.waitFor('the answer to the first delivery', () =>
       env.slack.responses.find((r) => r.id === 'redelivered'),
@@ -395,15 +407,11 @@ describe('Slack bot end to end', () => {
     const [bot, other] = env.bots as [TestBot, TestBot];
     await command(env, bot, '/failover', 'cn1', OPERATOR);
     const fence = await approvalRequest(env, 'fence');
-    const body = blockActionsBody({
-      actionId: RUN_ACTIONS.approve,
+    await approveTwice(env, [bot, other], {
       value: fence.value,
       user: APPROVER_A,
-      responseUrl: env.slack.responseUrl('redelivered-approve'),
-      actionTs: '1700000000.434343',
+      answerId: 'redelivered-approve',
     });
-    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
-    expect((await postSigned(other.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
     // The redelivery is done with either way: dropped, or (were it taken for a new click) answered.
     await env.slack.waitFor('the redelivery to be handled', () =>
       env.logger.lines.some((l) => l.msg === 'dropped a redelivered Slack request') ||

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodekeyProblem } from '../../../src/runbooks/nodekey.js';
@@ -21,6 +20,7 @@ import {
   type ApprovalRequest,
   type LabFailover,
 } from '../../support/lab-failover.js';
+import { jsonRpc } from '../../support/json-rpc.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 
 const HOSTS = ['cn1', 'cn1s', 'pn1', 'pn2'];
@@ -43,36 +43,6 @@ afterAll(async () => {
 
 function prefix(): string {
   return `cellops:test:lab-failover:${randomBytes(4).toString('hex')}:`;
-}
-
-/** One JSON-RPC call on a fresh connection (a kept-alive one would outlive a VIP move). */
-function jsonRpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
-    const req = request(
-      url,
-      { method: 'POST', agent: false, timeout: 5_000, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          try {
-            const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-              result?: unknown;
-              error?: { message: string };
-            };
-            if (parsed.error) reject(new Error(parsed.error.message));
-            else resolve(parsed.result);
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 async function reportedAddress(lab: Lab, host: string): Promise<string> {
