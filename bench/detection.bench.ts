@@ -10,21 +10,15 @@ import { createSystemClock } from '../src/infra/system-clock.js';
 import { createMemoryIncidentStore } from '../src/monitor/incidents.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import type { Chat } from '../src/ports/chat.js';
-import type { Logger } from '../src/ports/logger.js';
 import { FakeShell } from '../test/fakes/fake-shell.js';
 import { startStandIns } from '../test/support/metrics-stand-ins.js';
 import { memoryCellState, monitorConfig } from '../test/support/monitor-fixtures.js';
+import { createSilentLogger } from '../test/support/silent-logger.js';
 import { percentile, summarize, type BenchRow } from './harness.js';
 
 const TRIALS = 20;
 
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
+const silent = createSilentLogger();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,26 +10,20 @@ import { createRedisClient } from '../src/infra/redis-client.js';
 import { createRedisKeys } from '../src/infra/redis-keys.js';
 import { createSystemClock } from '../src/infra/system-clock.js';
 import { createRedisLock } from '../src/locks/redis-lock.js';
-import type { Logger } from '../src/ports/logger.js';
 import { createApprovalPolicy } from '../src/runbooks/approval-policy.js';
 import { createEngine } from '../src/runbooks/engine/engine.js';
 import { createRedisRunStore } from '../src/runbooks/engine/redis-run-store.js';
 import type { RunbookDefinition, RunbookPorts, RunRecord } from '../src/runbooks/types.js';
 import { OPERATOR, testConfig } from '../test/support/bot-fixtures.js';
 import { startRedis } from '../test/support/redis-server.js';
+import { createSilentLogger } from '../test/support/silent-logger.js';
 import { compare, elapsedMs, summarize, type BenchRow } from './harness.js';
 
 const STEPS_PER_RUN = 10;
 const RUNS = 400;
 const WARMUP_RUNS = 40;
 
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
+const silent = createSilentLogger();
 
 export async function run(): Promise<BenchRow[]> {
   const server = await startRedis();

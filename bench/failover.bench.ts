@@ -18,7 +18,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { RunRecord } from '../src/runbooks/types.js';
 import { startLab, type Lab } from '../test/lab/lab.js';
@@ -28,6 +27,7 @@ import {
   writeLabBackup,
   type RecordedCommand,
 } from '../test/support/lab-failover.js';
+import { jsonRpc } from '../test/support/json-rpc.js';
 import { startRedis } from '../test/support/redis-server.js';
 import { compare, summarize, type BenchRow } from './harness.js';
 
@@ -159,30 +159,6 @@ function exec(client: Client, command: string, stdin?: string): Promise<number> 
   });
 }
 
-function nodeAddress(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', agent: false, timeout: 5_000, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          try {
-            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { result?: unknown };
-            resolve(typeof body.result === 'string' ? body.result.toLowerCase() : '');
-          } catch (error) {
-            reject(error instanceof Error ? error : new Error(String(error)));
-          }
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
-    req.on('error', reject);
-    req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'kaia_nodeAddress', params: [] }));
-  });
-}
-
 interface BaselineSample {
   readonly totalMs: number;
   readonly commands: number;
@@ -223,7 +199,9 @@ async function baselineRun(sample: EngineSample): Promise<BaselineSample> {
     const polling = performance.now();
     let reachedGoal = false;
     for (let attempt = 0; attempt < 100 && !reachedGoal; attempt++) {
-      reachedGoal = (await nodeAddress(lab.host('cn1s').rpcUrl).catch(() => '')) === goal;
+      reachedGoal =
+        String(await jsonRpc(lab.host('cn1s').rpcUrl, 'kaia_nodeAddress').catch(() => '')).toLowerCase() ===
+        goal;
       if (!reachedGoal) await new Promise((r) => setTimeout(r, 100));
     }
     const ended = performance.now();

@@ -9,23 +9,17 @@ import { createMemoryIncidentStore } from '../src/monitor/incidents.js';
 import { createMonitor } from '../src/monitor/monitor.js';
 import { createMonitorMetrics } from '../src/monitor/metrics.js';
 import type { Chat } from '../src/ports/chat.js';
-import type { Logger } from '../src/ports/logger.js';
 import type { NodeRpc } from '../src/ports/node-rpc.js';
 import { FakeShell } from '../test/fakes/fake-shell.js';
 import { memoryCellState, monitorConfig } from '../test/support/monitor-fixtures.js';
+import { createSilentLogger } from '../test/support/silent-logger.js';
 
 const [baseUrl = '', countText = '1000', secondsText = '60'] = process.argv.slice(2);
 const count = Number(countText);
 const seconds = Number(secondsText);
 const WARMUP_MS = 5_000;
 
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
+const silent = createSilentLogger();
 
 async function main(): Promise<void> {
   const nodes: Record<string, Record<string, unknown>> = {};

@@ -1,6 +1,10 @@
 /**
  * The behaviour every RunLock must show, run against the in-memory lock (manual clock) and the Redis lock
  * (real Redis, real time). Time passes only through `wait`, so the same cases fit both.
+ *
+ * On real time a case must not depend on how fast the machine is: a lease that must stay alive gets a
+ * TTL of seconds (`ttlMs`) and is renewed or extended right after it is taken, and a lease that must lapse
+ * is waited for until nobody holds it (polled), never for a fixed time that a loaded machine may overrun.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -16,12 +20,18 @@ export interface RunLockHarness {
   readonly lock: RunLock;
   /** A second view of the same store, as another bot replica would have; may be `lock` itself. */
   readonly other: RunLock;
-  /** A TTL long enough that renewal every ttl/3 is never late on a loaded machine. */
+  /**
+   * A TTL long enough that renewal every ttl/3, or an extension right after an acquisition, is never late
+   * on a loaded machine: seconds, on real time.
+   */
   readonly ttlMs: number;
   /** Lets `ms` milliseconds pass (a manual clock advances; a real one sleeps). */
   wait(ms: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The TTL of a lease a case lets lapse; nothing relies on the lease living this long. */
+const SHORT_TTL_MS = 100;
 
 let runCounter = 0;
 
@@ -61,6 +71,15 @@ export function runLockContract(name: string, create: () => Promise<RunLockHarne
     afterEach(async () => {
       await h.close();
     });
+
+    /** Waits in steps of 50 ms until nobody holds `key`, at most 10 TTLs: for a lease meant to lapse. */
+    async function waitUntilFree(key: string): Promise<void> {
+      for (let waited = 0; waited < 10 * h.ttlMs; waited += 50) {
+        if ((await h.other.holder(key)) === undefined) return;
+        await h.wait(50);
+      }
+      throw new Error(`${key} is still held after ${10 * h.ttlMs} ms: the lease never lapsed`);
+    }
 
     /** Waits in steps of ttl/3 until the signal aborts, at most `ttls` TTLs. */
     async function waitForAbort(signal: AbortSignal, ttls: number): Promise<void> {
@@ -126,8 +145,9 @@ export function runLockContract(name: string, create: () => Promise<RunLockHarne
     });
 
     it('a lapsed lease lets another owner take over with a larger fencing token, and the stale owner can neither extend nor release', async () => {
-      const stale = await h.lock.acquire(key, 100, holderFor('U_ALICE'));
-      await h.wait(200);
+      // A short lease, left to lapse on its own: the store must expire it (no release, no extension).
+      const stale = await h.lock.acquire(key, SHORT_TTL_MS, holderFor('U_ALICE'));
+      await waitUntilFree(key);
 
       const fresh = await h.other.acquire(key, h.ttlMs, holderFor('U_BOB'));
 
@@ -142,15 +162,16 @@ export function runLockContract(name: string, create: () => Promise<RunLockHarne
     });
 
     it('extending keeps the lease alive past its first TTL', async () => {
-      const lease = await h.lock.acquire(key, 300, holderFor('U_ALICE'));
-      await h.wait(200);
-      const extended = await h.lock.extend(lease, 300);
-      await h.wait(200);
+      // Extended at once (a whole TTL of slack), then waited for past the first TTL by twice its length:
+      // only the extension can keep it, and the extension (ten TTLs) outlasts any overrun of the wait.
+      const lease = await h.lock.acquire(key, h.ttlMs, holderFor('U_ALICE'));
+      const extended = await h.lock.extend(lease, h.ttlMs * 10);
+      await h.wait(h.ttlMs * 2);
 
       expect(await h.lock.isHeld(extended)).toBe(true);
       expect(extended.fencingToken).toBe(lease.fencingToken);
       expect(extended.expiresAt).toBeGreaterThan(lease.expiresAt);
-      await expect(h.other.acquire(key, 300, holderFor('U_BOB'))).rejects.toBeInstanceOf(LockBusyError);
+      await expect(h.other.acquire(key, h.ttlMs, holderFor('U_BOB'))).rejects.toBeInstanceOf(LockBusyError);
     });
 
     it("the owner records the run's thread in the holder; a stale lease cannot", async () => {

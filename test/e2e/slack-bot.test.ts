@@ -117,6 +117,26 @@ function tsOf(call: ApiCall): string {
   return String(call.result?.ts);
 }
 
+/**
+ * One Approve click delivered twice, as Slack redelivers it (same action_ts, same trigger id): first to
+ * `to[0]`, then to `to[1]`; both are acknowledged. Answers to it go to the response_url id `answerId`.
+ */
+async function approveTwice(
+  env: Env,
+  to: readonly [TestBot, TestBot],
+  click: { readonly value: string; readonly user: string; readonly answerId: string },
+): Promise<void> {
+  const body = blockActionsBody({
+    actionId: RUN_ACTIONS.approve,
+    value: click.value,
+    user: click.user,
+    responseUrl: env.slack.responseUrl(click.answerId),
+    actionTs: `1700000000.${String(++answerSeq).padStart(6, '0')}`,
+  });
+  for (const bot of to)
+    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+}
+
 async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 500; i++) {
     if (await check()) return;
@@ -373,15 +393,7 @@ describe('Slack bot end to end', () => {
     const [bot] = env.bots as [TestBot];
     await command(env, bot, '/failover', 'cn1', OPERATOR);
     const fence = await approvalRequest(env, 'fence');
-    const body = blockActionsBody({
-      actionId: RUN_ACTIONS.approve,
-      value: fence.value,
-      user: STRANGER,
-      responseUrl: env.slack.responseUrl('redelivered'),
-      actionTs: '1700000000.424242',
-    });
-    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
-    expect((await postSigned(bot.url, body, { secret: SIGNING_SECRET })).status).toBe(200);
+    await approveTwice(env, [bot, bot], { value: fence.value, user: STRANGER, answerId: 'redelivered' });
     await command(env, bot, '/cell', 'help', OPERATOR);
     await env.slack.waitFor('the answer to the first delivery', () =>
       env.slack.responses.find((r) => r.id === 'redelivered'),
@@ -389,6 +401,40 @@ describe('Slack bot end to end', () => {
     await command(env, bot, '/cell', 'runs', OPERATOR);
     expect(env.slack.responses.filter((r) => r.id === 'redelivered')).toHaveLength(1);
   });
+  it("records an authorized approver's redelivered Approve click once: one decision, one edit, one run of the step", async () => {
+    // Slack may redeliver to another replica: the first delivery goes to one bot, the redelivery to the other.
+    const env = await setup(2);
+    const [bot, other] = env.bots as [TestBot, TestBot];
+    await command(env, bot, '/failover', 'cn1', OPERATOR);
+    const fence = await approvalRequest(env, 'fence');
+    await approveTwice(env, [bot, other], {
+      value: fence.value,
+      user: APPROVER_A,
+      answerId: 'redelivered-approve',
+    });
+    // The redelivery is done with either way: dropped, or (were it taken for a new click) answered.
+    await env.slack.waitFor('the redelivery to be handled', () =>
+      env.logger.lines.some((l) => l.msg === 'dropped a redelivered Slack request') ||
+      env.slack.responses.some((r) => r.id === 'redelivered-approve')
+        ? true
+        : undefined,
+    );
+    await approvalRequest(env, 'swap');
+    await Promise.all([bot.presenter.idle(), other.presenter.idle()]);
+
+    // The winning click is not answered (the message shows the decision); a second decision would be.
+    expect(env.slack.responses.filter((r) => r.id === 'redelivered-approve')).toEqual([]);
+    const edits = updatesOf(env, fence.ts);
+    expect(edits).toHaveLength(1);
+    expect(blocksText(edits[0]!)).toContain(`Approved by <@${APPROVER_A}>`);
+    const run = await bot.engine.get((await bot.engine.list(1))[0]!.id);
+    const step = run?.steps.find((s) => s.id === 'fence');
+    expect(step?.approvals.map((a) => [a.user, a.decision])).toEqual([[APPROVER_A, 'approve']]);
+    expect(step?.status).toBe('succeeded');
+    expect(step?.attempts).toBe(1);
+    expect(step?.output.filter((line) => line === 'fence done on cn1')).toHaveLength(1);
+  });
+
   it('acknowledges a slash command without waiting for Redis, and answers it once Redis is back', async () => {
     const env = await setup();
     const [bot] = env.bots as [TestBot];

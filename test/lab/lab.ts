@@ -22,7 +22,9 @@
  *
  * Without root (or with `namespaces: false`) the lab falls back to sshd on distinct loopback addresses
  * 127.231.<n>.(11+i) sharing one free port, stand-ins on free ports, no VIP: `lab.namespaces` is false and
- * `lab.skipReason` says why, for tests of IP moves to skip with.
+ * `lab.skipReason` says why, for tests of IP moves to skip with (skipWithoutNamespaces). In CI as root
+ * (CI=true) the lab never falls back: startLab throws if namespaces cannot be made, and
+ * skipWithoutNamespaces fails the test instead of skipping it.
  *
  * Build a cellops configuration for the lab with `labConfig(lab, overrides)` from lab-config.ts.
  */
@@ -240,6 +242,27 @@ async function must(argv: readonly string[], options: { input?: string } = {}): 
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * CI runs the tests as root precisely so that the IP moves are tested in network namespaces. There, a lab
+ * that fell back to loopback would turn those tests into skips and CI would stay green without them.
+ */
+export function namespacesRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CI === 'true' && isRoot();
+}
+
+/**
+ * The lab's VIP, for a test of IP moves; skips the test when the lab has no network namespaces, except in
+ * CI as root (namespacesRequired), where it throws instead: the test fails rather than silently not running.
+ */
+export function skipWithoutNamespaces(lab: Lab, what: string, skip: (note: string) => never): string {
+  if (lab.namespaces && lab.vip !== undefined) return lab.vip;
+  const reason = lab.skipReason ?? 'the lab has no network namespaces';
+  if (namespacesRequired()) {
+    throw new Error(`${what} must be tested in CI (CI=true, running as root), but ${reason}`);
+  }
+  return skip(`${what} not tested: ${reason}`);
 }
 
 function defaultRole(name: string): LabRole {
@@ -547,7 +570,13 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     const probe = `cellops-probe-${process.pid}`;
     const made = await runCommand(['ip', 'netns', 'add', probe]);
     if (made.code === 0) await runCommand(['ip', 'netns', 'del', probe]);
-    else {
+    else if (namespacesRequired()) {
+      throw new Error(
+        `lab: CI=true and running as root, but network namespaces cannot be made (\`ip netns add\` failed: ` +
+          `${made.stderr.trim()}). CI must test the IP moves, so the lab does not fall back to loopback here: ` +
+          'give the runner CAP_SYS_ADMIN and iproute2, or run without CI=true to use the loopback fallback.',
+      );
+    } else {
       namespaces = false;
       skipReason = `network namespaces cannot be made here (${made.stderr.trim()})`;
     }

@@ -16,7 +16,9 @@ import { createMemoryCellState } from '../../src/infra/memory-cell-state.js';
 import type { CellState } from '../../src/ports/cell-state.js';
 import type { RunbookPorts } from '../../src/runbooks/types.js';
 import { nodeAddressFromKey } from '../../src/runbooks/nodekey.js';
-import { createJumpClock } from './run-steps.js';
+import type { FailoverParams } from '../../src/runbooks/failover-params.js';
+import { standbyFailoverSteps } from '../../src/runbooks/failover-standby.js';
+import { createJumpClock, runSteps } from './run-steps.js';
 
 export const CN1_KEY = '4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318';
 export const CN1S_KEY = 'b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291';
@@ -125,4 +127,18 @@ export function createStandbyCell(options: StandbyCellOptions = {}): StandbyCell
     state,
   };
   return { config, sim, ports, state, clock };
+}
+
+/** The standby failover of cn1 (onto cn1s, not forced) run step by step on `cell` without the engine, as run r1. */
+export function runStandbyFailover(
+  cell: StandbyCell,
+  extra: Partial<Parameters<typeof runSteps<FailoverParams>>[1]> = {},
+): ReturnType<typeof runSteps<FailoverParams>> {
+  return runSteps(standbyFailoverSteps(), {
+    params: { cn: 'cn1', force: false },
+    config: cell.config,
+    ports: cell.ports,
+    runId: 'r1',
+    ...extra,
+  });
 }

@@ -1,25 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSshShell } from '../../../src/adapters/ssh/ssh-shell.js';
 import { resolveConfig, type CellopsConfig } from '../../../src/config/config.js';
 import { configSchema } from '../../../src/config/schema.js';
-import type { Logger } from '../../../src/ports/logger.js';
 import { sh, shTemplate } from '../../../src/ports/shell-command.js';
 import type { HostRef, Shell } from '../../../src/ports/shell.js';
 import { nodeAddressFromKey, nodeIdFromKey, nodekeyProblem } from '../../../src/runbooks/nodekey.js';
 import { labConfig } from '../../lab/lab-config.js';
-import { startLab, type Lab } from '../../lab/lab.js';
-
-const silent: Logger = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => silent,
-};
+import { skipWithoutNamespaces, startLab, type Lab } from '../../lab/lab.js';
+import { jsonRpc } from '../../support/json-rpc.js';
+import { createSilentLogger } from '../../support/silent-logger.js';
 
 let lab: Lab;
 let config: CellopsConfig;
@@ -34,32 +26,6 @@ function freshKey(): string {
     const key = randomBytes(32).toString('hex');
     if (nodekeyProblem(key) === undefined) return key;
   }
-}
-
-/** One JSON-RPC call on a fresh connection (a kept-alive one would outlive a VIP move). */
-function rpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
-    const req = request(
-      url,
-      { method: 'POST', agent: false, timeout: 5_000, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-            result?: unknown;
-            error?: { message: string };
-          };
-          if (parsed.error) reject(new Error(parsed.error.message));
-          else resolve(parsed.result);
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 async function metric(name: string, host: string): Promise<number> {
@@ -93,7 +59,7 @@ beforeAll(async () => {
   // One block per hour: heights move only when a test moves them.
   lab = await startLab({ hosts: ['cn1', 'cn1s', 'pn1', 'pn2'], blockMs: 3_600_000 });
   config = resolveConfig(configSchema.parse(labConfig(lab)));
-  shell = createSshShell({ ssh: config.ssh, logger: silent });
+  shell = createSshShell({ ssh: config.ssh, logger: createSilentLogger() });
 });
 
 afterAll(async () => {
@@ -116,7 +82,9 @@ describe('the test lab', () => {
       expect(active.stdout.trim()).toBe('active');
       expect(await metric('klaytn_blockchain_head_blocknumber', name)).toBe(lab.chain.height());
     }
-    expect(await rpc(lab.host('cn1').rpcUrl, 'kaia_nodeAddress')).toBe(lab.host('cn1').initialNodeAddress);
+    expect(await jsonRpc(lab.host('cn1').rpcUrl, 'kaia_nodeAddress')).toBe(
+      lab.host('cn1').initialNodeAddress,
+    );
     expect(await metric('klaytn_p2p_CNPeerCountGauge', 'cn1')).toBeGreaterThan(0);
     // A standby with its own key is not in the council, so no CN admits it as a peer.
     expect(await metric('klaytn_p2p_CNPeerCountGauge', 'cn1s')).toBe(0);
@@ -145,10 +113,10 @@ describe('the test lab', () => {
     await service('cn1', 'stop');
     await installKey('cn1s', join(cn1s.dataDir, 'klay', 'nodekey'), cn1Key);
     // Not until a restart: the key is read once, at start.
-    expect(await rpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(cn1s.initialNodeAddress);
+    expect(await jsonRpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(cn1s.initialNodeAddress);
     await restart('cn1s');
-    expect(await rpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(nodeAddressFromKey(cn1Key));
-    const block = (await rpc(lab.host('pn1').rpcUrl, 'kaia_getBlockWithConsensusInfoByNumber', [
+    expect(await jsonRpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(nodeAddressFromKey(cn1Key));
+    const block = (await jsonRpc(lab.host('pn1').rpcUrl, 'kaia_getBlockWithConsensusInfoByNumber', [
       'latest',
     ])) as {
       committers: string[];
@@ -159,7 +127,7 @@ describe('the test lab', () => {
     await installKey('cn1s', join(cn1s.dataDir, 'klay', 'nodekey'), cn1s.initialNodekey);
     await restart('cn1s');
     await service('cn1', 'start');
-    expect(await rpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(cn1s.initialNodeAddress);
+    expect(await jsonRpc(cn1s.rpcUrl, 'kaia_nodeAddress')).toBe(cn1s.initialNodeAddress);
   });
 
   it('generates a fresh key into klay/nodekey from a malformed file, as kcnd does', async () => {
@@ -168,7 +136,7 @@ describe('the test lab', () => {
     const malformed = `0x${pn2.initialNodekey}`;
     await installKey('pn2', path, malformed);
     await restart('pn2');
-    const reported = await rpc(pn2.rpcUrl, 'kaia_nodeAddress');
+    const reported = await jsonRpc(pn2.rpcUrl, 'kaia_nodeAddress');
     const onDisk = readFileSync(path, 'utf8');
     expect(nodekeyProblem(onDisk)).toBeUndefined();
     expect(reported).toBe(nodeAddressFromKey(onDisk));
@@ -184,11 +152,11 @@ describe('the test lab', () => {
     const legacy = freshKey();
     await installKey('pn1', join(pn1.dataDir, 'nodekey'), `${legacy}\n`);
     await restart('pn1');
-    expect(await rpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(nodeAddressFromKey(legacy));
+    expect(await jsonRpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(nodeAddressFromKey(legacy));
     expect(readFileSync(join(pn1.dataDir, 'klay', 'nodekey'), 'utf8')).toBe(pn1.initialNodekey);
     await shell.exec(ref('pn1'), sh`sudo -n rm -f ${join(pn1.dataDir, 'nodekey')}`);
     await restart('pn1');
-    expect(await rpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(pn1.initialNodeAddress);
+    expect(await jsonRpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(pn1.initialNodeAddress);
   });
 
   it('follows the shared chain while running; a stalled node stays behind, a stopped one stops answering', async () => {
@@ -219,14 +187,10 @@ describe('the test lab', () => {
   });
 
   it('moves the VIP between namespaces with ip addr, reachable from the tests', async (context) => {
-    if (!lab.namespaces || lab.vip === undefined) {
-      context.skip(lab.skipReason);
-      return;
-    }
-    const vip = lab.vip;
+    const vip = skipWithoutNamespaces(lab, 'the VIP move', (note) => context.skip(note));
     expect(await lab.vipHolders()).toEqual(['cn1']);
     const viaVip = `http://${lab.vipAddress}:8551`;
-    expect(await rpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1').initialNodeAddress);
+    expect(await jsonRpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1').initialNodeAddress);
 
     expect((await shell.exec(ref('cn1'), sh`sudo -n ip addr del ${vip} dev ${lab.device}`)).exitCode).toBe(0);
     expect((await shell.exec(ref('cn1s'), sh`sudo -n ip addr add ${vip} dev ${lab.device}`)).exitCode).toBe(
@@ -234,7 +198,7 @@ describe('the test lab', () => {
     );
     // No flush of the ARP cache: the lab makes stale entries short-lived, as a gratuitous ARP would.
     expect(await lab.vipHolders()).toEqual(['cn1s']);
-    expect(await rpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1s').initialNodeAddress);
+    expect(await jsonRpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1s').initialNodeAddress);
   });
 });
 
@@ -250,7 +214,7 @@ describe('the test lab without namespaces', () => {
     expect(loopback.skipReason).toMatch(/namespaces/);
     const resolved = resolveConfig(configSchema.parse(labConfig(loopback)));
     expect(resolved.nodes.cn1?.failover?.ip.method).toBe('manual');
-    const loopShell = createSshShell({ ssh: resolved.ssh, logger: silent });
+    const loopShell = createSshShell({ ssh: resolved.ssh, logger: createSilentLogger() });
     try {
       const host = loopback.host('cn1s');
       const result = await loopShell.exec(
@@ -258,7 +222,7 @@ describe('the test lab without namespaces', () => {
         shTemplate(resolved.ssh.serviceCommand, { action: 'is-active', service: 'kcnd' }),
       );
       expect(result.stdout.trim()).toBe('active');
-      expect(await rpc(host.rpcUrl, 'kaia_nodeAddress')).toBe(host.initialNodeAddress);
+      expect(await jsonRpc(host.rpcUrl, 'kaia_nodeAddress')).toBe(host.initialNodeAddress);
     } finally {
       await loopShell.close();
     }

@@ -10,8 +10,8 @@ import { createRedisLock } from '../../../src/locks/redis-lock.js';
 import { LockLostError, LockStoreError, type LockHolder, type RunLock } from '../../../src/locks/types.js';
 import { runLockContract } from '../../contract/run-lock.contract.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
-import { contentionKeys } from './contention-keys.js';
-import { connectTestRedis } from './test-redis.js';
+import { contentionKeys } from '../../support/contention-keys.js';
+import { connectTestRedis } from '../../support/redis-client.js';
 
 const clock = createSystemClock();
 const holder: LockHolder = { requester: 'U_ALICE', runbook: 'failover', node: 'cn1', runId: 'r1', since: 0 };
@@ -45,7 +45,7 @@ runLockContract('Redis lock, real redis-server', async () => {
   return {
     lock: createRedisLock({ redis: await client(), keys, clock }),
     other: createRedisLock({ redis: await client(), keys, clock }),
-    ttlMs: 900,
+    ttlMs: 3_000,
     wait: (ms) => delay(ms),
     close: async () => undefined,
   };
@@ -88,7 +88,7 @@ describe('Redis lock', () => {
     const prefix = uniquePrefix();
     const k = contentionKeys(prefix);
     const redis = await client();
-    const script = fileURLToPath(new URL('./contender.ts', import.meta.url));
+    const script = fileURLToPath(new URL('../../support/contender.ts', import.meta.url));
     const root = fileURLToPath(new URL('../../../', import.meta.url));
 
     const exits = Array.from({ length: contenders }, (_, id) => {

@@ -4,35 +4,14 @@
  * requests as they would go over the wire (TagSpecifications, NoDevice, AllowReassociation, waiters
  * polling Describe*) and on the order of those requests and the SSH commands around them.
  */
-import {
-  AssociateAddressCommand,
-  AttachVolumeCommand,
-  CreateImageCommand,
-  CreateSnapshotCommand,
-  CreateVolumeCommand,
-  DescribeAddressesCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  DescribeSnapshotsCommand,
-  DescribeVolumesCommand,
-  EC2Client,
-  EC2ServiceException,
-  RunInstancesCommand,
-  StopInstancesCommand,
-  type Filter,
-  type Tag,
-  type TagSpecification,
-} from '@aws-sdk/client-ec2';
-import { mockClient } from 'aws-sdk-client-mock';
+import * as EC2 from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEc2Cloud } from '../../../src/adapters/ec2/ec2-cloud.js';
 import { ExternalError } from '../../../src/errors.js';
 import { createMemoryCellState } from '../../../src/infra/memory-cell-state.js';
-import { createSystemClock } from '../../../src/infra/system-clock.js';
 import { snapshotFailoverSteps } from '../../../src/runbooks/failover-snapshot.js';
 import { imageSteps } from '../../../src/runbooks/image.js';
 import type { RunbookPorts } from '../../../src/runbooks/types.js';
-import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { TEST_REGION, awsError, mockEc2, type MockedEc2 } from '../../support/ec2-mock.js';
 import { createJumpClock, runSteps } from '../../support/run-steps.js';
 import { createSnapshotCell, type SnapshotCell } from '../../support/snapshot-cell.js';
 import {
@@ -46,7 +25,6 @@ import {
   snapshotConfig,
 } from '../../support/snapshot-fixture.js';
 
-const REGION = 'ap-northeast-2';
 const RUN = 'run-ec2';
 const NEW_IP = '10.0.2.57';
 const PARAMS = { cn: 'cn2', force: false };
@@ -56,7 +34,7 @@ interface Inst {
   state: string;
   az: string;
   ip: string;
-  tags: Tag[];
+  tags: EC2.Tag[];
   devices: Map<string, string>;
   /** Describe calls left before a transitional state settles. */
   settleIn: number;
@@ -67,38 +45,29 @@ interface Vol {
   az: string;
   snapshotId?: string;
   instanceId?: string;
-  tags: Tag[];
+  tags: EC2.Tag[];
   settleIn: number;
 }
 interface Snap {
   id: string;
   volumeId: string;
   state: string;
-  tags: Tag[];
+  tags: EC2.Tag[];
   settleIn: number;
 }
 
-function awsError(name: string): EC2ServiceException {
-  return new EC2ServiceException({
-    name,
-    message: name,
-    $fault: 'client',
-    $metadata: { httpStatusCode: 400 },
-  });
-}
-
-function tagsFor(specs: TagSpecification[] | undefined, type: string): Tag[] {
+function tagsFor(specs: EC2.TagSpecification[] | undefined, type: string): EC2.Tag[] {
   return (specs ?? []).filter((s) => s.ResourceType === type).flatMap((s) => s.Tags ?? []);
 }
 
-function matches(tags: Tag[], filters: Filter[] | undefined): boolean {
+function matches(tags: EC2.Tag[], filters: EC2.Filter[] | undefined): boolean {
   return (filters ?? []).every((f) =>
     tags.some((t) => `tag:${t.Key}` === f.Name && (f.Values ?? []).includes(t.Value ?? '')),
   );
 }
 
 /** A small stateful EC2 behind the mocked client. Every request goes into `events` as `ec2:<Command>`. */
-function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
+function fakeEc2(ec2: MockedEc2['ec2'], events: string[]) {
   const instances = new Map<string, Inst>();
   const volumes = new Map<string, Vol>();
   const snapshots = new Map<string, Snap>();
@@ -110,7 +79,7 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
   addInstance({
     id: IDS.cn2,
     state: 'running',
-    az: `${REGION}a`,
+    az: `${TEST_REGION}a`,
     ip: '10.0.2.11',
     tags: [{ Key: 'Name', Value: 'cn2' }],
     devices: new Map([
@@ -121,7 +90,7 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
   addInstance({
     id: IDS.pn1,
     state: 'running',
-    az: `${REGION}a`,
+    az: `${TEST_REGION}a`,
     ip: '10.0.3.11',
     tags: [],
     devices: new Map([['/dev/sdf', IDS.pn1Data]]),
@@ -145,16 +114,18 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
   });
   const log = (name: string, detail = '') => events.push(`ec2:${name}${detail}`);
 
-  ec2.on(DescribeInstancesCommand).callsFake((input: { InstanceIds?: string[]; Filters?: Filter[] }) => {
-    log('DescribeInstances', input.InstanceIds ? ` ${input.InstanceIds.join(',')}` : ' filtered');
-    const found = input.InstanceIds
-      ? input.InstanceIds.map((i) => instances.get(i)).filter((i): i is Inst => i !== undefined)
-      : [...instances.values()].filter((i) => matches(i.tags, input.Filters));
-    const out = found.map((i) => instanceOut(settle(i, { pending: 'running', stopping: 'stopped' })));
-    if (input.InstanceIds?.length && out.length === 0) throw awsError('InvalidInstanceID.NotFound');
-    return { Reservations: out.length ? [{ Instances: out }] : [] };
-  });
-  ec2.on(StopInstancesCommand).callsFake((input: { InstanceIds: string[] }) => {
+  ec2
+    .on(EC2.DescribeInstancesCommand)
+    .callsFake((input: { InstanceIds?: string[]; Filters?: EC2.Filter[] }) => {
+      log('DescribeInstances', input.InstanceIds ? ` ${input.InstanceIds.join(',')}` : ' filtered');
+      const found = input.InstanceIds
+        ? input.InstanceIds.map((i) => instances.get(i)).filter((i): i is Inst => i !== undefined)
+        : [...instances.values()].filter((i) => matches(i.tags, input.Filters));
+      const out = found.map((i) => instanceOut(settle(i, { pending: 'running', stopping: 'stopped' })));
+      if (input.InstanceIds?.length && out.length === 0) throw awsError('InvalidInstanceID.NotFound');
+      return { Reservations: out.length ? [{ Instances: out }] : [] };
+    });
+  ec2.on(EC2.StopInstancesCommand).callsFake((input: { InstanceIds: string[] }) => {
     log('StopInstances', ` ${input.InstanceIds.join(',')}`);
     for (const i of input.InstanceIds) {
       const inst = instances.get(i);
@@ -162,14 +133,14 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
     }
     return {};
   });
-  ec2.on(RunInstancesCommand).callsFake((input: { TagSpecifications?: TagSpecification[] }) => {
+  ec2.on(EC2.RunInstancesCommand).callsFake((input: { TagSpecifications?: EC2.TagSpecification[] }) => {
     const pending = [...snapshots.values()].map((s) => s.state).join(',');
     log('RunInstances', ` (snapshots: ${pending || 'none'})`);
     const root = id('vol');
     const inst: Inst = {
       id: id('i'),
       state: 'pending',
-      az: `${REGION}c`,
+      az: `${TEST_REGION}c`,
       ip: NEW_IP,
       tags: tagsFor(input.TagSpecifications, 'instance'),
       devices: new Map([['/dev/xvda', root]]),
@@ -187,8 +158,8 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
     return { Instances: [instanceOut(inst)] };
   });
   ec2
-    .on(CreateSnapshotCommand)
-    .callsFake((input: { VolumeId: string; TagSpecifications?: TagSpecification[] }) => {
+    .on(EC2.CreateSnapshotCommand)
+    .callsFake((input: { VolumeId: string; TagSpecifications?: EC2.TagSpecification[] }) => {
       log('CreateSnapshot', ` ${input.VolumeId}`);
       const snap: Snap = {
         id: id('snap'),
@@ -200,25 +171,31 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
       snapshots.set(snap.id, snap);
       return { SnapshotId: snap.id, State: 'pending' };
     });
-  ec2.on(DescribeSnapshotsCommand).callsFake((input: { SnapshotIds?: string[]; Filters?: Filter[] }) => {
-    const found = input.SnapshotIds
-      ? input.SnapshotIds.map((s) => snapshots.get(s)).filter((s): s is Snap => s !== undefined)
-      : [...snapshots.values()].filter((s) => matches(s.tags, input.Filters));
-    const out = found.map((s) => settle(s, { pending: 'completed' }));
-    log('DescribeSnapshots', input.SnapshotIds ? ` → ${out.map((s) => s.state).join(',')}` : ' filtered');
-    return {
-      Snapshots: out.map((s) => ({
-        SnapshotId: s.id,
-        VolumeId: s.volumeId,
-        State: s.state,
-        Progress: '10%',
-      })),
-    };
-  });
   ec2
-    .on(CreateVolumeCommand)
+    .on(EC2.DescribeSnapshotsCommand)
+    .callsFake((input: { SnapshotIds?: string[]; Filters?: EC2.Filter[] }) => {
+      const found = input.SnapshotIds
+        ? input.SnapshotIds.map((s) => snapshots.get(s)).filter((s): s is Snap => s !== undefined)
+        : [...snapshots.values()].filter((s) => matches(s.tags, input.Filters));
+      const out = found.map((s) => settle(s, { pending: 'completed' }));
+      log('DescribeSnapshots', input.SnapshotIds ? ` → ${out.map((s) => s.state).join(',')}` : ' filtered');
+      return {
+        Snapshots: out.map((s) => ({
+          SnapshotId: s.id,
+          VolumeId: s.volumeId,
+          State: s.state,
+          Progress: '10%',
+        })),
+      };
+    });
+  ec2
+    .on(EC2.CreateVolumeCommand)
     .callsFake(
-      (input: { SnapshotId: string; AvailabilityZone: string; TagSpecifications?: TagSpecification[] }) => {
+      (input: {
+        SnapshotId: string;
+        AvailabilityZone: string;
+        TagSpecifications?: EC2.TagSpecification[];
+      }) => {
         log('CreateVolume', ` ${input.SnapshotId} ${input.AvailabilityZone}`);
         if (snapshots.get(input.SnapshotId)?.state !== 'completed') throw awsError('IncorrectState');
         const vol: Vol = {
@@ -233,7 +210,7 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
         return { VolumeId: vol.id, State: 'creating' };
       },
     );
-  ec2.on(DescribeVolumesCommand).callsFake((input: { VolumeIds?: string[]; Filters?: Filter[] }) => {
+  ec2.on(EC2.DescribeVolumesCommand).callsFake((input: { VolumeIds?: string[]; Filters?: EC2.Filter[] }) => {
     log('DescribeVolumes', input.VolumeIds ? ` ${input.VolumeIds.join(',')}` : ' filtered');
     const found = input.VolumeIds
       ? input.VolumeIds.map((v) => volumes.get(v)).filter((v): v is Vol => v !== undefined)
@@ -244,30 +221,32 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
         .map((v) => ({ VolumeId: v.id, State: v.state === 'attaching' ? 'available' : v.state })),
     };
   });
-  ec2.on(AttachVolumeCommand).callsFake((input: { VolumeId: string; InstanceId: string; Device: string }) => {
-    log('AttachVolume', ` ${input.VolumeId} ${input.InstanceId} ${input.Device}`);
-    const vol = volumes.get(input.VolumeId);
-    const inst = instances.get(input.InstanceId);
-    if (!vol || !inst || vol.state !== 'available' || vol.az !== inst.az) throw awsError('IncorrectState');
-    Object.assign(vol, { state: 'attaching', instanceId: inst.id, settleIn: 1 });
-    inst.devices.set(input.Device, vol.id);
-    return { State: 'attaching' };
-  });
-  ec2.on(DescribeAddressesCommand).callsFake(() => {
+  ec2
+    .on(EC2.AttachVolumeCommand)
+    .callsFake((input: { VolumeId: string; InstanceId: string; Device: string }) => {
+      log('AttachVolume', ` ${input.VolumeId} ${input.InstanceId} ${input.Device}`);
+      const vol = volumes.get(input.VolumeId);
+      const inst = instances.get(input.InstanceId);
+      if (!vol || !inst || vol.state !== 'available' || vol.az !== inst.az) throw awsError('IncorrectState');
+      Object.assign(vol, { state: 'attaching', instanceId: inst.id, settleIn: 1 });
+      inst.devices.set(input.Device, vol.id);
+      return { State: 'attaching' };
+    });
+  ec2.on(EC2.DescribeAddressesCommand).callsFake(() => {
     log('DescribeAddresses');
     return {
       Addresses: [{ AllocationId: eip.allocationId, PublicIp: eip.publicIp, InstanceId: eip.instanceId }],
     };
   });
-  ec2.on(AssociateAddressCommand).callsFake((input: { InstanceId: string }) => {
+  ec2.on(EC2.AssociateAddressCommand).callsFake((input: { InstanceId: string }) => {
     log('AssociateAddress', ` ${input.InstanceId}`);
     eip.instanceId = input.InstanceId;
     return { AssociationId: 'eipassoc-0001' };
   });
-  const images = new Map<string, { state: string; settleIn: number; tags: Tag[] }>([
+  const images = new Map<string, { state: string; settleIn: number; tags: EC2.Tag[] }>([
     [IDS.image, { state: 'available', settleIn: 0, tags: [] }],
   ]);
-  ec2.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[]; Filters?: Filter[] }) => {
+  ec2.on(EC2.DescribeImagesCommand).callsFake((input: { ImageIds?: string[]; Filters?: EC2.Filter[] }) => {
     log('DescribeImages', input.ImageIds ? ` ${input.ImageIds.join(',')}` : ' filtered');
     const found = input.ImageIds
       ? input.ImageIds.flatMap((i) => {
@@ -284,7 +263,7 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
       })),
     };
   });
-  ec2.on(CreateImageCommand).callsFake((input: { TagSpecifications?: TagSpecification[] }) => {
+  ec2.on(EC2.CreateImageCommand).callsFake((input: { TagSpecifications?: EC2.TagSpecification[] }) => {
     log('CreateImage');
     const imageId = id('ami');
     images.set(imageId, { state: 'pending', settleIn: 2, tags: tagsFor(input.TagSpecifications, 'image') });
@@ -295,19 +274,16 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
 }
 
 describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () => {
-  let client: EC2Client;
-  let ec2: ReturnType<typeof mockClient>;
+  let mocked: MockedEc2;
+  let ec2: MockedEc2['ec2'];
   let events: string[];
   let world: ReturnType<typeof fakeEc2>;
   let cell: SnapshotCell;
   let ports: RunbookPorts;
 
   beforeEach(async () => {
-    client = new EC2Client({
-      region: REGION,
-      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'x' },
-    });
-    ec2 = mockClient(client);
+    mocked = mockEc2();
+    ec2 = mocked.ec2;
     events = [];
     world = fakeEc2(ec2, events);
     cell = createSnapshotCell({
@@ -326,32 +302,17 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
           : undefined;
       },
     });
-    const cloud = createEc2Cloud({
-      client,
-      region: REGION,
-      clock: createSystemClock(),
-      logger: new RecordingLogger(),
-      // Waiters poll every 10–20 ms instead of the SDK's 15 s.
-      waiterDelays: { minSeconds: 0.01, maxSeconds: 0.02 },
-    });
     const state = createMemoryCellState();
     await recordBackup(state);
     await state.setImage({ cn: 'cn2', imageId: IDS.image, at: 1, runId: 'image-run' });
-    ports = { shell: cell.shell, cloud, rpc: cell.rpc, clock: createJumpClock(), state };
+    ports = { shell: cell.shell, cloud: mocked.cloud, rpc: cell.rpc, clock: createJumpClock(), state };
   });
 
   afterEach(() => {
-    ec2.restore();
-    client.destroy();
+    mocked.restore();
   });
 
-  /** The inputs the adapter sent with one command class, in order. */
-  const inputs = <C extends new (...args: never[]) => { input: unknown }>(
-    command: C,
-  ): NonNullable<InstanceType<C>['input']>[] =>
-    ec2
-      .commandCalls(command as never)
-      .map((call) => (call.args[0] as { input: NonNullable<InstanceType<C>['input']> }).input);
+  const inputs: MockedEc2['inputs'] = (command) => mocked.inputs(command);
   const at = (pattern: RegExp): number => {
     const i = events.findIndex((e) => pattern.test(e));
     if (i < 0) throw new Error(`no event ${String(pattern)} in:\n${events.join('\n')}`);
@@ -367,7 +328,7 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     const newId = [...world.instances.keys()].find((i) => i !== IDS.cn2 && i !== IDS.pn1) ?? '';
 
     // Request shapes.
-    const [snapshot] = inputs(CreateSnapshotCommand);
+    const [snapshot] = inputs(EC2.CreateSnapshotCommand);
     expect(snapshot).toMatchObject({ VolumeId: IDS.pn1Data });
     expect(snapshot?.TagSpecifications).toEqual([
       {
@@ -375,7 +336,7 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
         Tags: expect.arrayContaining([runTag, { Key: 'cellops:cell', Value: 'test-cell' }]) as unknown,
       },
     ]);
-    const [launch] = inputs(RunInstancesCommand);
+    const [launch] = inputs(EC2.RunInstancesCommand);
     expect(launch).toMatchObject({
       ImageId: IDS.image,
       InstanceType: 'm6i.2xlarge',
@@ -391,14 +352,14 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
       expect(spec.Tags).toEqual(
         expect.arrayContaining([runTag, { Key: 'Name', Value: 'cn2-replacement' }]) as unknown,
       );
-    const [volume] = inputs(CreateVolumeCommand);
-    expect(volume).toMatchObject({ AvailabilityZone: `${REGION}c` });
+    const [volume] = inputs(EC2.CreateVolumeCommand);
+    expect(volume).toMatchObject({ AvailabilityZone: `${TEST_REGION}c` });
     expect(volume?.TagSpecifications?.[0]?.Tags).toEqual(expect.arrayContaining([runTag]) as unknown);
-    expect(inputs(AttachVolumeCommand)).toEqual([
+    expect(inputs(EC2.AttachVolumeCommand)).toEqual([
       { VolumeId: expect.any(String) as unknown, InstanceId: newId, Device: '/dev/sdf' },
     ]);
-    expect(inputs(StopInstancesCommand)).toEqual([{ InstanceIds: [IDS.cn2], Force: false }]);
-    expect(inputs(AssociateAddressCommand)).toEqual([
+    expect(inputs(EC2.StopInstancesCommand)).toEqual([{ InstanceIds: [IDS.cn2], Force: false }]);
+    expect(inputs(EC2.AssociateAddressCommand)).toEqual([
       { AllocationId: IDS.eip, InstanceId: newId, AllowReassociation: true },
     ]);
 
@@ -431,7 +392,7 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
 
   it('lists the tagged resources it left when CreateVolume fails midway', async () => {
     const config = snapshotConfig();
-    ec2.on(CreateVolumeCommand).rejects(awsError('VolumeLimitExceeded'));
+    ec2.on(EC2.CreateVolumeCommand).rejects(awsError('VolumeLimitExceeded'));
     const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: RUN });
 
     expect(result.status).toBe('failed');
@@ -446,10 +407,10 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     expect(message).toContain(`snapshot ${snapshotId} (completed)`);
     expect(message).toContain(`volume ${rootVolume} (in-use)`);
     // findTagged asked EC2 with the run-id tag filter, and the failed CN was never touched.
-    const filtered = inputs(DescribeInstancesCommand).filter((i) => i.Filters !== undefined);
+    const filtered = inputs(EC2.DescribeInstancesCommand).filter((i) => i.Filters !== undefined);
     expect(filtered.at(-1)?.Filters).toEqual([{ Name: 'tag:cellops:run-id', Values: [RUN] }]);
-    expect(inputs(StopInstancesCommand)).toEqual([]);
-    expect(inputs(AssociateAddressCommand)).toEqual([]);
+    expect(inputs(EC2.StopInstancesCommand)).toEqual([]);
+    expect(inputs(EC2.AssociateAddressCommand)).toEqual([]);
     expect(world.instances.get(IDS.cn2)?.state).toBe('running');
     expect(cell.host('pn1').running).toBe(true);
   });
@@ -458,7 +419,7 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     const config = snapshotConfig();
     const result = await runSteps(imageSteps(), { params: { cn: 'cn2' }, config, ports, runId: RUN });
     expect(result.error).toBeUndefined();
-    const [create] = inputs(CreateImageCommand);
+    const [create] = inputs(EC2.CreateImageCommand);
     expect(create).toMatchObject({
       InstanceId: IDS.cn2,
       NoReboot: true,

@@ -1,36 +1,14 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import {
-  AssociateAddressCommand,
-  AttachVolumeCommand,
-  CreateImageCommand,
-  CreateSnapshotCommand,
-  CreateVolumeCommand,
-  DescribeAddressesCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  DescribeSnapshotsCommand,
-  DescribeVolumesCommand,
-  EC2Client,
-  EC2ServiceException,
-  RunInstancesCommand,
-  StopInstancesCommand,
-} from '@aws-sdk/client-ec2';
-import { mockClient } from 'aws-sdk-client-mock';
+import * as EC2 from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEc2Cloud } from '../../../src/adapters/ec2/ec2-cloud.js';
 import { CellopsError, ExternalError, StepTimeoutError } from '../../../src/errors.js';
 import { createSystemClock } from '../../../src/infra/system-clock.js';
 import type { Cloud } from '../../../src/ports/cloud.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { TEST_REGION, awsError, mockEc2, type MockedEc2 } from '../../support/ec2-mock.js';
 
-const REGION = 'ap-northeast-2';
 const RUN_TAGS = { 'cellops:run-id': 'run-42', 'cellops:step': 'launch' };
-/** Fast polling so the waiter tests take milliseconds, not the SDK's 15 s. */
-const FAST = { minSeconds: 0.01, maxSeconds: 0.02 };
-
-function awsError(name: string, message = name): EC2ServiceException {
-  return new EC2ServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
-}
 
 function instance(state: string, extra: Record<string, unknown> = {}) {
   return {
@@ -53,34 +31,23 @@ function instance(state: string, extra: Record<string, unknown> = {}) {
 }
 
 describe('EC2 cloud adapter (mocked SDK)', () => {
-  let client: EC2Client;
-  let ec2: ReturnType<typeof mockClient>;
+  let mocked: MockedEc2;
+  let ec2: MockedEc2['ec2'];
   let cloud: Cloud;
   let logger: RecordingLogger;
 
   beforeEach(() => {
-    client = new EC2Client({
-      region: REGION,
-      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'x' },
-    });
-    ec2 = mockClient(client);
     logger = new RecordingLogger();
-    cloud = createEc2Cloud({
-      client,
-      region: REGION,
-      clock: createSystemClock(),
-      logger,
-      waiterDelays: FAST,
-    });
+    mocked = mockEc2({ logger });
+    ({ ec2, cloud } = mocked);
   });
 
   afterEach(() => {
-    ec2.restore();
-    client.destroy();
+    mocked.restore();
   });
 
   it('launches one instance with the run tags on the instance and its volumes, idempotently', async () => {
-    ec2.on(RunInstancesCommand).resolves({
+    ec2.on(EC2.RunInstancesCommand).resolves({
       Instances: [
         {
           InstanceId: 'i-0new',
@@ -108,7 +75,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
       privateIp: '10.0.2.99',
       tags: {},
     });
-    const input = ec2.commandCalls(RunInstancesCommand)[0]?.args[0].input;
+    const input = ec2.commandCalls(EC2.RunInstancesCommand)[0]?.args[0].input;
     expect(input).toEqual({
       ImageId: 'ami-0cn',
       InstanceType: 'm6i.2xlarge',
@@ -154,7 +121,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('creates the image without the DATA_DIR volume (NoDevice), without a reboot, tagging image and snapshots', async () => {
-    ec2.on(CreateImageCommand).resolves({ ImageId: 'ami-0img' });
+    ec2.on(EC2.CreateImageCommand).resolves({ ImageId: 'ami-0img' });
 
     const { imageId } = await cloud.createImage({
       instanceId: 'i-0abc',
@@ -165,7 +132,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
     });
 
     expect(imageId).toBe('ami-0img');
-    const input = ec2.commandCalls(CreateImageCommand)[0]?.args[0].input;
+    const input = ec2.commandCalls(EC2.CreateImageCommand)[0]?.args[0].input;
     expect(input?.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/sdf', NoDevice: '' }]);
     expect(input?.NoReboot).toBe(true);
     expect(input?.TagSpecifications?.map((t) => t.ResourceType)).toEqual(['image', 'snapshot']);
@@ -173,12 +140,12 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('moves the Elastic IP with reassociation allowed, since the failed CN still holds it', async () => {
-    ec2.on(AssociateAddressCommand).resolves({ AssociationId: 'eipassoc-1' });
+    ec2.on(EC2.AssociateAddressCommand).resolves({ AssociationId: 'eipassoc-1' });
 
     await expect(cloud.associateAddress('eipalloc-0123', 'i-0new')).resolves.toEqual({
       associationId: 'eipassoc-1',
     });
-    expect(ec2.commandCalls(AssociateAddressCommand)[0]?.args[0].input).toEqual({
+    expect(ec2.commandCalls(EC2.AssociateAddressCommand)[0]?.args[0].input).toEqual({
       AllocationId: 'eipalloc-0123',
       InstanceId: 'i-0new',
       AllowReassociation: true,
@@ -186,15 +153,15 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('tags snapshots and volumes at creation and attaches the volume as the configured device', async () => {
-    ec2.on(CreateSnapshotCommand).resolves({ SnapshotId: 'snap-1' });
-    ec2.on(CreateVolumeCommand).resolves({ VolumeId: 'vol-new' });
-    ec2.on(AttachVolumeCommand).resolves({});
+    ec2.on(EC2.CreateSnapshotCommand).resolves({ SnapshotId: 'snap-1' });
+    ec2.on(EC2.CreateVolumeCommand).resolves({ VolumeId: 'vol-new' });
+    ec2.on(EC2.AttachVolumeCommand).resolves({});
 
     await cloud.createSnapshot('vol-0123', 'pn1 chaindata', RUN_TAGS);
     await cloud.createVolume('snap-1', 'ap-northeast-2c', RUN_TAGS);
     await cloud.attachVolume('vol-new', 'i-0new', '/dev/sdf');
 
-    expect(ec2.commandCalls(CreateSnapshotCommand)[0]?.args[0].input).toEqual({
+    expect(ec2.commandCalls(EC2.CreateSnapshotCommand)[0]?.args[0].input).toEqual({
       VolumeId: 'vol-0123',
       Description: 'pn1 chaindata',
       TagSpecifications: [
@@ -207,12 +174,12 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
         },
       ],
     });
-    expect(ec2.commandCalls(CreateVolumeCommand)[0]?.args[0].input).toMatchObject({
+    expect(ec2.commandCalls(EC2.CreateVolumeCommand)[0]?.args[0].input).toMatchObject({
       SnapshotId: 'snap-1',
       AvailabilityZone: 'ap-northeast-2c',
       TagSpecifications: [{ ResourceType: 'volume' }],
     });
-    expect(ec2.commandCalls(AttachVolumeCommand)[0]?.args[0].input).toEqual({
+    expect(ec2.commandCalls(EC2.AttachVolumeCommand)[0]?.args[0].input).toEqual({
       VolumeId: 'vol-new',
       InstanceId: 'i-0new',
       Device: '/dev/sdf',
@@ -221,7 +188,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
   it('waits for a running instance by polling DescribeInstances through the SDK waiter', async () => {
     ec2
-      .on(DescribeInstancesCommand)
+      .on(EC2.DescribeInstancesCommand)
       .resolvesOnce(instance('pending'))
       .resolvesOnce(instance('pending'))
       .resolvesOnce(instance('pending'))
@@ -231,7 +198,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
     expect(info.state).toBe('running');
     expect(info.publicIp).toBe('203.0.113.25');
-    const calls = ec2.commandCalls(DescribeInstancesCommand);
+    const calls = ec2.commandCalls(EC2.DescribeInstancesCommand);
     // one precheck, the waiter's polls (pending, pending, running), one final describe
     expect(calls.length).toBe(5);
     expect(calls.every((c) => c.args[0].input.InstanceIds?.[0] === 'i-0abc')).toBe(true);
@@ -239,29 +206,31 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
   it('keeps waiting while a just-created volume is not yet visible, then sees it in use', async () => {
     ec2
-      .on(DescribeVolumesCommand)
+      .on(EC2.DescribeVolumesCommand)
       .rejectsOnce(awsError('InvalidVolume.NotFound'))
       .resolvesOnce({ Volumes: [{ VolumeId: 'vol-new', State: 'available' }] })
       .resolves({ Volumes: [{ VolumeId: 'vol-new', State: 'in-use' }] });
 
     await cloud.waitVolumeInUse('vol-new', { timeoutMs: 10_000 });
-    expect(ec2.commandCalls(DescribeVolumesCommand).length).toBe(3);
+    expect(ec2.commandCalls(EC2.DescribeVolumesCommand).length).toBe(3);
   });
 
   it('gives up with a retryable timeout error naming the snapshot and region', async () => {
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'pending' }] });
+    ec2
+      .on(EC2.DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'pending' }] });
 
     const error = await cloud.waitSnapshotCompleted('snap-1', { timeoutMs: 200 }).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(StepTimeoutError);
     expect((error as StepTimeoutError).retryable).toBe(true);
     expect((error as Error).message).toContain('snapshot snap-1');
-    expect((error as Error).message).toContain(REGION);
-    expect(ec2.commandCalls(DescribeSnapshotsCommand).length).toBeGreaterThan(2);
+    expect((error as Error).message).toContain(TEST_REGION);
+    expect(ec2.commandCalls(EC2.DescribeSnapshotsCommand).length).toBeGreaterThan(2);
   });
 
   it('stops waiting when the run is aborted, with the abort reason', async () => {
-    ec2.on(DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0img', State: 'pending' }] });
+    ec2.on(EC2.DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0img', State: 'pending' }] });
     const controller = new AbortController();
     const reason = new Error('run aborted by U0AAA');
 
@@ -272,7 +241,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('fails the wait at once when the instance ends up terminated instead of running', async () => {
-    ec2.on(DescribeInstancesCommand).resolvesOnce(instance('pending')).resolves(instance('terminated'));
+    ec2.on(EC2.DescribeInstancesCommand).resolvesOnce(instance('pending')).resolves(instance('terminated'));
 
     await expect(cloud.waitInstanceRunning('i-0abc', { timeoutMs: 10_000 })).rejects.toMatchObject({
       code: 'ec2_wait_failed',
@@ -282,7 +251,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
   it('reports a missing IAM permission at once instead of waiting out the timeout', async () => {
     ec2
-      .on(DescribeInstancesCommand)
+      .on(EC2.DescribeInstancesCommand)
       .rejects(awsError('UnauthorizedOperation', 'You are not authorized. Encoded…'));
 
     const error = await cloud.waitInstanceStopped('i-0abc', { timeoutMs: 60_000 }).catch((e: unknown) => e);
@@ -291,25 +260,25 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
     expect(error).toMatchObject({ code: 'ec2_unauthorized', retryable: false });
     expect((error as Error).message).toContain('ec2:DescribeInstances');
     expect((error as Error).message).toContain('i-0abc');
-    expect((error as Error).message).toContain(REGION);
-    expect(ec2.commandCalls(DescribeInstancesCommand).length).toBe(1);
+    expect((error as Error).message).toContain(TEST_REGION);
+    expect(ec2.commandCalls(EC2.DescribeInstancesCommand).length).toBe(1);
   });
 
   it('names the instance, the region and the IAM action when StopInstances is denied', async () => {
-    ec2.on(StopInstancesCommand).rejects(awsError('UnauthorizedOperation'));
+    ec2.on(EC2.StopInstancesCommand).rejects(awsError('UnauthorizedOperation'));
 
     await expect(cloud.stopInstance('i-0abc')).rejects.toThrow(
       /ec2:StopInstances.*instance i-0abc in ap-northeast-2|instance i-0abc in ap-northeast-2.*ec2:StopInstances/,
     );
-    expect(ec2.commandCalls(StopInstancesCommand)[0]?.args[0].input).toEqual({
+    expect(ec2.commandCalls(EC2.StopInstancesCommand)[0]?.args[0].input).toEqual({
       InstanceIds: ['i-0abc'],
       Force: false,
     });
   });
 
   it('tells the operator to check the configured id when an instance does not exist', async () => {
-    ec2.on(StopInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
-    ec2.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
+    ec2.on(EC2.StopInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
+    ec2.on(EC2.DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound'));
 
     await expect(cloud.stopInstance('i-0gone')).rejects.toMatchObject({
       code: 'ec2_not_found',
@@ -319,7 +288,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('marks throttling as retryable', async () => {
-    ec2.on(DescribeAddressesCommand).rejects(awsError('RequestLimitExceeded'));
+    ec2.on(EC2.DescribeAddressesCommand).rejects(awsError('RequestLimitExceeded'));
     await expect(cloud.describeAddress('eipalloc-0123')).rejects.toMatchObject({
       code: 'ec2_throttled',
       retryable: true,
@@ -327,7 +296,7 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
   });
 
   it('lists the volumes attached to an instance by device name', async () => {
-    ec2.on(DescribeInstancesCommand).resolves(
+    ec2.on(EC2.DescribeInstancesCommand).resolves(
       instance('running', {
         BlockDeviceMappings: [
           { DeviceName: '/dev/xvda', Ebs: { VolumeId: 'vol-root' } },
@@ -343,15 +312,17 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
   it('finds every resource tagged with the run id, across pages and only in this account', async () => {
     ec2
-      .on(DescribeInstancesCommand)
+      .on(EC2.DescribeInstancesCommand)
       .resolvesOnce({
         Reservations: [{ Instances: [{ InstanceId: 'i-1', State: { Name: 'running' } }] }],
         NextToken: 'page-2',
       })
       .resolvesOnce({ Reservations: [{ Instances: [{ InstanceId: 'i-2', State: { Name: 'pending' } }] }] });
-    ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: 'vol-1', State: 'in-use' }] });
-    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'completed' }] });
-    ec2.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2.on(EC2.DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: 'vol-1', State: 'in-use' }] });
+    ec2
+      .on(EC2.DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'completed' }] });
+    ec2.on(EC2.DescribeImagesCommand).resolves({ Images: [] });
 
     const found = await cloud.findTagged('run-42');
 
@@ -362,16 +333,16 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
       { kind: 'snapshot', id: 'snap-1', state: 'completed' },
     ]);
     const filter = [{ Name: 'tag:cellops:run-id', Values: ['run-42'] }];
-    const instanceCalls = ec2.commandCalls(DescribeInstancesCommand);
+    const instanceCalls = ec2.commandCalls(EC2.DescribeInstancesCommand);
     expect(instanceCalls.map((c) => c.args[0].input)).toEqual([
       { Filters: filter, NextToken: undefined },
       { Filters: filter, NextToken: 'page-2' },
     ]);
-    expect(ec2.commandCalls(DescribeSnapshotsCommand)[0]?.args[0].input).toMatchObject({
+    expect(ec2.commandCalls(EC2.DescribeSnapshotsCommand)[0]?.args[0].input).toMatchObject({
       Filters: filter,
       OwnerIds: ['self'],
     });
-    expect(ec2.commandCalls(DescribeImagesCommand)[0]?.args[0].input).toMatchObject({
+    expect(ec2.commandCalls(EC2.DescribeImagesCommand)[0]?.args[0].input).toMatchObject({
       Filters: filter,
       Owners: ['self'],
     });
@@ -432,7 +403,7 @@ describe('EC2 cloud adapter against a loopback endpoint (AWS_ENDPOINT_URL_EC2)',
 
   it('sends a signed EC2 Query request to the endpoint from the environment and parses the XML answer', async () => {
     const cloud = createEc2Cloud({
-      region: REGION,
+      region: TEST_REGION,
       clock: createSystemClock(),
       logger: new RecordingLogger(),
     });

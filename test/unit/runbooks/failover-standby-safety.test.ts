@@ -15,7 +15,6 @@ import type { Cloud } from '../../../src/ports/cloud.js';
 import type { CellopsConfig } from '../../../src/config/config.js';
 import { ExternalError, SafetyGateError } from '../../../src/errors.js';
 import { nodeAddressFromKey } from '../../../src/runbooks/nodekey.js';
-import { runSteps } from '../../support/run-steps.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import {
   CN1_ADDRESS,
@@ -25,6 +24,7 @@ import {
   DATA_DIR,
   VIP,
   createStandbyCell,
+  runStandbyFailover,
   type StandbyCell,
 } from '../../support/standby-cell.js';
 
@@ -32,19 +32,6 @@ const params: FailoverParams = { cn: 'cn1', force: false };
 const KEY_PATH = `${DATA_DIR}/klay/nodekey`;
 const OTHER_KEY = '8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f';
 const SUDO_REFUSED = 'sudo: a password is required';
-
-function failover(
-  cell: StandbyCell,
-  extra: Partial<Parameters<typeof runSteps<FailoverParams>>[1]> = {},
-): ReturnType<typeof runSteps<FailoverParams>> {
-  return runSteps(standbyFailoverSteps(), {
-    params,
-    config: cell.config,
-    ports: cell.ports,
-    runId: 'r1',
-    ...extra,
-  });
-}
 
 function step(id: string): StepDefinition<FailoverParams> {
   const found = standbyFailoverSteps().find((s) => s.id === id);
@@ -116,7 +103,7 @@ function withCn1Instance(
 describe('fencing the old active', () => {
   it('stops at the fence when kcn survives systemctl stop outside systemd, and never starts the standby', async () => {
     const cell = createStandbyCell();
-    const result = await failover(cell, { ports: wedgedOutsideSystemd(cell) });
+    const result = await runStandbyFailover(cell, { ports: wedgedOutsideSystemd(cell) });
 
     expect(result.failedStep).toBe('fence-old-active');
     expect(result.error).toBeInstanceOf(SafetyGateError);
@@ -134,7 +121,7 @@ describe('fencing the old active', () => {
       stderr: SUDO_REFUSED,
       once: false,
     });
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
 
     expect(result.failedStep).toBe('fence-old-active');
     expect(String(result.error)).toContain(SUDO_REFUSED);
@@ -155,7 +142,7 @@ describe('fencing the old active', () => {
         throw new ExternalError('ec2_unauthorized', 'not authorized to stop i-0cn1 (simulated)');
       },
     });
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       config,
       ports,
       approve: (s) => s.id !== 'confirm-old-active-off',
@@ -192,7 +179,7 @@ describe('fencing the old active', () => {
     const cn1 = cell.sim.host('cn1');
     cn1.stopDaemon();
     cn1.reachable = false;
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       approve: (s) => {
         // Someone powers cn1 back on between the confirmation and the start: its key is where kcnd loads it.
         if (s.id === 'start-standby') cn1.reachable = true;
@@ -216,7 +203,7 @@ describe('fencing the old active', () => {
       stopInstance: async () => undefined,
       waitInstanceStopped: async () => undefined,
     });
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       config,
       ports,
       approve: (s) => {
@@ -235,7 +222,7 @@ describe('preflight', () => {
   it('records nothing from a preflight that did not pass, so an interrupted one is not taken as done', async () => {
     const cell = createStandbyCell({ files: { cn1s: { [`${DATA_DIR}/nodekey`]: CN1S_KEY } } });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('preflight');
     expect(result.facts[STANDBY_FACTS.failedAddress]).toBeUndefined();
     expect(await step('preflight').verify?.(contextFor(cell, { ...result.facts }))).toBe(false);
@@ -244,7 +231,7 @@ describe('preflight', () => {
   it('refuses a backup that is not the key file of a failed CN that can still be reached', async () => {
     const cell = createStandbyCell({ backup: OTHER_KEY });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toContain(
       `holds address ${nodeAddressFromKey(OTHER_KEY)}, but cn1:${KEY_PATH} (the key its kcnd loads) holds ${CN1_ADDRESS}`,
@@ -272,7 +259,7 @@ describe('preflight', () => {
           ? nodeAddressFromKey(OTHER_KEY)
           : cell.ports.rpc.nodeAddress(endpoint, options),
     };
-    const result = await failover(cell, { config, ports: { ...cell.ports, rpc } });
+    const result = await runStandbyFailover(cell, { config, ports: { ...cell.ports, rpc } });
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toMatch(/which cn2 runs right now/);
   });
@@ -287,7 +274,7 @@ describe('moving the IP', () => {
       exitCode: 2,
       stderr: 'RTNETLINK answers: Operation not permitted',
     });
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
 
     expect(result.failedStep).toBe('move-ip');
     expect(result.error).toBeInstanceOf(SafetyGateError);
@@ -325,7 +312,7 @@ describe('undo and resume', () => {
       },
       close: () => inner.close(),
     };
-    const result = await failover(cell, { ports: { ...cell.ports, shell } });
+    const result = await runStandbyFailover(cell, { ports: { ...cell.ports, shell } });
 
     expect(result.failedStep).toBe('start-standby');
     expect(result.undoErrors).toEqual([]);

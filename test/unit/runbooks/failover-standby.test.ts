@@ -12,21 +12,12 @@ import {
   DATA_DIR,
   VIP,
   createStandbyCell,
+  runStandbyFailover,
   type StandbyCell,
 } from '../../support/standby-cell.js';
 
 const params: FailoverParams = { cn: 'cn1', force: false };
 const KEY_PATH = `${DATA_DIR}/klay/nodekey`;
-
-function failover(cell: StandbyCell, extra: Partial<Parameters<typeof runSteps<FailoverParams>>[1]> = {}) {
-  return runSteps(standbyFailoverSteps(), {
-    params,
-    config: cell.config,
-    ports: cell.ports,
-    runId: 'r1',
-    ...extra,
-  });
-}
 
 function expectNoKeyLeak(cell: StandbyCell, text: string): void {
   for (const key of [CN1_KEY, CN1S_KEY]) {
@@ -40,7 +31,7 @@ describe('standby failover over simulated hosts', () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
 
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
 
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('succeeded');
@@ -67,7 +58,7 @@ describe('standby failover over simulated hosts', () => {
   it('shows approvers the exact commands and hosts', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     const text = (id: string) => result.descriptions.find((d) => d.stepId === id)?.text ?? '';
     expect(text('fence-old-active')).toContain('`sudo -n systemctl stop kcnd` on cn1 (10.0.1.11)');
     expect(text('stop-standby')).toContain('`sudo -n systemctl stop kcnd` on cn1s (10.0.1.12)');
@@ -81,7 +72,7 @@ describe('standby failover over simulated hosts', () => {
 
   it('refuses to fail over a healthy active without --force, before anything changes', async () => {
     const cell = createStandbyCell();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.status).toBe('failed');
     expect(result.failedStep).toBe('preflight');
     expect(result.error).toBeInstanceOf(SafetyGateError);
@@ -111,7 +102,7 @@ describe('standby failover over simulated hosts', () => {
     cn1.reachable = false;
     const asked: string[] = [];
 
-    const refused = await failover(cell, {
+    const refused = await runStandbyFailover(cell, {
       approve: (step) => {
         asked.push(step.id);
         return step.id !== 'confirm-old-active-off';
@@ -130,7 +121,7 @@ describe('standby failover over simulated hosts', () => {
     const cell2 = createStandbyCell();
     cell2.sim.host('cn1').stopDaemon();
     cell2.sim.host('cn1').reachable = false;
-    const confirmed = await failover(cell2);
+    const confirmed = await runStandbyFailover(cell2);
     expect(confirmed.status).toBe('succeeded');
     expect(confirmed.ran).toContain('confirm-old-active-off');
     expect(cell2.sim.host('cn1s').loadedAddress()).toBe(CN1_ADDRESS);
@@ -140,7 +131,7 @@ describe('standby failover over simulated hosts', () => {
   it('refuses a malformed backup before touching anything', async () => {
     const cell = createStandbyCell({ backup: `0x${CN1_KEY}` });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toMatch(/malformed.*0x/);
     expect(cell.sim.host('cn1s').loadedAddress()).toBe(CN1S_ADDRESS);
@@ -150,7 +141,7 @@ describe('standby failover over simulated hosts', () => {
   it('refuses a missing backup', async () => {
     const cell = createStandbyCell({ backup: null });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toContain(`no nodekey backup of cn1 at cn1s:${BACKUP_PATH}`);
   });
@@ -158,7 +149,7 @@ describe('standby failover over simulated hosts', () => {
   it('refuses a legacy nodekey on the standby that would shadow the installed key', async () => {
     const cell = createStandbyCell({ files: { cn1s: { [`${DATA_DIR}/nodekey`]: CN1S_KEY } } });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toMatch(/legacy location \/var\/kcnd\/data\/nodekey/);
   });
@@ -166,7 +157,7 @@ describe('standby failover over simulated hosts', () => {
   it('refuses a legacy nodekey that appears after preflight and restarts the standby as itself', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       approve: (step) => {
         if (step.id === 'replace-nodekey')
           cell.sim.host('cn1s').write(`${DATA_DIR}/nodekey`, CN1S_KEY, 0o600);
@@ -183,7 +174,7 @@ describe('standby failover over simulated hosts', () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
     cell.sim.host('cn1s').faults.push({ match: /sha256sum \/var\/kcnd\/data\/klay\/nodekey/, exitCode: 1 });
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('replace-nodekey');
     const cn1s = cell.sim.host('cn1s');
     expect(cn1s.read(KEY_PATH)).toBe(CN1S_KEY);
@@ -195,7 +186,7 @@ describe('standby failover over simulated hosts', () => {
   it('undoes a failover that fails after start: standby back on its own key, VIP back on cn1', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       approve: (step) => {
         // The standby cannot keep up once it runs as cn1.
         if (step.id === 'start-standby') cell.sim.host('cn1s').lagBlocks = 1000;
@@ -217,7 +208,7 @@ describe('standby failover over simulated hosts', () => {
   it('does not stop a standby that fell behind', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       approve: (step) => {
         if (step.id === 'fence-old-active') cell.sim.host('cn1s').lagBlocks = 50;
         return true;
@@ -231,7 +222,7 @@ describe('standby failover over simulated hosts', () => {
   it('stops before starting the standby when the old CN comes back with its key', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell, {
+    const result = await runStandbyFailover(cell, {
       approve: (step) => {
         if (step.id === 'start-standby') {
           const cn1 = cell.sim.host('cn1');
@@ -251,7 +242,7 @@ describe('standby failover over simulated hosts', () => {
     const bls = 'ab'.repeat(32);
     const cell = createStandbyCell({ files: { cn1s: { '/var/cellops/backup/cn1.bls-nodekey': bls } } });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell, { undoOnFailure: false });
+    const result = await runStandbyFailover(cell, { undoOnFailure: false });
     // cn1's registered BLS key is the derived one, so this bls-nodekey makes it miss its signatures.
     expect(cell.sim.host('cn1s').read(`${DATA_DIR}/klay/bls-nodekey`)).toBe(bls);
     expect(result.facts.blsSource).toBe('backup');
@@ -263,7 +254,7 @@ describe('standby failover over simulated hosts', () => {
   it('says so and goes on when arping is not installed on the standby', async () => {
     const cell = createStandbyCell({ hosts: { cn1s: { arping: false } } });
     cell.sim.host('cn1').stopDaemon();
-    const result = await failover(cell);
+    const result = await runStandbyFailover(cell);
     expect(result.status).toBe('succeeded');
     expect(result.outputs.map((o) => o.line).join('\n')).toMatch(/arping is not installed on cn1s/);
   });

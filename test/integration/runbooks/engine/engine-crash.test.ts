@@ -15,7 +15,7 @@ import { uniquePrefix } from '../../../support/redis-client.js';
 import { crashSteps, createRedisEngine, type RedisEngineSetup } from '../../../support/redis-engine.js';
 import { startRedis, type RedisServer } from '../../../support/redis-server.js';
 
-const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../../../support/crash-child.ts', import.meta.url));
 
 let server: RedisServer;
 const children: ChildProcess[] = [];

@@ -15,13 +15,41 @@ import type { Engine, RunbookPorts, RunEvent, RunRecord } from '../../../../src/
 import { RecordingLogger } from '../../../fakes/recording-logger.js';
 import { APPROVER_A, OPERATOR, testConfig } from '../../../support/bot-fixtures.js';
 import { countingRunbook, memoryCounter } from '../../../support/counting-runbook.js';
-import { uniquePrefix } from '../../../support/redis-client.js';
+import { connectTestRedis, uniquePrefix } from '../../../support/redis-client.js';
 import { startRedis, type RedisServer } from '../../../support/redis-server.js';
-import { connectTestRedis } from '../../locks/test-redis.js';
 import { until as pollUntil } from '../../../support/until.js';
 
 const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
-  pollUntil(what, check, { timeoutMs: 10_000, ignoreErrors: true });
+  pollUntil(what, check, { timeoutMs: 30_000, ignoreErrors: true });
+
+/**
+ * The lock's TTL and the owner lease, renewed every third of it. An outage lasts until one renewal has
+ * failed (at most a third, plus a second), so more than half is left for the restart and the next
+ * renewal: seconds, on a loaded machine. Nothing lapses while Redis is down with appendonly; what the
+ * tests see comes from the restart (the data kept or lost), never from a lease that ran out because the
+ * machine was slow.
+ */
+const LEASE_MS = 15_000;
+
+/**
+ * Redis down until the driver's heartbeat has tried to renew its leases (its polls fail meanwhile too),
+ * then up again. The owner lease is renewed first, and its failure is logged whatever the driver then
+ * makes of the lock's; the lock's renewal follows in the same beat, within the extra second. Waiting longer
+ * is harmless: more than half of LEASE_MS is left.
+ */
+async function outage(redis: RedisServer, s: Setup): Promise<void> {
+  const failedBefore = ownerRenewalFailures(s);
+  await redis.kill();
+  await until(
+    'a failed renewal of the owner lease',
+    async () => ownerRenewalFailures(s) > failedBefore || undefined,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await redis.start();
+}
+
+const ownerRenewalFailures = (s: Setup): number =>
+  s.logger.lines.filter((l) => l.msg === 'renewing the owner lease failed; trying again').length;
 
 let server: RedisServer | undefined;
 const closers: (() => Promise<void>)[] = [];
@@ -45,6 +73,7 @@ interface Setup {
   readonly store: RunStore;
   readonly counts: Map<string, number>;
   readonly events: RunEvent[];
+  readonly logger: RecordingLogger;
 }
 
 async function setup(url: string): Promise<Setup> {
@@ -68,10 +97,12 @@ async function setup(url: string): Promise<Setup> {
     clock,
     logger,
     ownerId: 'bot-1',
-    options: { lockTtlMs: 1_500, ownerLeaseMs: 1_500, pollMs: 100, graceMs: 200 },
+    // The driver retries every pollMs and gives up after 30 failures in a row: a second apart, that is
+    // far longer than an outage of a third of LEASE_MS.
+    options: { lockTtlMs: LEASE_MS, ownerLeaseMs: LEASE_MS, pollMs: 1_000, graceMs: 200 },
   });
   closers.push(() => engine.close());
-  return { engine, store, counts: counter.counts, events };
+  return { engine, store, counts: counter.counts, events, logger };
 }
 
 const status = (s: Setup, id: string, wanted: RunRecord['status']) =>
@@ -87,10 +118,7 @@ describe('engine while Redis restarts', () => {
     const run = await s.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
     await status(s, run.id, 'waiting-approval');
 
-    // Down for a while: the driver's polls and renewals fail meanwhile.
-    await server.kill();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    await server.start();
+    await outage(server, s);
     const after = await status(s, run.id, 'waiting-approval');
     expect(after.steps[1]).toMatchObject({ status: 'waiting-approval', approvalRound: 1 });
     expect(s.counts.get('fence')).toBeUndefined();
@@ -101,7 +129,7 @@ describe('engine while Redis restarts', () => {
     });
     await status(s, run.id, 'succeeded');
     expect(s.counts.get('fence')).toBe(1);
-  }, 20_000);
+  }, 60_000);
 
   it('without persistence, a run waiting for approval stops before its next step, recorded again as paused', async () => {
     server = await startRedis();
@@ -109,14 +137,14 @@ describe('engine while Redis restarts', () => {
     const run = await s.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester: OPERATOR });
     await status(s, run.id, 'waiting-approval');
 
-    await server.kill();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    await server.start();
+    await outage(server, s);
     const paused = await status(s, run.id, 'paused');
     expect(paused.pauseReason).toContain('Redis lost');
     expect(paused.steps.map((st) => st.status)).toEqual(['succeeded', 'pending']);
+    // The event follows the saved status: wait for it rather than assume it came with the record.
+    await until('the run-paused event', async () => s.events.find((e) => e.type === 'run-paused'));
     expect(s.events.map((e) => e.type)).toContain('run-paused');
     expect(s.counts.get('fence')).toBeUndefined();
     expect(await s.store.activeRunIds()).toEqual([run.id]);
-  }, 20_000);
+  }, 60_000);
 });

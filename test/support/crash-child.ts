@@ -4,9 +4,9 @@
  * every 100 ms. Either way it keeps driving until killed.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { createLogger } from '../../../../src/infra/logger.js';
-import { OPERATOR } from '../../../support/bot-fixtures.js';
-import { crashSteps, createRedisEngine } from '../../../support/redis-engine.js';
+import { createLogger } from '../../src/infra/logger.js';
+import { OPERATOR } from './bot-fixtures.js';
+import { crashSteps, createRedisEngine } from './redis-engine.js';
 
 const env = (name: string): string => {
   const value = process.env[name];

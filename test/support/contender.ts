@@ -6,12 +6,12 @@
  * previous holder's. Prints one JSON line with its tallies.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { createRedisKeys } from '../../../src/infra/redis-keys.js';
-import { createSystemClock } from '../../../src/infra/system-clock.js';
-import { createRedisLock } from '../../../src/locks/redis-lock.js';
-import { LockBusyError } from '../../../src/locks/types.js';
+import { createRedisKeys } from '../../src/infra/redis-keys.js';
+import { createSystemClock } from '../../src/infra/system-clock.js';
+import { createRedisLock } from '../../src/locks/redis-lock.js';
+import { LockBusyError } from '../../src/locks/types.js';
 import { contentionKeys } from './contention-keys.js';
-import { connectTestRedis } from './test-redis.js';
+import { connectTestRedis } from './redis-client.js';
 
 async function main(): Promise<void> {
   const [url, prefix, lockName, iterationsArg, id] = process.argv.slice(2);
