@@ -6,7 +6,7 @@
 import { CellopsError, ExternalError } from '../../errors.js';
 import type { NodeEndpoint } from '../../ports/node-rpc.js';
 import type { Deadline } from './deadline.js';
-import { HttpTimeoutError } from './http-client.js';
+import { HttpBodyTooLargeError, HttpTimeoutError } from './http-client.js';
 import { BadRpcResponseError, isMethodNotFound, JsonRpcError } from './json-rpc.js';
 
 /** The URL without user:password, for messages and logs. */
@@ -37,6 +37,13 @@ export function nodeFailure(
       'node_timeout',
       `${what} from ${where} got no answer within ${dl.timeoutMs} ms: the node may be overloaded or ` +
         `unreachable from the bot.`,
+      { retryable: true, cause: error },
+    );
+  if (error instanceof HttpBodyTooLargeError)
+    throw new ExternalError(
+      'node_bad_response',
+      `${what} from ${where} failed: the answer is larger than ${error.maxBytes} bytes, so it was not read; ` +
+        `check that the URL points at the node's own endpoint.`,
       { retryable: true, cause: error },
     );
   if (error instanceof JsonRpcError)
