@@ -8,6 +8,7 @@ import type { NodeEndpoint } from '../../ports/node-rpc.js';
 import type { Deadline } from './deadline.js';
 import { HttpBodyTooLargeError, HttpTimeoutError } from './http-client.js';
 import { BadRpcResponseError, isMethodNotFound, JsonRpcError } from './json-rpc.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 /** The URL without user:password, for messages and logs. */
 export function displayUrl(url: string): string {
@@ -49,7 +50,7 @@ export function nodeFailure(
   if (error instanceof JsonRpcError)
     throw new ExternalError(
       'node_rpc_error',
-      `${where} answered ${error.method} with an error (${error.rpcCode ?? 'no code'}: ${error.message.slice(0, 200)})` +
+      `${where} answered ${error.method} with an error (${error.rpcCode ?? 'no code'}: ${redactThenTruncate(error.message, 200)})` +
         (isMethodNotFound(error)
           ? `: add the module to RPC_API in the node's conf, or remove rpc from its configuration.`
           : '.'),
