@@ -205,8 +205,26 @@ export const configSchema = z
       .object({
         /** Login user on every host; privileged work goes through `sudo -n`. */
         user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name'),
-        /** Path of the private key (OpenSSH or PEM format). */
-        privateKey: absolutePath,
+        /**
+         * Path of the private key (OpenSSH or PEM format), readable by the bot's user only (mode 600).
+         * Optional when `agent` is true.
+         */
+        privateKey: absolutePath.optional(),
+        /** Name of the environment variable holding the private key's passphrase. Default SSH_KEY_PASSPHRASE. */
+        passphraseEnv: z
+          .string()
+          .regex(
+            /^[A-Za-z_][A-Za-z0-9_]*$/,
+            'must be an environment variable name such as SSH_KEY_PASSPHRASE',
+          )
+          .default('SSH_KEY_PASSPHRASE'),
+        /** Authenticate with the ssh-agent at SSH_AUTH_SOCK (before the key file, when both are set). Default false. */
+        agent: z.boolean().default(false),
+        /**
+         * Accept hosts that only offer the SHA-1 `ssh-rsa` host-key signature. Default false: RSA host keys are
+         * verified with rsa-sha2-512/256, which every OpenSSH since 7.2 offers.
+         */
+        allowSha1Rsa: z.boolean().default(false),
         /** OpenSSH known_hosts file; host keys are always verified (plain and hashed entries). */
         knownHosts: absolutePath,
         /** SSH port on every host. Default 22. */

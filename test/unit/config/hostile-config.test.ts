@@ -70,6 +70,7 @@ const CASES: ReadonlyArray<readonly [key: string, value: string, right: RegExp]>
   ['ssh.serviceCommand', 'systemctl {acton} {service}', /unknown placeholder \{acton\}/],
   ['ssh.attachCommand', 'sudo -n {binary} attach --exec "{js}" {dataDir}/klay.ipc', /contains "\\""/],
   ['ssh.attachCommand', 'sudo -n {binary} attach --exec {js} {dataDir}/klay.ipc > /tmp/x', /contains ">"/],
+  ['ssh.passphraseEnv', 'SSH PASS', /environment variable name/],
 ];
 
 describe('check-config refuses values that would reach a command misshapen', () => {
@@ -79,6 +80,20 @@ describe('check-config refuses values that would reach a command misshapen', () 
     const line = out.split('\n').find((l) => l.startsWith(`${file}: ${key}: `));
     expect(line, out).toBeDefined();
     expect(line).toMatch(right);
+  });
+
+  it('needs a key file unless the ssh-agent is used', async () => {
+    const without = await checkConfig('ssh.privateKey', undefined);
+    expect(without.out).toContain(
+      `${without.file}: ssh.privateKey: is required (the path of the key file), unless ssh.agent is true`,
+    );
+    const doc = parse(EXAMPLE) as RawDoc;
+    delete doc.ssh.privateKey;
+    doc.ssh.agent = true;
+    const file = join(mkdtempSync(join(tmpdir(), 'cellops-hostile-')), 'cellops.yaml');
+    writeFileSync(file, stringify(doc));
+    const lines: string[] = [];
+    expect(await runCli(['check-config', file], {}, (line) => lines.push(line))).toBe(0);
   });
 
   it('accepts the plain forms of the same keys', async () => {
