@@ -12,6 +12,7 @@ import type { CellopsConfig } from '../../../src/config/config.js';
 import type { CellopsError } from '../../../src/errors.js';
 import { sh } from '../../../src/ports/shell-command.js';
 import type { Shell } from '../../../src/ports/shell.js';
+import { labSshSettings } from '../../lab/lab-config.js';
 import { runCommand, startLab, type Lab } from '../../lab/lab.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { until } from '../../support/until.js';
@@ -25,17 +26,7 @@ let agent: ChildProcess | undefined;
 
 function shell(overrides: Partial<CellopsConfig['ssh']>, env: NodeJS.ProcessEnv = {}): Shell {
   const created = createSshShell({
-    ssh: {
-      user: lab.user,
-      privateKeyPath: lab.privateKeyPath,
-      knownHostsPath: lab.knownHostsPath,
-      port: lab.sshPort,
-      connectTimeoutMs: 5_000,
-      commandTimeoutMs: 20_000,
-      serviceCommand: lab.serviceCommand,
-      attachCommand: lab.attachCommand,
-      ...overrides,
-    },
+    ssh: labSshSettings(lab, overrides),
     logger: new RecordingLogger(),
     env,
   });
@@ -119,16 +110,7 @@ describe('SSH credentials', () => {
     });
     expect(added.code).toBe(0);
     const viaAgent = createSshShell({
-      ssh: {
-        user: lab.user,
-        knownHostsPath: lab.knownHostsPath,
-        port: lab.sshPort,
-        connectTimeoutMs: 5_000,
-        commandTimeoutMs: 20_000,
-        serviceCommand: lab.serviceCommand,
-        attachCommand: lab.attachCommand,
-        agent: true,
-      },
+      ssh: labSshSettings(lab, { agent: true }, { withKey: false }),
       logger: new RecordingLogger(),
       env: { SSH_AUTH_SOCK: socket },
     });
