@@ -39,7 +39,14 @@ export interface CellopsConfig {
   };
   readonly ssh: {
     readonly user: string;
-    readonly privateKeyPath: string;
+    /** Absent when only the ssh-agent is used. */
+    readonly privateKeyPath?: string;
+    /** Environment variable with the key's passphrase. Default SSH_KEY_PASSPHRASE. */
+    readonly passphraseEnv?: string;
+    /** Use the ssh-agent at SSH_AUTH_SOCK. Default false. */
+    readonly agent?: boolean;
+    /** Offer the SHA-1 ssh-rsa host-key algorithm. Default false. */
+    readonly allowSha1Rsa?: boolean;
     readonly knownHostsPath: string;
     readonly port: number;
     readonly bastion?: { readonly host: string; readonly user: string; readonly port: number };
@@ -102,7 +109,10 @@ export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
     },
     ssh: {
       user: ssh.user,
-      privateKeyPath: ssh.privateKey,
+      ...(ssh.privateKey === undefined ? {} : { privateKeyPath: ssh.privateKey }),
+      passphraseEnv: ssh.passphraseEnv,
+      agent: ssh.agent,
+      allowSha1Rsa: ssh.allowSha1Rsa,
       knownHostsPath: ssh.knownHosts,
       port: ssh.port,
       ...(ssh.bastion === undefined ? {} : { bastion: ssh.bastion }),

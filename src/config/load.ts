@@ -51,6 +51,8 @@ export function crossReferenceProblems(parsed: ParsedConfig): string[] {
   const known = `known: ${names.join(', ') || 'none'}`;
   const isNode = (name: string) => Object.hasOwn(parsed.nodes, name);
 
+  if (parsed.ssh.privateKey === undefined && !parsed.ssh.agent)
+    problems.push('ssh.privateKey: is required (the path of the key file), unless ssh.agent is true');
   if (!Object.values(parsed.nodes).some((n) => n.role === 'pn')) {
     problems.push('nodes: there is no node with role pn (the monitor needs a PN as the reference height)');
   }

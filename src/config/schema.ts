@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { plainPathProblem } from './plain-path.js';
 
 const duration = (defaultText: string) =>
   z
@@ -36,8 +37,52 @@ const userList = z
 const hostName = z
   .string()
   .min(1)
-  .regex(/^[A-Za-z0-9.:_-]+$/, 'must be a host name or IP address');
-const absolutePath = z.string().regex(/^\/[^\0]*$/, 'must be an absolute path');
+  .regex(/^[A-Za-z0-9:][A-Za-z0-9.:_-]*$/, 'must be a host name or IP address');
+const absolutePath = z.string().regex(/^\/[^\0\n\r]*$/, 'must be an absolute path on one line');
+/** A path that reaches commands on a node (plain-path.ts says what plain means). */
+const plainPath = z.string().superRefine((path, ctx) => {
+  const problem = plainPathProblem(path);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+/** A block device the data volume is attached as: /dev/sdb…/dev/sdz, /dev/xvdb…/dev/xvdz, or NVMe. */
+const dataDevice = z
+  .string()
+  .regex(
+    /^\/dev\/(?:(?:sd|xvd)[b-z]|nvme[0-9]+n[0-9]+)$/,
+    'must be a data device such as /dev/sdf, /dev/xvdf or /dev/nvme1n1 (not the root device /dev/sda or /dev/xvda)',
+  )
+  .default('/dev/sdf');
+/** systemd units and network interfaces: a letter or digit first, so no tool reads the name as an option. */
+const unitOrInterfaceName = (what: string, max: number) =>
+  z
+    .string()
+    .regex(
+      new RegExp(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,${max - 1}}$`),
+      `must be ${what}: a letter or digit, then letters, digits, _ . @ - (at most ${max} characters)`,
+    );
+/**
+ * A command template from the configuration: words and {placeholders} only. Quotes, `$`, backticks,
+ * `;`, `|`, `&`, redirections, parentheses, backslashes and line breaks are refused, because cellops
+ * quotes the values it fills in and any shell syntax in the template itself would run unquoted.
+ */
+const commandTemplate = (defaultText: string, placeholders: readonly string[]) =>
+  z
+    .string()
+    .default(defaultText)
+    .superRefine((template, ctx) => {
+      const bad = /["'`$;|&<>()\\\n\r\0]/.exec(template)?.[0];
+      if (bad !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          message: `contains ${JSON.stringify(bad)}: a command template may hold words and ${placeholders.map((p) => `{${p}}`).join(' ')} only (no quotes, $, backticks, ; | & < > ( ) \\ or line breaks; values are quoted by cellops)`,
+        });
+      for (const [, name] of template.matchAll(/\{([^}]*)\}/g))
+        if (!placeholders.includes(name ?? ''))
+          ctx.addIssue({
+            code: 'custom',
+            message: `uses unknown placeholder {${name}} (known: ${placeholders.map((p) => `{${p}}`).join(' ')})`,
+          });
+    });
 const nodeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes');
 const url = z.url();
 
@@ -49,7 +94,7 @@ const ipAlias = z
       .string()
       .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 address with prefix, e.g. 10.0.1.100/24'),
     /** Network interface on both hosts, e.g. eth0. */
-    device: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name such as eth0'),
+    device: unitOrInterfaceName('an interface name such as eth0', 15),
   })
   .strict();
 const ipEip = z
@@ -73,7 +118,7 @@ const nodekeyBackup = z
   .object({
     /** Inventory name of the host that keeps the backup. */
     host: nodeName,
-    path: absolutePath,
+    path: plainPath,
   })
   .strict();
 
@@ -94,7 +139,7 @@ const failover = z
           .min(1),
         keyName: z.string().optional(),
         /** Device name the restored data volume is attached as. Default /dev/sdf. */
-        dataDevice: z.string().default('/dev/sdf'),
+        dataDevice,
       })
       .strict()
       .optional(),
@@ -117,12 +162,9 @@ const node = z
     /** HTTP JSON-RPC endpoint, when RPC_ENABLE=1 on the node. Off by default on kcnd. */
     rpc: url.optional(),
     /** DATA_DIR of kcnd.conf / kpnd.conf. */
-    dataDir: absolutePath.default('/var/kcnd/data'),
+    dataDir: plainPath.default('/var/kcnd/data'),
     /** systemd unit name: kcnd for CNs and standbys, kpnd for PNs. */
-    service: z
-      .string()
-      .regex(/^[A-Za-z0-9@._-]+$/, 'must be a systemd unit name')
-      .optional(),
+    service: unitOrInterfaceName('a systemd unit name such as kcnd', 256).optional(),
     /** EC2 instance id when the node runs on EC2. */
     instanceId: z
       .string()
@@ -134,7 +176,7 @@ const node = z
       .regex(/^vol-[0-9a-z]+$/, 'must be an EBS volume id (vol-…)')
       .optional(),
     /** Device name of the DATA_DIR volume, left out of machine images. Default /dev/sdf. */
-    dataDevice: z.string().default('/dev/sdf'),
+    dataDevice,
     failover: failover.optional(),
   })
   .strict();
@@ -163,8 +205,26 @@ export const configSchema = z
       .object({
         /** Login user on every host; privileged work goes through `sudo -n`. */
         user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'must be a Unix user name'),
-        /** Path of the private key (OpenSSH or PEM format). */
-        privateKey: absolutePath,
+        /**
+         * Path of the private key (OpenSSH or PEM format), readable by the bot's user only (mode 600).
+         * Optional when `agent` is true.
+         */
+        privateKey: absolutePath.optional(),
+        /** Name of the environment variable holding the private key's passphrase. Default SSH_KEY_PASSPHRASE. */
+        passphraseEnv: z
+          .string()
+          .regex(
+            /^[A-Za-z_][A-Za-z0-9_]*$/,
+            'must be an environment variable name such as SSH_KEY_PASSPHRASE',
+          )
+          .default('SSH_KEY_PASSPHRASE'),
+        /** Authenticate with the ssh-agent at SSH_AUTH_SOCK (before the key file, when both are set). Default false. */
+        agent: z.boolean().default(false),
+        /**
+         * Accept hosts that only offer the SHA-1 `ssh-rsa` host-key signature. Default false: RSA host keys are
+         * verified with rsa-sha2-512/256, which every OpenSSH since 7.2 offers.
+         */
+        allowSha1Rsa: z.boolean().default(false),
         /** OpenSSH known_hosts file; host keys are always verified (plain and hashed entries). */
         knownHosts: absolutePath,
         /** SSH port on every host. Default 22. */
@@ -182,9 +242,13 @@ export const configSchema = z
         /** Default timeout of one command. Default 2m. */
         commandTimeout: duration('2m'),
         /** How services are started and stopped. {action}: start|stop|is-active; {service}: the unit. */
-        serviceCommand: z.string().default('sudo -n systemctl {action} {service}'),
+        serviceCommand: commandTemplate('sudo -n systemctl {action} {service}', ['action', 'service']),
         /** How IPC is reached. {binary}: kcn|kpn; {js}: the expression; {dataDir}: the node's DATA_DIR. */
-        attachCommand: z.string().default('sudo -n {binary} attach --exec {js} {dataDir}/klay.ipc'),
+        attachCommand: commandTemplate('sudo -n {binary} attach --exec {js} {dataDir}/klay.ipc', [
+          'binary',
+          'js',
+          'dataDir',
+        ]),
       })
       .strict(),
     monitor: z

@@ -14,10 +14,24 @@ export type ShellCommand = string & { readonly [shellCommandBrand]: true };
 
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
-/** Quotes one argument for a POSIX shell. Words made only of safe characters are left as they are. */
+/**
+ * Quotes one argument for a POSIX shell. Words made only of safe characters are left as they are.
+ * Newlines and non-ASCII text are safe inside single quotes; NUL is refused, because no argument can hold
+ * one (the shell would silently end the word there and run a different command). Quoting does not stop a
+ * program from reading a leading `-` as an option: commands pass `--` before operands, or use `operand`.
+ */
 export function quoteArg(value: string): string {
+  if (value.includes('\0')) throw new Error('a shell argument cannot contain a NUL character');
   if (value.length > 0 && SAFE_WORD.test(value)) return value;
   return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A path operand for a tool that has no `--`: a relative path starting with `-` gets `./` in front so it
+ * cannot be read as an option. Absolute paths never start with `-` and are returned as they are.
+ */
+export function operand(path: string): string {
+  return path.startsWith('-') ? `./${path}` : path;
 }
 
 /** A literal piece of shell syntax to splice into `sh` unquoted, e.g. another ShellCommand. */

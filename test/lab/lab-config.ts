@@ -13,6 +13,7 @@
  * `overrides` is deep-merged (objects merge, arrays and values replace).
  */
 import { join } from 'node:path';
+import type { CellopsConfig } from '../../src/config/config.js';
 import type { Lab } from './lab.js';
 
 export type LabConfigObject = Record<string, unknown>;
@@ -86,4 +87,26 @@ export function labConfig(lab: Lab, overrides: LabConfigObject = {}): LabConfigO
     nodes,
   };
   return deepMerge(base, overrides);
+}
+
+/**
+ * Resolved SSH settings for the lab, for tests that build an SSH shell directly: the lab's key, known_hosts,
+ * port and command templates, with `overrides` on top. `withKey: false` leaves the key file out (ssh-agent).
+ */
+export function labSshSettings(
+  lab: Lab,
+  overrides: Partial<CellopsConfig['ssh']> = {},
+  options: { withKey?: boolean } = {},
+): CellopsConfig['ssh'] {
+  return {
+    user: lab.user,
+    ...(options.withKey === false ? {} : { privateKeyPath: lab.privateKeyPath }),
+    knownHostsPath: lab.knownHostsPath,
+    port: lab.sshPort,
+    connectTimeoutMs: 5_000,
+    commandTimeoutMs: 20_000,
+    serviceCommand: lab.serviceCommand,
+    attachCommand: lab.attachCommand,
+    ...overrides,
+  };
 }

@@ -4,6 +4,7 @@
  * missing") name neither the resource nor the fix.
  */
 import { ExternalError } from '../../errors.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 export interface Ec2CallContext {
   /** EC2 API action, e.g. `StopInstances`; the IAM action is `ec2:<action>`. */
@@ -52,7 +53,7 @@ const NETWORK_CODES = new Set([
 /** Only the first line of the SDK's message, bounded: some carry multi-kilobyte encoded blobs. */
 function brief(message: string | undefined): string {
   const first = (message ?? '').split('\n')[0] ?? '';
-  return first.length > 200 ? `${first.slice(0, 200)}…` : first;
+  return redactThenTruncate(first, 201);
 }
 
 function endpointHint(): string {

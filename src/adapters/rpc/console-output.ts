@@ -4,6 +4,7 @@
  * notation with unquoted keys, possibly in colour, possibly after log lines. We only ever need an address
  * or a JSON string we produced ourselves with JSON.stringify, so the readers below stay narrow.
  */
+import { redactThenTruncate } from '../../infra/redact.js';
 
 const ANSI = new RegExp(String.raw`\u001b\[[0-9;]*m`, 'g');
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -51,5 +52,5 @@ export function consoleErrorLine(stdout: string, stderr: string): string {
   const all = [...lines(stderr), ...lines(stdout)];
   const pick =
     all.find((l) => /fatal|error|unable|denied|no such file|not defined|refused/i.test(l)) ?? all[0] ?? '';
-  return pick.length > 200 ? `${pick.slice(0, 200)}…` : pick;
+  return redactThenTruncate(pick, 201);
 }

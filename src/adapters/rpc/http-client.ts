@@ -41,14 +41,34 @@ export class HttpTimeoutError extends Error {
 }
 
 export class HttpBodyTooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`the answer is larger than ${maxBytes} bytes`);
+  /** `url` is shown as scheme, host, port and path only: no credentials, no query string. */
+  constructor(
+    readonly maxBytes: number,
+    url: string,
+  ) {
+    super(`the answer from ${urlForMessage(url)} is larger than ${maxBytes} bytes; the rest was not read`);
     this.name = 'HttpBodyTooLargeError';
   }
 }
 
+/** Scheme, host, port and path: what names an endpoint without anything secret a URL may carry. */
+function urlForMessage(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(an unreadable URL)';
+  }
+}
+
+/**
+ * kcnd's /metrics is a few hundred kB and a JSON-RPC answer for a block range a few hundred more; 1 MiB
+ * leaves room for both, and keeps a hostile endpoint from making the bot buffer and parse megabytes.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
 export interface HttpClientOptions {
-  /** Answers longer than this fail (kcnd's /metrics is a few hundred kB). Default 16 MiB. */
+  /** Answers longer than this fail, and their connection is dropped. Default 1 MiB. */
   readonly maxBodyBytes?: number;
 }
 
@@ -64,7 +84,7 @@ const TARGET_CACHE_LIMIT = 10_000;
 
 /** node:http(s) with keep-alive connections, so a probe every second does not open a TCP connection each time. */
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
-  const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   // lifo: the most recently used socket is the least likely to have been closed by the server as idle.
   const httpAgent = new HttpAgent({ keepAlive: true, scheduling: 'lifo' });
   const httpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo' });
@@ -127,9 +147,15 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
           responded = true;
           const chunks: Buffer[] = [];
           let size = 0;
+          res.on('error', fail);
+          const declared = Number(res.headers['content-length']);
+          if (declared > maxBodyBytes) {
+            drop(new HttpBodyTooLargeError(maxBodyBytes, request.url));
+            return;
+          }
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > maxBodyBytes) drop(new HttpBodyTooLargeError(maxBodyBytes));
+            if (size > maxBodyBytes) drop(new HttpBodyTooLargeError(maxBodyBytes, request.url));
             else chunks.push(chunk);
           });
           res.on('end', () => {
@@ -144,7 +170,6 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
               text: body.toString('utf8'),
             });
           });
-          res.on('error', fail);
         },
       );
       const remaining = Math.max(0, deadlineAt - performance.now());
@@ -196,7 +221,8 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
 }
 
 /** The same contract over a fetch implementation (tests inject one; nothing else needs it). */
-export function fetchHttpClient(fetchFn: typeof fetch): HttpClient {
+export function fetchHttpClient(fetchFn: typeof fetch, options: HttpClientOptions = {}): HttpClient {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return async (request) => {
     const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(request.timeoutMs)));
     const signal = request.signal ? AbortSignal.any([timeout, request.signal]) : timeout;
@@ -208,8 +234,10 @@ export function fetchHttpClient(fetchFn: typeof fetch): HttpClient {
         signal,
       });
       const text = await response.text();
+      if (Buffer.byteLength(text) > maxBodyBytes) throw new HttpBodyTooLargeError(maxBodyBytes, request.url);
       return { status: response.status, statusText: response.statusText, ok: response.ok, text };
     } catch (error) {
+      if (error instanceof HttpBodyTooLargeError) throw error;
       if (request.signal?.aborted) throw request.signal.reason;
       if (timeout.aborted) throw new HttpTimeoutError(request.timeoutMs);
       throw error;

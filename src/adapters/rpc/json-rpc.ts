@@ -1,4 +1,5 @@
 import type { HttpClient } from './http-client.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 /**
  * A minimal JSON-RPC 2.0 client over HTTP POST, and the one question the NodeRpc adapter asks of errors:
@@ -88,7 +89,7 @@ export async function jsonRpcCall(
   } catch {
     throw new BadRpcResponseError(
       method,
-      `HTTP ${response.status} with a body that is not JSON (${text.slice(0, 80).replace(/\s+/g, ' ')})`,
+      `HTTP ${response.status} with a body that is not JSON (${redactThenTruncate(text, 81).replace(/\s+/g, ' ')})`,
       response.status,
     );
   }

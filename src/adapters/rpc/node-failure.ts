@@ -6,8 +6,9 @@
 import { CellopsError, ExternalError } from '../../errors.js';
 import type { NodeEndpoint } from '../../ports/node-rpc.js';
 import type { Deadline } from './deadline.js';
-import { HttpTimeoutError } from './http-client.js';
+import { HttpBodyTooLargeError, HttpTimeoutError } from './http-client.js';
 import { BadRpcResponseError, isMethodNotFound, JsonRpcError } from './json-rpc.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 /** The URL without user:password, for messages and logs. */
 export function displayUrl(url: string): string {
@@ -39,10 +40,17 @@ export function nodeFailure(
         `unreachable from the bot.`,
       { retryable: true, cause: error },
     );
+  if (error instanceof HttpBodyTooLargeError)
+    throw new ExternalError(
+      'node_bad_response',
+      `${what} from ${where} failed: the answer is larger than ${error.maxBytes} bytes, so it was not read; ` +
+        `check that the URL points at the node's own endpoint.`,
+      { retryable: true, cause: error },
+    );
   if (error instanceof JsonRpcError)
     throw new ExternalError(
       'node_rpc_error',
-      `${where} answered ${error.method} with an error (${error.rpcCode ?? 'no code'}: ${error.message.slice(0, 200)})` +
+      `${where} answered ${error.method} with an error (${error.rpcCode ?? 'no code'}: ${redactThenTruncate(error.message, 200)})` +
         (isMethodNotFound(error)
           ? `: add the module to RPC_API in the node's conf, or remove rpc from its configuration.`
           : '.'),

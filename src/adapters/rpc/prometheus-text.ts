@@ -21,7 +21,8 @@ export interface ParsedMetrics {
 }
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
+/** Sticky: matched at an index, so a line with many labels is not copied once per label. */
+const LABEL_NAME = /[a-zA-Z_][a-zA-Z0-9_]*/y;
 
 export function parseSampleValue(text: string): number | undefined {
   switch (text) {
@@ -32,11 +33,46 @@ export function parseSampleValue(text: string): number | undefined {
       return Number.POSITIVE_INFINITY;
     case '-Inf':
       return Number.NEGATIVE_INFINITY;
-    default: {
-      if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;
-      return Number(text);
-    }
+    default:
+      return isDecimalNumber(text) ? Number(text) : undefined;
   }
+}
+
+/**
+ * The longest sample value read. A float64 printed in full takes 24 characters; anything far longer is
+ * not a gauge kcnd wrote but a hostile or broken endpoint, and is refused before any work is done on it.
+ */
+export const MAX_VALUE_CHARS = 64;
+
+const isDigit = (code: number): boolean => code >= 48 && code <= 57;
+
+/**
+ * `[+-]?(digits[.digits] | .digits)([eE][+-]?digits)?`, checked in one pass. A regular expression for
+ * the same shape backtracks on a long run of digits followed by a stray character (quadratic), which a
+ * node serving a million-digit value would turn into seconds of blocked event loop.
+ */
+function isDecimalNumber(text: string): boolean {
+  if (text.length === 0 || text.length > MAX_VALUE_CHARS) return false;
+  let i = 0;
+  const n = text.length;
+  const digits = (): number => {
+    const start = i;
+    while (i < n && isDigit(text.charCodeAt(i))) i++;
+    return i - start;
+  };
+  if (text[i] === '+' || text[i] === '-') i++;
+  let mantissa = digits();
+  if (text[i] === '.') {
+    i++;
+    mantissa += digits();
+  }
+  if (mantissa === 0) return false;
+  if (text[i] === 'e' || text[i] === 'E') {
+    i++;
+    if (text[i] === '+' || text[i] === '-') i++;
+    if (digits() === 0) return false;
+  }
+  return i === n;
 }
 
 /** Reads `{a="x",b="y\"z"}` from the start of `text`; returns the labels and what follows. */
@@ -46,7 +82,8 @@ function readLabels(text: string): { labels: Record<string, string>; rest: strin
   for (;;) {
     while (text[i] === ' ' || text[i] === ',') i++;
     if (text[i] === '}') return { labels, rest: text.slice(i + 1) };
-    const name = LABEL_NAME.exec(text.slice(i))?.[0];
+    LABEL_NAME.lastIndex = i;
+    const name = LABEL_NAME.exec(text)?.[0];
     if (!name) throw new Error(`bad label name at column ${i + 1}`);
     i += name.length;
     while (text[i] === ' ') i++;
@@ -83,6 +120,8 @@ export function parseSampleLine(line: string): PrometheusSample {
   const fields = rest.trim().split(/\s+/);
   const valueText = fields[0];
   if (valueText === undefined || valueText === '') throw new Error(`no value for ${name}`);
+  if (valueText.length > MAX_VALUE_CHARS)
+    throw new Error(`value of ${name} is ${valueText.length} characters long (at most ${MAX_VALUE_CHARS})`);
   const value = parseSampleValue(valueText);
   if (value === undefined) throw new Error(`value "${valueText}" of ${name} is not a number`);
   if (fields.length > 2) throw new Error(`unexpected text after the value of ${name}`);

@@ -14,43 +14,98 @@ import { connectionError, hostKeyError } from './ssh-errors.js';
 const { Client } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
 
-/** ssh2's default host key algorithms, in its order, to follow the ones known for a host. */
-const DEFAULT_HOST_KEY_ALGORITHMS = [
+/**
+ * ssh2's default host key algorithms, in its order, to follow the ones known for a host. `ssh-rsa` (an RSA
+ * key signed with SHA-1) comes last and only when `ssh.allowSha1Rsa` is set: SHA-1 signatures can be forged
+ * with chosen-prefix collisions, and the same RSA host key is checked with rsa-sha2-* by any OpenSSH ≥ 7.2.
+ */
+const HOST_KEY_ALGORITHMS = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
   'ecdsa-sha2-nistp384',
   'ecdsa-sha2-nistp521',
   'rsa-sha2-512',
   'rsa-sha2-256',
-  'ssh-rsa',
 ];
+const SHA1_RSA = 'ssh-rsa';
 
 export interface ConnectDeps {
   readonly ssh: SshSettings;
   readonly logger: Logger;
   readonly readFile: (path: string) => Promise<Buffer>;
+  /** Permission bits of a file (fs.stat's mode). */
+  readonly fileMode: (path: string) => Promise<number>;
+  /** Where the passphrase and SSH_AUTH_SOCK are read. */
+  readonly env: NodeJS.ProcessEnv;
 }
 
-async function loadSecrets(deps: ConnectDeps): Promise<{ privateKey: Buffer; knownHosts: KnownHosts }> {
-  const { ssh, logger, readFile } = deps;
+/** How this process authenticates: a key file (decrypted when a passphrase is set), the agent, or both. */
+interface Credentials {
+  readonly privateKey?: Buffer;
+  readonly passphrase?: string;
+  readonly agent?: string;
+}
+
+function configError(message: string, cause?: unknown): CellopsError {
+  return new CellopsError('bad_config', message, cause === undefined ? {} : { cause });
+}
+
+async function loadPrivateKey(
+  deps: ConnectDeps,
+  path: string,
+): Promise<Pick<Credentials, 'privateKey' | 'passphrase'>> {
+  const { ssh, readFile, fileMode, env } = deps;
   let privateKey: Buffer;
+  let mode: number;
   try {
-    privateKey = await readFile(ssh.privateKeyPath);
+    mode = await fileMode(path);
+    privateKey = await readFile(path);
   } catch (error) {
-    throw new CellopsError(
-      'bad_config',
-      `cannot read the SSH private key ${ssh.privateKeyPath} (ssh.privateKey): ${describeError(error)}`,
-      { cause: error },
+    throw configError(
+      `cannot read the SSH private key ${path} (ssh.privateKey): ${describeError(error)}`,
+      error,
     );
   }
+  // What OpenSSH refuses too: a key others can read is a key others may have copied.
+  if ((mode & 0o077) !== 0)
+    throw configError(
+      `the SSH private key ${path} (ssh.privateKey) is readable by group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): ` +
+        `run chmod 600 ${path} so only the bot's user can read it`,
+    );
+  const passphraseEnv = ssh.passphraseEnv ?? 'SSH_KEY_PASSPHRASE';
+  const passphrase = env[passphraseEnv] === '' ? undefined : env[passphraseEnv];
+  const parsed = ssh2.utils.parseKey(privateKey, passphrase);
+  if (parsed instanceof Error) {
+    const encrypted = /encrypted|passphrase/i.test(parsed.message);
+    throw configError(
+      encrypted && passphrase === undefined
+        ? `the SSH private key ${path} (ssh.privateKey) is encrypted: put its passphrase in the environment variable ${passphraseEnv} (ssh.passphraseEnv), or load it into an ssh-agent and set ssh.agent: true`
+        : encrypted
+          ? `the passphrase in ${passphraseEnv} (ssh.passphraseEnv) does not decrypt the SSH private key ${path}`
+          : `the SSH private key ${path} (ssh.privateKey) cannot be read as an OpenSSH or PEM private key (${parsed.message})`,
+    );
+  }
+  return { privateKey, ...(passphrase === undefined ? {} : { passphrase }) };
+}
+
+async function loadSecrets(deps: ConnectDeps): Promise<{ credentials: Credentials; knownHosts: KnownHosts }> {
+  const { ssh, logger, readFile, env } = deps;
+  let agent: string | undefined;
+  if (ssh.agent) {
+    agent = env.SSH_AUTH_SOCK;
+    if (agent === undefined || agent === '')
+      throw configError(
+        'ssh.agent is true but SSH_AUTH_SOCK is not set: start the bot where an ssh-agent runs, or set ssh.agent: false',
+      );
+  }
+  const key = ssh.privateKeyPath === undefined ? {} : await loadPrivateKey(deps, ssh.privateKeyPath);
   let knownHostsText: string;
   try {
     knownHostsText = (await readFile(ssh.knownHostsPath)).toString('utf8');
   } catch (error) {
-    throw new CellopsError(
-      'bad_config',
+    throw configError(
       `cannot read the known_hosts file ${ssh.knownHostsPath} (ssh.knownHosts): ${describeError(error)}`,
-      { cause: error },
+      error,
     );
   }
   const knownHosts = parseKnownHosts(knownHostsText);
@@ -59,7 +114,7 @@ async function loadSecrets(deps: ConnectDeps): Promise<{ privateKey: Buffer; kno
       { knownHosts: ssh.knownHostsPath, problems: knownHosts.problems },
       'known_hosts has lines that were skipped',
     );
-  return { privateKey, knownHosts };
+  return { credentials: { ...key, ...(agent === undefined ? {} : { agent }) }, knownHosts };
 }
 
 /**
@@ -73,7 +128,7 @@ export async function connect(
   via?: Endpoint,
 ): Promise<SshClient> {
   const { ssh, logger } = deps;
-  const { privateKey, knownHosts } = await loadSecrets(deps);
+  const { credentials, knownHosts } = await loadSecrets(deps);
   return new Promise<SshClient>((resolve, reject) => {
     const client = new Client();
     let hostKeyFailure: HostError | undefined;
@@ -99,10 +154,10 @@ export async function connect(
       host: endpoint.address,
       port: endpoint.port,
       username: endpoint.user,
-      privateKey,
+      ...credentials,
       readyTimeout: ssh.connectTimeoutMs,
       keepaliveInterval: 15_000,
-      algorithms: { serverHostKey: hostKeyAlgorithms(knownHosts, endpoint) },
+      algorithms: { serverHostKey: hostKeyAlgorithms(knownHosts, endpoint, ssh.allowSha1Rsa === true) },
       hostVerifier: (key: Buffer) => {
         hostKeyFailure = hostKeyError(ssh, endpoint, key, knownHosts);
         if (hostKeyFailure)
@@ -122,14 +177,19 @@ export async function connect(
   });
 }
 
-/** The key types known_hosts lists for the host first, so the server offers a key that can be checked. */
-function hostKeyAlgorithms(
+/**
+ * The host-key algorithms offered: the key types known_hosts lists for the host first, so the server offers
+ * a key that can be checked, then the rest; `ssh-rsa` only when allowed.
+ */
+export function hostKeyAlgorithms(
   knownHosts: KnownHosts,
   endpoint: Endpoint,
+  allowSha1Rsa: boolean,
 ): NonNullable<ConnectConfig['algorithms']>['serverHostKey'] {
+  const allowed = allowSha1Rsa ? [...HOST_KEY_ALGORITHMS, SHA1_RSA] : HOST_KEY_ALGORITHMS;
   const known = knownHosts.keysFor(endpoint.address, endpoint.port);
-  const preferred = preferredHostKeyAlgorithms(known).filter((a) => DEFAULT_HOST_KEY_ALGORITHMS.includes(a));
-  return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] as NonNullable<
+  const preferred = preferredHostKeyAlgorithms(known).filter((a) => allowed.includes(a));
+  return [...preferred, ...allowed.filter((a) => !preferred.includes(a))] as NonNullable<
     ConnectConfig['algorithms']
   >['serverHostKey'];
 }

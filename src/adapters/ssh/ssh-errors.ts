@@ -70,16 +70,16 @@ export function connectionError(
   if (level === 'client-authentication')
     return new HostError(
       'auth_failed',
-      `SSH authentication as ${endpoint.user} on ${where(endpoint)} failed with the key ` +
-        `${ssh.privateKeyPath}. Check that its public key is in ~${endpoint.user}/.ssh/authorized_keys ` +
+      `SSH authentication as ${endpoint.user} on ${where(endpoint)} failed with ${credentialsText(ssh)}. ` +
+        `Check that its public key is in ~${endpoint.user}/.ssh/authorized_keys ` +
         `on the host and that ssh.user is right.`,
       error,
     );
   if (/encrypted|passphrase|parse|unsupported key/i.test(detail) && level === undefined && code === undefined)
     return new CellopsError(
       'bad_config',
-      `cannot use the SSH private key ${ssh.privateKeyPath} (ssh.privateKey): ${detail}. ` +
-        `cellops needs an unencrypted OpenSSH or PEM key.`,
+      `cannot use the SSH private key ${ssh.privateKeyPath ?? '(none)'} (ssh.privateKey): ${detail}. ` +
+        `cellops reads OpenSSH or PEM keys; an encrypted one needs its passphrase in ${ssh.passphraseEnv ?? 'SSH_KEY_PASSPHRASE'}.`,
       { cause: error },
     );
   const timeout = level === 'client-timeout' || code === 'ETIMEDOUT';
@@ -96,4 +96,11 @@ export function abortError(signal: AbortSignal | undefined, target: Endpoint): E
   const reason: unknown = signal?.reason;
   if (reason instanceof Error) return reason;
   return new CellopsError('aborted', `the command on ${where(target)} was aborted`);
+}
+
+/** The credentials tried, for an authentication failure. */
+function credentialsText(ssh: SshSettings): string {
+  const key = ssh.privateKeyPath === undefined ? undefined : `the key ${ssh.privateKeyPath}`;
+  const agent = ssh.agent ? 'the keys of the ssh-agent (SSH_AUTH_SOCK)' : undefined;
+  return [agent, key].filter(Boolean).join(' and ');
 }

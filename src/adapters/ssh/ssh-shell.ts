@@ -8,7 +8,7 @@
  * The parts: ssh-connect.ts (one connection, host-key verification), ssh-pool.ts (reuse, bastion),
  * ssh-exec.ts (one command with bounds and timeouts), ssh-errors.ts (the operator-facing errors).
  */
-import { readFile as fsReadFile } from 'node:fs/promises';
+import { readFile as fsReadFile, stat } from 'node:fs/promises';
 import type { CellopsConfig } from '../../config/config.js';
 import type { Logger } from '../../ports/logger.js';
 import type { ShellCommand } from '../../ports/shell-command.js';
@@ -27,13 +27,21 @@ export interface SshShellDeps {
   readonly logger: Logger;
   /** Reads the private key and known_hosts files; injectable for tests. Default fs.readFile. */
   readonly readFile?: (path: string) => Promise<Buffer>;
+  /** Where the key passphrase (ssh.passphraseEnv) and SSH_AUTH_SOCK are read. Default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Bytes kept per output stream. Default OUTPUT_LIMIT_BYTES (256 KiB). */
   readonly outputLimitBytes?: number;
 }
 
 export function createSshShell(deps: SshShellDeps): Shell {
   const { ssh, logger } = deps;
-  const connectDeps = { ssh, logger, readFile: deps.readFile ?? ((path: string) => fsReadFile(path)) };
+  const connectDeps = {
+    ssh,
+    logger,
+    readFile: deps.readFile ?? ((path: string) => fsReadFile(path)),
+    fileMode: async (path: string) => (await stat(path)).mode,
+    env: deps.env ?? process.env,
+  };
   const outputLimit = deps.outputLimitBytes ?? OUTPUT_LIMIT_BYTES;
   const bastion: Endpoint | undefined = ssh.bastion && {
     name: 'bastion',

@@ -8,6 +8,7 @@ import { HostError, StepTimeoutError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/ports/logger.js';
 import { sh } from '../../../src/ports/shell-command.js';
 import type { HostRef, Shell } from '../../../src/ports/shell.js';
+import { labSshSettings } from '../../lab/lab-config.js';
 import { startLab, type Lab } from '../../lab/lab.js';
 
 interface LogLine {
@@ -35,23 +36,9 @@ let lab: Lab;
 const shells: Shell[] = [];
 let logs: LogLine[] = [];
 
-function sshConfig(lab: Lab, overrides: Partial<CellopsConfig['ssh']> = {}): CellopsConfig['ssh'] {
-  return {
-    user: lab.user,
-    privateKeyPath: lab.privateKeyPath,
-    knownHostsPath: lab.knownHostsPath,
-    port: lab.sshPort,
-    connectTimeoutMs: 5_000,
-    commandTimeoutMs: 20_000,
-    serviceCommand: lab.serviceCommand,
-    attachCommand: lab.attachCommand,
-    ...overrides,
-  };
-}
-
 function shell(overrides: Partial<CellopsConfig['ssh']> = {}, outputLimitBytes?: number): Shell {
   const created = createSshShell({
-    ssh: sshConfig(lab, overrides),
+    ssh: labSshSettings(lab, overrides),
     logger: captureLogger(logs),
     ...(outputLimitBytes === undefined ? {} : { outputLimitBytes }),
   });

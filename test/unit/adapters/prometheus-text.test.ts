@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_VALUE_CHARS,
   metricValue,
   parsePrometheusText,
+  parseSampleValue,
   scanMetricValues,
 } from '../../../src/adapters/rpc/prometheus-text.js';
 
@@ -58,6 +60,56 @@ describe('Prometheus text parser', () => {
     );
     expect(metricValue(parsed, 'klaytn_blockchain_head_blocknumber')).toBe(5);
     expect(parsed.errors.map((e) => e.line)).toEqual([1, 3, 4, 5]);
+  });
+});
+
+describe('hostile values', () => {
+  it('reads every decimal form the exposition format allows and nothing else', () => {
+    const good = ['1', '-1', '+1', '1.', '.5', '1.5', '1e3', '1E+3', '-1.5e-3', '007'];
+    expect(good.map((t) => parseSampleValue(t))).toEqual(good.map(Number));
+    for (const bad of [
+      '',
+      '.',
+      '+',
+      '-',
+      'e5',
+      '1e',
+      '1e+',
+      '1.2.3',
+      '1x',
+      '0x10',
+      ' 1',
+      '1 ',
+      '--1',
+      '1e5.5',
+    ])
+      expect(parseSampleValue(bad), bad).toBeUndefined();
+  });
+
+  it('refuses a value longer than the cap, however well formed', () => {
+    expect(parseSampleValue('1'.repeat(MAX_VALUE_CHARS))).toBe(Number('1'.repeat(MAX_VALUE_CHARS)));
+    expect(parseSampleValue('1'.repeat(MAX_VALUE_CHARS + 1))).toBeUndefined();
+    const parsed = parsePrometheusText(`klaytn_blockchain_head_blocknumber ${'9'.repeat(5_000)}\n`);
+    expect(parsed.errors[0]?.message).toMatch(/5000 characters long \(at most 64\)/);
+  });
+
+  // Regression: the old value pattern backtracked quadratically on a digit run ending in a stray
+  // character, so this input held the event loop for minutes (the test ran into vitest's timeout).
+  it('reads a megabyte run of digits ending in a stray character in one pass', () => {
+    const digits = '7'.repeat(1_000_000);
+    expect(parseSampleValue(`${digits}x`)).toBeUndefined();
+    const text = `klaytn_blockchain_head_blocknumber{a="b"} ${digits}x\nklaytn_blockchain_head_blocknumber 12\n`;
+    expect(scanMetricValues(text, ['klaytn_blockchain_head_blocknumber'])).toEqual({
+      klaytn_blockchain_head_blocknumber: 12,
+    });
+    expect(parsePrometheusText(text).errors).toHaveLength(1);
+  });
+
+  it('reads a line of a hundred thousand labels without copying it per label', () => {
+    const labels = Array.from({ length: 100_000 }, (_, i) => `l${i}="v"`).join(',');
+    const parsed = parsePrometheusText(`m{${labels}} 3\n`);
+    expect(parsed.samples[0]?.value).toBe(3);
+    expect(Object.keys(parsed.samples[0]?.labels ?? {})).toHaveLength(100_000);
   });
 });
 
