@@ -144,10 +144,11 @@ const envName = z
   .string()
   .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the NAME of an environment variable (A–Z, 0–9, _), not the secret');
 /** A pager endpoint: http(s) without credentials (those come from the environment). */
-const pagerUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine((text) => {
-  const parsed = new URL(text);
-  return parsed.username === '' && parsed.password === '';
-}, 'must not carry credentials (put the key in the environment variable instead)');
+const pagerUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine(
+  // Runs even when the URL check failed; only a URL that parses can carry credentials.
+  (text) => !URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === ''),
+  'must not carry credentials (put the key in the environment variable instead)',
+);
 
 /**
  * Paging the on-call (src/escalation). Optional: without it nothing is paged and approvals are not

@@ -30,8 +30,10 @@ export interface ScriptedAnswer {
   readonly status: number;
   /** Retry-After header value (seconds or an HTTP date). */
   readonly retryAfter?: string;
-  /** Answer body; default a short error. `echo` repeats the request body and Authorization header in it. */
-  readonly body?: string | 'echo';
+  /** Answer body; default a short error. */
+  readonly body?: string;
+  /** Repeat the request body and Authorization header in the answer, as some APIs' errors do. */
+  readonly echo?: boolean;
 }
 
 export interface PagerStandIn {
@@ -86,13 +88,12 @@ async function startStandIn(handle: Handler): Promise<PagerStandIn> {
       const scripted = script.shift() ?? always;
       if (scripted) {
         recorded.status = scripted.status;
-        const text =
-          scripted.body === 'echo'
-            ? JSON.stringify({
-                message: 'invalid request',
-                errors: [`could not use ${raw} (authorization: ${req.headers.authorization ?? 'none'})`],
-              })
-            : (scripted.body ?? JSON.stringify({ message: `stand-in answers ${scripted.status}` }));
+        const text = scripted.echo
+          ? JSON.stringify({
+              message: 'invalid request',
+              errors: [`could not use ${raw} (authorization: ${req.headers.authorization ?? 'none'})`],
+            })
+          : (scripted.body ?? JSON.stringify({ message: `stand-in answers ${scripted.status}` }));
         res.writeHead(scripted.status, {
           'content-type': 'application/json',
           ...(scripted.retryAfter === undefined ? {} : { 'retry-after': scripted.retryAfter }),

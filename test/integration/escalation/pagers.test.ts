@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPagers } from '../../../src/adapters/pager/create-pagers.js';
 import type { EscalationConfig } from '../../../src/config/config.js';
 import { createPageDispatcher, type PageDispatcher } from '../../../src/escalation/dispatcher.js';
+import type { PagerError } from '../../../src/adapters/pager/pager-error.js';
 import type { PageEvent } from '../../../src/ports/pager.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import {
@@ -114,7 +115,11 @@ describe('pagers against local stand-ins', () => {
     await dispatcher.idle();
     expect(pd.incidents.get('cn1-mkv3x9')).toBe('resolved');
     expect(og.alerts.get('cn1-mkv3x9')).toBe('closed');
-    expect(hook.events.map((e: any) => e.event)).toEqual(['trigger', 'acknowledge', 'resolve']);
+    expect(hook.events.map((e) => (e as { event: string }).event)).toEqual([
+      'trigger',
+      'acknowledge',
+      'resolve',
+    ]);
     expect(failures).toEqual([]);
     expect(await pageCount('pagerduty', 'trigger', 'delivered')).toBe(1);
     expect(await pageCount('webhook', 'resolve', 'delivered')).toBe(1);
@@ -123,7 +128,7 @@ describe('pagers against local stand-ins', () => {
   it('sends PagerDuty what a phone needs: summary, source, severity, the thread link and details', async () => {
     dispatcher.dispatch(event('trigger'));
     await dispatcher.idle();
-    const body = pd.requests[0]?.body as any;
+    const body = pd.requests[0]?.body;
     expect(body).toMatchObject({
       routing_key: ROUTING_KEY,
       event_action: 'trigger',
@@ -216,7 +221,7 @@ describe('pagers against local stand-ins', () => {
     dispatcher.dispatch(event('trigger'));
     await dispatcher.idle();
     expect(pd.requests).toHaveLength(1);
-    expect(failures.map((f) => [f.target, f.event.action, (f.error as any).code])).toEqual([
+    expect(failures.map((f) => [f.target, f.event.action, (f.error as PagerError).code])).toEqual([
       ['pagerduty', 'trigger', 'pager_rejected'],
     ]);
     expect(await pageCount('pagerduty', 'trigger', 'failed')).toBe(1);
@@ -251,17 +256,17 @@ describe('pagers against local stand-ins', () => {
     expect(dispatcher.dispatch(event('trigger'))).toBeUndefined();
     expect(pd.requests).toHaveLength(0);
     await dispatcher.idle();
-    expect(failures.map((f) => [f.target, (f.error as any).code])).toEqual([
+    expect(failures.map((f) => [f.target, (f.error as PagerError).code])).toEqual([
       ['webhook', 'pager_unavailable'],
     ]);
     expect(pd.incidents.get('cn1-mkv3x9')).toBe('triggered');
   });
 
   it('never lets a key or secret into logs or errors, even when a pager echoes the request', async () => {
-    pd.answerNext({ status: 400, body: 'echo' });
-    og.answerNext({ status: 403, body: 'echo' });
-    hook.answerNext({ status: 422, body: 'echo' });
-    og.answerNext({ status: 429, body: 'echo' });
+    pd.answerNext({ status: 400, echo: true });
+    og.answerNext({ status: 403, echo: true });
+    hook.answerNext({ status: 422, echo: true });
+    og.answerNext({ status: 429, echo: true });
     dispatcher.dispatch(event('trigger'));
     dispatcher.dispatch(event('resolve', 'other'));
     await dispatcher.idle();
