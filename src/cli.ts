@@ -6,6 +6,7 @@ import { loadConfigFile } from './config/load.js';
 import { readEnv } from './config/env.js';
 import type { CellopsConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
+import { describePagers } from './escalation/pager-env.js';
 import { ConfigError, describeError } from './errors.js';
 
 export function renderInventory(config: CellopsConfig): string {
@@ -60,7 +61,9 @@ export async function runCli(
     }
     try {
       const file = rest[0] ?? readEnv(env).configPath;
-      out(renderInventory(await loadConfigFile(file)));
+      const config = await loadConfigFile(file);
+      out(renderInventory(config));
+      if (config.escalation) out(['escalation:', ...describePagers(config.escalation, env)].join('\n'));
       out('configuration OK');
       return 0;
     } catch (error) {

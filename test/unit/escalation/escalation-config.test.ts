@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfigText } from '../../../src/config/load.js';
 import { describePagers, readPagerSecrets } from '../../../src/escalation/pager-env.js';
 import { ConfigError } from '../../../src/errors.js';
-
-const EXAMPLE = readFileSync(new URL('../../../cellops.example.yaml', import.meta.url), 'utf8');
+import { EXAMPLE, problemsOf, withChange } from '../../support/config-text.js';
 
 // The escalation section exactly as the design document shows it.
 const DESIGN_SECTION = `
@@ -19,19 +17,9 @@ escalation:                      # optional; secrets only from the environment
 `;
 
 function withEscalation(section: unknown): string {
-  const doc = parse(EXAMPLE) as Record<string, unknown>;
-  doc.escalation = section;
-  return stringify(doc);
-}
-
-function problemsOf(text: string): string[] {
-  try {
-    parseConfigText(text, 'cellops.yaml');
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
+  return withChange((doc) => {
+    doc.escalation = section;
+  });
 }
 
 describe('escalation configuration', () => {
