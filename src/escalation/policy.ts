@@ -47,6 +47,8 @@ export interface AlertFacts {
   readonly servedBy?: string;
   /** The last probe error or the failed check's message, short. */
   readonly detail?: string;
+  /** The alert's Slack message: notes about its page (paged, pager failed) go in its thread. */
+  readonly thread?: { readonly channel: string; readonly ts: string };
 }
 
 export interface ApprovalFacts {
@@ -94,9 +96,19 @@ export interface ApprovalEntry {
 export type EscalationEntry = AlertEntry | ApprovalEntry;
 
 export type EscalationIntent =
-  | { readonly type: 'page'; readonly event: PageEvent }
+  | {
+      readonly type: 'page';
+      readonly event: PageEvent;
+      /** Where to post a note when a pager fails this event (the alert's or the run's thread). */
+      readonly thread?: { readonly channel: string; readonly ts: string };
+    }
   /** A line for the alert thread ("Paging the on-call: …"). */
-  | { readonly type: 'alert-note'; readonly alertId: string; readonly text: string }
+  | {
+      readonly type: 'alert-note';
+      readonly alertId: string;
+      readonly thread?: { readonly channel: string; readonly ts: string };
+      readonly text: string;
+    }
   | {
       readonly type: 'approval-reminder' | 'approval-expiry-notice';
       readonly approval: ApprovalFacts;
@@ -147,6 +159,7 @@ function alertPage(
 ): EscalationIntent {
   return {
     type: 'page',
+    ...(facts.thread === undefined ? {} : { thread: facts.thread }),
     event: {
       action,
       key: facts.id,
@@ -249,6 +262,7 @@ function alertDue(settings: EscalationSettings, current: AlertEntry, now: number
       {
         type: 'alert-note',
         alertId: current.facts.id,
+        ...(current.facts.thread === undefined ? {} : { thread: current.facts.thread }),
         text: `Paging the on-call: not acknowledged in Slack for ${waited}. Acknowledge here to acknowledge the page.`,
       },
     ],
@@ -297,6 +311,7 @@ function approvalPage(
 ): EscalationIntent {
   return {
     type: 'page',
+    ...(facts.thread === undefined ? {} : { thread: facts.thread }),
     event: {
       action,
       key: `approval:${facts.id}`,

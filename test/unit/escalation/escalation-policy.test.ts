@@ -52,6 +52,7 @@ describe('escalation policy', () => {
     since: clock.now() - 9_000,
     lag: 12,
     threadUrl: 'https://slack.example/archives/C1/p1',
+    thread: { channel: 'C1', ts: '1.1' },
     ...overrides,
   });
   const pages = () =>
