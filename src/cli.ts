@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { loadConfigFile } from './config/load.js';
 import { readEnv } from './config/env.js';
+import { describePagers } from './escalation/pager-env.js';
 import { ConfigError, describeError } from './errors.js';
 import { redactSecrets } from './infra/redact.js';
 import { renderInventory } from './cli/render-inventory.js';
@@ -25,7 +26,9 @@ export interface CliIo {
 
 async function checkConfig(file: string | undefined, env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const path = file ?? readEnv(env).configPath;
-  io.out(renderInventory(await loadConfigFile(path)));
+  const config = await loadConfigFile(path);
+  io.out(renderInventory(config));
+  if (config.escalation) io.out(['escalation:', ...describePagers(config.escalation, env)].join('\n'));
   io.out('configuration OK');
   return 0;
 }

@@ -68,6 +68,11 @@ export const ERROR_CODES = {
   slack_rate_limited: "Slack's Web API rate-limited the call",
   slack_unreachable: "Slack's Web API could not be reached",
   response_url_failed: "posting to a slash command's response_url failed",
+  // Pagers
+  pager_rejected: 'a pager refused the event (bad request or credentials); not retried',
+  pager_rate_limited: 'a pager rate-limited the event; retried after its Retry-After',
+  pager_unavailable: 'a pager could not be reached or failed on its side; retried with backoff',
+  pager_queue_full: "a pager's queue was full and the oldest trigger was dropped",
   // Command line
   cli_failed: 'a cellops CLI command failed (the message says which and why)',
 } as const;

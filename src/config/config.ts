@@ -4,7 +4,7 @@
  */
 import type { HostRef } from '../ports/shell.js';
 import type { NodeEndpoint } from '../ports/node-rpc.js';
-import type { FailoverConfig, ParsedConfig } from './schema.js';
+import type { FailoverConfig, ParsedConfig, ParsedEscalation } from './schema.js';
 
 export type NodeRole = 'cn' | 'standby' | 'pn';
 
@@ -25,6 +25,16 @@ export interface NodeInventoryEntry {
   readonly dataVolumeId?: string;
   readonly dataDevice: string;
   readonly failover?: FailoverConfig;
+}
+
+/** Where pages go and when (src/escalation). Secrets are named here and read from the environment at start. */
+export interface EscalationConfig {
+  readonly pagerduty?: { readonly routingKeyEnv: string; readonly url: string };
+  readonly opsgenie?: { readonly apiKeyEnv: string; readonly url: string };
+  readonly webhook?: { readonly url: string; readonly secretEnv: string };
+  readonly pageAfterMs: number;
+  readonly approvalReminderMs: number;
+  readonly approvalPageMs: number;
 }
 
 export interface CellopsConfig {
@@ -68,6 +78,19 @@ export interface CellopsConfig {
   /** Prefix of every Redis key, e.g. `cellops:my-core-cell:`. */
   readonly redisPrefix: string;
   readonly nodes: Readonly<Record<string, NodeInventoryEntry>>;
+  /** Absent: nothing is paged and approvals are not reminded. */
+  readonly escalation?: EscalationConfig;
+}
+
+function resolveEscalation(parsed: ParsedEscalation): EscalationConfig {
+  return {
+    ...(parsed.pagerduty === undefined ? {} : { pagerduty: parsed.pagerduty }),
+    ...(parsed.opsgenie === undefined ? {} : { opsgenie: parsed.opsgenie }),
+    ...(parsed.webhook === undefined ? {} : { webhook: parsed.webhook }),
+    pageAfterMs: parsed.pageAfter,
+    approvalReminderMs: parsed.approvalReminder,
+    approvalPageMs: parsed.approvalPage,
+  };
 }
 
 export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
@@ -133,5 +156,6 @@ export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
     aws: parsed.aws.region === undefined ? {} : { region: parsed.aws.region },
     redisPrefix: parsed.redis.prefix ?? `cellops:${parsed.cell}:`,
     nodes,
+    ...(parsed.escalation === undefined ? {} : { escalation: resolveEscalation(parsed.escalation) }),
   };
 }

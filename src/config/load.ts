@@ -27,6 +27,9 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 function describeIssue(issue: Issue, raw: unknown): string {
   const here = valueAt(raw, issue.path);
+  // A key that names an environment variable may hold the secret itself by mistake: never echo it.
+  if (/Env$/.test(String(issue.path.at(-1))) && typeof here === 'string')
+    return `${issue.message} (value not shown)`;
   switch (issue.code) {
     case 'invalid_type':
       if (here === undefined) return `is required (${issue.expected})`;

@@ -181,6 +181,74 @@ const node = z
   })
   .strict();
 
+/** The name of an environment variable that holds a secret; the secret itself never goes in the file. */
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be the NAME of an environment variable (A–Z, 0–9, _), not the secret');
+/** A pager endpoint: http(s) without credentials (those come from the environment). */
+const pagerUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).refine(
+  // Runs even when the URL check failed; only a URL that parses can carry credentials.
+  (text) => !URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === ''),
+  'must not carry credentials (put the key in the environment variable instead)',
+);
+
+/**
+ * Paging the on-call (src/escalation). Optional: without it nothing is paged and approvals are not
+ * reminded. Secrets come only from the environment variables named here, checked when the bot starts.
+ */
+const escalation = z
+  .object({
+    /** PagerDuty Events API v2. POST {url}/v2/enqueue. */
+    pagerduty: z
+      .object({
+        /** Environment variable holding the integration (routing) key. */
+        routingKeyEnv: envName,
+        /** Default https://events.pagerduty.com. */
+        url: pagerUrl.default('https://events.pagerduty.com'),
+      })
+      .strict()
+      .optional(),
+    /** Opsgenie Alert API. POST {url}/v2/alerts… */
+    opsgenie: z
+      .object({
+        /** Environment variable holding the API integration's key (sent as `GenieKey <key>`). */
+        apiKeyEnv: envName,
+        /** Default https://api.opsgenie.com (EU: https://api.eu.opsgenie.com). */
+        url: pagerUrl.default('https://api.opsgenie.com'),
+      })
+      .strict()
+      .optional(),
+    /** A signed JSON webhook (schema in docs/escalation.md). */
+    webhook: z
+      .object({
+        url: pagerUrl,
+        /** Environment variable holding the HMAC-SHA256 key. */
+        secretEnv: envName,
+      })
+      .strict()
+      .optional(),
+    /** An alert not acknowledged in Slack by then is paged. Default 5m. */
+    pageAfter: duration('5m'),
+    /** An approval waiting this long gets a reminder in its thread mentioning the approvers. Default 5m. */
+    approvalReminder: duration('5m'),
+    /** An approval waiting this long is paged. Default 10m. */
+    approvalPage: duration('10m'),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.pageAfter <= 0)
+      ctx.addIssue({ code: 'custom', path: ['pageAfter'], message: 'must be longer than 0s' });
+    if (value.approvalReminder <= 0)
+      ctx.addIssue({ code: 'custom', path: ['approvalReminder'], message: 'must be longer than 0s' });
+    if (value.approvalPage <= value.approvalReminder) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approvalPage'],
+        message: 'must be longer than approvalReminder (people are reminded in Slack before they are paged)',
+      });
+    }
+  });
+
 export const configSchema = z
   .object({
     /** Name of the Core Cell, shown in messages. */
@@ -285,6 +353,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     nodes: z.record(nodeName, node),
+    escalation: escalation.optional(),
   })
   .strict();
 
@@ -293,3 +362,4 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type NodeConfig = ParsedConfig['nodes'][string];
 export type FailoverConfig = NonNullable<NodeConfig['failover']>;
 export type IpMoveConfig = FailoverConfig['ip'];
+export type ParsedEscalation = NonNullable<ParsedConfig['escalation']>;

@@ -1,30 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { parseConfigText } from '../../../src/config/load.js';
-import { ConfigError } from '../../../src/errors.js';
-
-const EXAMPLE = readFileSync(new URL('../../../cellops.example.yaml', import.meta.url), 'utf8');
-
-// The YAML document is untyped by nature; the tests poke at it by key.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type RawDoc = Record<string, any>;
-
-function withChange(change: (doc: RawDoc) => void): string {
-  const doc = parse(EXAMPLE) as RawDoc;
-  change(doc);
-  return stringify(doc);
-}
-
-function problemsOf(text: string): string[] {
-  try {
-    parseConfigText(text, 'cellops.yaml');
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
+import { EXAMPLE, problemsOf, withChange } from '../../support/config-text.js';
 
 describe('configuration', () => {
   it('accepts the documented example and resolves defaults in milliseconds', () => {
