@@ -16,6 +16,7 @@ import type { Logger } from './ports/logger.js';
 import type { Clock } from './ports/clock.js';
 import type { RunbookPorts } from './runbooks/types.js';
 import { createLogger, shouldPrettyPrint } from './infra/logger.js';
+import { secretsFromEnv, setKnownSecrets } from './infra/redact.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
@@ -190,6 +191,9 @@ async function main(): Promise<void> {
       }
       throw error;
     }
+    // The exact values of the secrets this process holds are scrubbed wherever they would appear, even
+    // where they have no recognisable shape (a signing secret is just hex).
+    setKnownSecrets(secretsFromEnv(process.env, config.ssh.passphraseEnv));
     running = await startBot({ ...env, botToken: env.botToken }, config, logger);
   }
 

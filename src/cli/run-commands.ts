@@ -9,7 +9,7 @@ import { loadConfigFile } from '../config/load.js';
 import { readEnv } from '../config/env.js';
 import { CellopsError, describeError } from '../errors.js';
 import { createRedisKeys } from '../infra/redis-keys.js';
-import { scrubValue } from '../infra/logger.js';
+import { scrubDeep } from '../infra/redact.js';
 import { redactSecrets } from '../infra/redact.js';
 import { createRedisRunStore } from '../runbooks/engine/redis-run-store.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
@@ -105,7 +105,7 @@ function runLine(run: RunRecord): string {
 
 /** A record as one JSON line, every string redacted (run records hold step output). */
 function jsonLine(value: unknown): string {
-  return JSON.stringify(scrubValue(value));
+  return JSON.stringify(scrubDeep(value));
 }
 
 export async function listRuns(

@@ -12,7 +12,7 @@
 import { pino } from 'pino';
 import { build as prettyStream } from 'pino-pretty';
 import type { Logger } from '../ports/logger.js';
-import { redactSecrets } from './redact.js';
+import { redactSecrets, scrubDeep } from './redact.js';
 
 export interface LoggerOptions {
   readonly level?: string;
@@ -21,13 +21,6 @@ export interface LoggerOptions {
   /** Human-readable lines (pino-pretty) instead of JSON; see `shouldPrettyPrint`. Default false. */
   readonly pretty?: boolean;
 }
-
-/** How deep nested fields are scrubbed; deeper values are replaced, which also ends reference cycles. */
-const MAX_DEPTH = 8;
-/** How many links of an error's `cause` chain are kept (a wrapper of a wrapper of the socket error…). */
-const MAX_CAUSES = 5;
-/** Entries kept of one array, so that a huge list does not become a huge log line. */
-const MAX_ITEMS = 100;
 
 /**
  * Pretty output for people, JSON for machines. LOG_FORMAT=json|pretty decides when set; otherwise
@@ -45,51 +38,6 @@ export function shouldPrettyPrint(
   return isTTY || sandbox;
 }
 
-function isPlainObject(value: object): boolean {
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/** An Error as a plain object pino writes in full: type, message, stack, code, cause, own fields. */
-export function serializeError(error: Error, causes = 0, depth = 0): Record<string, unknown> {
-  const out: Record<string, unknown> = { type: error.name, message: redactSecrets(error.message) };
-  if (error.stack !== undefined) out.stack = redactSecrets(error.stack);
-  for (const [key, value] of Object.entries(error)) {
-    if (key in out || key === 'cause' || key === 'name') continue;
-    out[key] = scrubValue(value, depth + 1);
-  }
-  if (error.cause !== undefined) {
-    if (causes >= MAX_CAUSES) out.cause = '[cause chain truncated]';
-    else if (error.cause instanceof Error) out.cause = serializeError(error.cause, causes + 1, depth + 1);
-    else out.cause = scrubValue(error.cause, depth + 1);
-  }
-  if (error instanceof AggregateError) {
-    out.errors = (error.errors as unknown[])
-      .slice(0, MAX_ITEMS)
-      .map((inner) =>
-        inner instanceof Error ? serializeError(inner, causes + 1, depth + 1) : scrubValue(inner, depth + 1),
-      );
-  }
-  return out;
-}
-
-/** A copy of `value` with every string redacted, errors serialized and nesting bounded. */
-export function scrubValue(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return redactSecrets(value);
-  if (value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return serializeError(value, 0, depth);
-  if (depth >= MAX_DEPTH) return '[too deep]';
-  if (value instanceof Date) return value;
-  if (Array.isArray(value)) return value.slice(0, MAX_ITEMS).map((item) => scrubValue(item, depth + 1));
-  const toJSON = (value as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function' && !isPlainObject(value)) {
-    return scrubValue((toJSON as () => unknown).call(value), depth + 1);
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, inner] of Object.entries(value)) out[key] = scrubValue(inner, depth + 1);
-  return out;
-}
-
 /**
  * Scrubs the fields of one log call. An Error passed as `error` is written as `err`, pino's key, so that
  * every error of every module is found under one name; a string `error` (a message) stays where it is.
@@ -98,7 +46,7 @@ export function scrubFields(fields: Record<string, unknown>): Record<string, unk
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields)) {
     const target = key === 'error' && value instanceof Error && !('err' in fields) ? 'err' : key;
-    out[target] = scrubValue(value, 1);
+    out[target] = scrubDeep(value);
   }
   return out;
 }

@@ -110,16 +110,47 @@ export function redactThenTruncate(text: string, max: number, options: TruncateO
 const SECRET_FIELD =
   /^(?:token|bottoken|apptoken|signingsecret|secret|password|passphrase|privatekey|nodekey|key|authorization|secretaccesskey|sessiontoken)$/i;
 
-/**
- * A copy of `value` safe to log: every string redacted, secret-named fields replaced, Errors turned into
- * `{ type, message, stack, cause }` (causes followed), nested objects and arrays followed up to `depth`
- * levels, cycles cut. Buffers are summarised, never dumped (a key file read into one would be the key).
- */
-export function scrubDeep(value: unknown, depth = 6): unknown {
-  return scrub(value, depth, new WeakSet());
+/** How many links of an error's `cause` chain are kept (a wrapper of a wrapper of the socket error…). */
+const MAX_CAUSES = 5;
+/** Entries kept of one array, so that a huge list does not become a huge log line. */
+const MAX_ITEMS = 100;
+
+function isPlainObject(value: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
-function scrub(value: unknown, depth: number, seen: WeakSet<object>): unknown {
+/**
+ * A copy of `value` safe to log: every string redacted, secret-named fields replaced, Errors turned into
+ * `{ type, message, stack, code, own fields, cause }` (at most MAX_CAUSES causes), nested objects and
+ * arrays followed up to `depth` levels (arrays cut to MAX_ITEMS), cycles cut. Buffers are summarised,
+ * never dumped (a key file read into one would be the key). The logger and the CLI both write through it.
+ */
+export function scrubDeep(value: unknown, depth = 8): unknown {
+  return scrub(value, depth, new WeakSet(), 0);
+}
+
+function scrubError(
+  error: Error,
+  depth: number,
+  seen: WeakSet<object>,
+  causes: number,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: error.name, message: redactSecrets(error.message) };
+  if (error.stack !== undefined) out.stack = redactSecrets(error.stack);
+  for (const [key, field] of Object.entries(error)) {
+    if (key in out || key === 'cause' || key === 'name') continue;
+    out[key] = SECRET_FIELD.test(key) ? REDACTED : scrub(field, depth - 1, seen, causes);
+  }
+  if (error.cause !== undefined) {
+    out.cause =
+      causes >= MAX_CAUSES ? '[cause chain truncated]' : scrub(error.cause, depth - 1, seen, causes + 1);
+  }
+  if (error instanceof AggregateError) out.errors = scrub(error.errors, depth - 1, seen, causes + 1);
+  return out;
+}
+
+function scrub(value: unknown, depth: number, seen: WeakSet<object>, causes: number): unknown {
   if (typeof value === 'string') return redactSecrets(value);
   if (value === null || typeof value !== 'object') return value;
   if (seen.has(value)) return '[circular]';
@@ -128,19 +159,17 @@ function scrub(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   try {
     if (Buffer.isBuffer(value) || value instanceof Uint8Array) return `[${value.byteLength} bytes]`;
     if (value instanceof Date) return value;
-    if (value instanceof Error) {
-      const out: Record<string, unknown> = { type: value.name, message: redactSecrets(value.message) };
-      if (value.stack !== undefined) out.stack = redactSecrets(value.stack);
-      const code = (value as { code?: unknown }).code;
-      if (code !== undefined) out.code = scrub(code, depth - 1, seen);
-      if (value.cause !== undefined) out.cause = scrub(value.cause, depth - 1, seen);
-      if (value instanceof AggregateError) out.errors = scrub(value.errors, depth - 1, seen);
-      return out;
+    if (value instanceof Error) return scrubError(value, depth, seen, causes);
+    if (Array.isArray(value))
+      return value.slice(0, MAX_ITEMS).map((item) => scrub(item, depth - 1, seen, causes));
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function' && !isPlainObject(value)) {
+      return scrub((toJSON as () => unknown).call(value), depth - 1, seen, causes);
     }
-    if (Array.isArray(value)) return value.map((item) => scrub(item, depth - 1, seen));
     const out: Record<string, unknown> = {};
     for (const [key, field] of Object.entries(value)) {
-      out[key] = SECRET_FIELD.test(key) && field !== undefined ? REDACTED : scrub(field, depth - 1, seen);
+      out[key] =
+        SECRET_FIELD.test(key) && field !== undefined ? REDACTED : scrub(field, depth - 1, seen, causes);
     }
     return out;
   } finally {

@@ -7,7 +7,7 @@ import type { RunRecord } from '../runbooks/types.js';
 import type { LockHolder } from '../locks/types.js';
 import type { Block } from '../ports/chat.js';
 import { formatDuration } from '../config/duration.js';
-import { redactSecrets } from '../infra/redact.js';
+import { redactThenTruncate } from '../infra/redact.js';
 import {
   clockTime,
   context,
@@ -86,8 +86,7 @@ export function renderStatus(input: {
         notes.push(`since ${clockTime(node.since)}`);
       if (node.mutedUntil !== undefined && node.mutedUntil > now)
         notes.push(`muted until ${clockTime(node.mutedUntil)}`);
-      if (node.lastError && node.condition !== 'healthy')
-        notes.push(redactSecrets(node.lastError).slice(0, 80));
+      if (node.lastError && node.condition !== 'healthy') notes.push(redactThenTruncate(node.lastError, 80));
       rows.push([
         node.condition === 'healthy' ? 'ok' : '!!',
         node.node,

@@ -5,6 +5,7 @@
  * button text 75, button value 2,000, block_id/action_id 255.
  */
 import type { Block } from '../ports/chat.js';
+import { redactSecrets, redactThenTruncate } from '../infra/redact.js';
 
 export const LIMITS = {
   blocks: 50,
@@ -43,18 +44,21 @@ export function escapeKeepingMentions(text: string): string {
  * Cuts `text` to at most `max` characters, keeping the head, and says how much was left out, so an
  * operator never mistakes a cut output for the whole of it.
  */
-export function cutText(text: string, max: number): string {
+export function cutText(raw: string, max: number): string {
+  // Redact before cutting: a cut could leave 63 of a key's 64 hex characters, which no longer look like one.
+  const text = redactSecrets(raw);
   if (text.length <= max) return text;
   const note = (omitted: number) => `\n… (cut: ${omitted} more characters not shown)`;
   // The note's length depends on the number it prints; reserve room for the longest possible number.
   const room = Math.max(0, max - note(text.length).length);
-  return text.slice(0, room) + note(text.length - room);
+  return redactSecrets(text.slice(0, room)) + note(text.length - room);
 }
 
 /** Like cutText but keeps the tail: the end of a command's output is where the error is. */
-export function cutTail(text: string, max: number): { text: string; omitted: number } {
+export function cutTail(raw: string, max: number): { text: string; omitted: number } {
+  const text = redactSecrets(raw);
   if (text.length <= max) return { text, omitted: 0 };
-  return { text: text.slice(text.length - max), omitted: text.length - max };
+  return { text: redactSecrets(text.slice(text.length - max)), omitted: text.length - max };
 }
 
 /** A Slack user mention for a user id; anything not shaped like an id is escaped, not linked. */
@@ -128,7 +132,7 @@ export function codeBlock(text: string, max: number): string {
 
 /** Cuts plain text to `max` characters, ending with an ellipsis when cut. */
 export function cutPlain(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  return redactThenTruncate(text, max);
 }
 
 export interface ButtonOptions {

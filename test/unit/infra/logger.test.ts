@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, scrubValue, shouldPrettyPrint } from '../../../src/infra/logger.js';
+import { createLogger, shouldPrettyPrint } from '../../../src/infra/logger.js';
+import { scrubDeep } from '../../../src/infra/redact.js';
 
 const NODEKEY = 'a3'.repeat(32);
 
@@ -77,10 +78,10 @@ describe('createLogger', () => {
   it('bounds nesting and cause chains, so a cycle cannot hang it', () => {
     const loop: Record<string, unknown> = { name: 'loop' };
     loop.self = loop;
-    expect(JSON.stringify(scrubValue(loop))).toContain('[too deep]');
+    expect(JSON.stringify(scrubDeep(loop))).toContain('[circular]');
     let error = new Error('e0');
     for (let i = 1; i < 20; i++) error = new Error(`e${i}`, { cause: error });
-    expect(JSON.stringify(scrubValue(error))).toContain('[cause chain truncated]');
+    expect(JSON.stringify(scrubDeep(error, 50))).toContain('[cause chain truncated]');
   });
 
   it('prints human-readable lines with pretty, still redacted and with the stack', () => {
