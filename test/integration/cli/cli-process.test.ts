@@ -133,7 +133,8 @@ describe('the cellops CLI process', () => {
     writeFileSync(join(dir, 'cellops.yaml'), config);
     env = { REDIS_URL: redis.url, CELLOPS_CONFIG: join(dir, 'cellops.yaml') };
     installed = buildInstalled();
-  }, 120_000);
+    // A full tsc build: seconds on a quiet machine, minutes on a loaded 2-core one.
+  }, 300_000);
 
   afterAll(async () => {
     await setup?.close();
