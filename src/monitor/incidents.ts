@@ -19,13 +19,16 @@ import type { Clock } from '../ports/clock.js';
 import type { MessageRef } from '../ports/chat.js';
 import type { CellView, NodeCondition } from './types.js';
 
-/** What an incident is about: a node condition, or a failed readiness check. */
-export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed';
+/** What an incident is about: a node condition, a failed readiness check, or a CN without a standby. */
+export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed' | 'no-standby';
 
 export interface IncidentRecord {
   /** Unique per incident; part of the buttons' value. */
   readonly id: string;
-  /** Store key: the node (the CN role name for CNs), or `check:<cn>` for a failed readiness check. */
+  /**
+   * Store key: the node (the CN role name for CNs), `check:<cn>` for a failed readiness check,
+   * `protection:<cn>` for a CN without a standby.
+   */
   readonly subject: string;
   /** The node (CN role) the incident is about. */
   readonly node: string;

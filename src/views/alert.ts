@@ -39,6 +39,7 @@ const TITLES: Record<IncidentKind, string> = {
   isolated: 'is isolated: no CN peers',
   'standby-lagging': '(standby) is lagging behind the chain',
   'check-failed': 'failed its readiness check',
+  'no-standby': 'has no standby: nothing can take over if it fails',
 };
 
 /** Slack renders this in the reader's time zone; the fallback is UTC. */
@@ -89,8 +90,8 @@ export function renderAlertMessage(view: AlertView): RenderedMessage {
   const value = alertActionValue(view.node, view.incidentId);
   const status = statusLine(view);
   const buttons = [
-    // A failover replaces a CN; it makes no sense for a PN or a standby of its own.
-    ...(view.kind === 'standby-lagging'
+    // A failover replaces a CN; it makes no sense for a PN, a standby of its own, or with no standby.
+    ...(view.kind === 'standby-lagging' || view.kind === 'no-standby'
       ? []
       : [button({ actionId: ALERT_ACTIONS.startFailover, text: 'Start failover', style: 'danger', value })]),
     button({ actionId: ALERT_ACTIONS.mute, text: 'Mute 30m', value }),
