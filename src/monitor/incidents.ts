@@ -34,6 +34,8 @@ export interface IncidentRecord {
   readonly node: string;
   /** Inventory name of the machine serving the role when it is not the node itself. */
   readonly servedBy?: string;
+  /** A CN's own machine standing by: the CN role it stands by for (its subject is `standby:<node>`). */
+  readonly standbyOf?: string;
   readonly kind: IncidentKind;
   /** When the condition began (epoch ms). */
   readonly openedAt: number;

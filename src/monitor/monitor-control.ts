@@ -140,7 +140,9 @@ function knownNode(ctx: MonitorContext, node: string): void {
 
 /** Subjects of a node's open incidents: its condition incident and, for a CN, its check and protection ones. */
 function subjectsOf(ctx: MonitorContext, node: string): string[] {
-  return ctx.config.nodes[node]?.role === 'cn' ? [node, checkSubject(node), protectionSubject(node)] : [node];
+  return ctx.config.nodes[node]?.role === 'cn'
+    ? [node, checkSubject(node), protectionSubject(node), `standby:${node}`]
+    : [node];
 }
 
 async function noteOnIncidents(

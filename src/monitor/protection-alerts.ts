@@ -101,7 +101,11 @@ async function reconcileOne(
     await resolveIncident(deps, subject, mute, now, why);
     return;
   }
-  if (lacksStandby(p)) return;
+  // Still no standby: only the thread upkeep (notes queued by a readiness check are posted when due).
+  if (lacksStandby(p)) {
+    await advanceIncident(deps, subject, mute, now, (cur) => cur);
+    return;
+  }
   // A standby is recorded but not ready yet: say so once, keep the alert open until it is.
   const detail = `Standby ${p.standby ?? ''} recorded by run ${p.rolesRunId}; waiting for it to be ready (now ${p.standbyState ?? 'unknown'}).`;
   await advanceIncident(deps, subject, mute, now, (cur) =>

@@ -20,6 +20,8 @@ export interface Subject {
   readonly servedBy?: string;
   /** For a standby: the CN role it stands by for (from the recorded or configured roles). */
   readonly standbyOf?: string;
+  /** The inventory node alerts, buttons and mutes name when it is not `name` (a `standby:<machine>`). */
+  readonly node?: string;
 }
 
 /** What one round watches, and the roles it was worked out from. */
@@ -97,8 +99,14 @@ export async function resolveSubjects(
     if (!machine || machine.name === r.servedBy) continue;
     taken.add(machine.name);
     // A CN's own machine standing by keeps its name for the role: it is watched under another one.
-    const name = roles.has(machine.name) ? `standby:${machine.name}` : machine.name;
-    out.push({ name, role: 'standby', endpoint: machine.endpoint, standbyOf: r.cn });
+    const alias = roles.has(machine.name);
+    out.push({
+      name: alias ? `standby:${machine.name}` : machine.name,
+      role: 'standby',
+      endpoint: machine.endpoint,
+      standbyOf: r.cn,
+      ...(alias ? { node: machine.name } : {}),
+    });
   }
   for (const node of Object.values(nodes)) {
     if (node.role === 'cn' || taken.has(node.name)) continue;

@@ -15,6 +15,8 @@ export interface AlertView {
   readonly node: string;
   /** The machine serving the CN role when it is not the node itself (after a failover). */
   readonly servedBy?: string;
+  /** A CN's own machine alerted on as the standby of that CN (after a rebuild on it). */
+  readonly standbyOf?: string;
   readonly kind: IncidentKind;
   /** When the condition began (epoch ms). */
   readonly openedAt: number;
@@ -52,6 +54,7 @@ export function slackDate(ms: number): string {
 }
 
 function nodeLabel(view: AlertView): string {
+  if (view.standbyOf) return `${view.node} (the machine, standby of ${view.standbyOf})`;
   return view.servedBy ? `${view.node} (served by ${view.servedBy})` : view.node;
 }
 
@@ -91,7 +94,7 @@ export function renderAlertMessage(view: AlertView): RenderedMessage {
   const status = statusLine(view);
   const buttons = [
     // A failover replaces a CN; it makes no sense for a PN, a standby of its own, or with no standby.
-    ...(view.kind === 'standby-lagging' || view.kind === 'no-standby'
+    ...(view.kind === 'standby-lagging' || view.kind === 'no-standby' || view.standbyOf
       ? []
       : [button({ actionId: ALERT_ACTIONS.startFailover, text: 'Start failover', style: 'danger', value })]),
     button({ actionId: ALERT_ACTIONS.mute, text: 'Mute 30m', value }),
