@@ -143,6 +143,7 @@ export function createCellops(deps: CellopsDeps): Cellops {
     engine,
     policy,
     monitor,
+    state: ports.state,
     chat,
     clock,
     logger: deps.commandLogger ?? logger,
