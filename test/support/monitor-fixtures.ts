@@ -4,6 +4,7 @@
  */
 import { resolveConfig, type CellopsConfig } from '../../src/config/config.js';
 import { configSchema } from '../../src/config/schema.js';
+import type { ChatCall, FakeChat } from '../fakes/fake-chat.js';
 import { createMemoryCellState } from '../../src/infra/memory-cell-state.js';
 import type { CellState } from '../../src/ports/cell-state.js';
 
@@ -35,4 +36,19 @@ export function monitorConfig(overrides: MonitorConfigOverrides = {}): CellopsCo
 /** The in-memory CellState the monitor's tests share. */
 export function memoryCellState(): CellState {
   return createMemoryCellState();
+}
+
+export type ChatPost = Extract<ChatCall, { kind: 'post' }>;
+
+/** The alerts posted in the channel (not in a thread). */
+export function channelPosts(chat: FakeChat): ChatPost[] {
+  return chat.posts().filter((p) => p.message.threadTs === undefined);
+}
+
+/** The texts posted in a message's thread, oldest first. */
+export function threadTexts(chat: FakeChat, parent: ChatPost): string[] {
+  return chat
+    .posts()
+    .filter((p) => p.message.threadTs === parent.ref.ts)
+    .map((p) => p.message.text);
 }

@@ -16,14 +16,16 @@ import { CHANNEL, OPERATOR, runRecord, testConfig } from '../../support/bot-fixt
 
 const config = testConfig();
 
-function usageError(fn: () => unknown): UsageError {
+/** The UsageError `fn` throws (the test fails when it throws none or another error). */
+function refusal(fn: () => unknown): UsageError {
+  let thrown: unknown;
   try {
     fn();
   } catch (error) {
-    if (error instanceof UsageError) return error;
-    throw error;
+    thrown = error;
   }
-  throw new Error('expected a UsageError');
+  expect(thrown).toBeInstanceOf(UsageError);
+  return thrown as UsageError;
 }
 
 describe('/cell roles parser', () => {
@@ -55,7 +57,7 @@ describe('/cell roles parser', () => {
     ['roles cn1 set served-by=cn1s served-by=cn1 standby=none', /served-by is given twice/],
     ['roles cn1 set owner=cn1s', /Unexpected "owner=cn1s"/],
   ])('refuses %s with the usage', (text, message) => {
-    const error = usageError(() => parseCell(text, config));
+    const error = refusal(() => parseCell(text, config));
     expect(error.message).toMatch(message);
     expect(error.usage.join(' ')).toContain('/cell roles <cn> set served-by=<node> standby=<node|none>');
   });

@@ -7,14 +7,17 @@ import { createMemoryIncidentStore, type IncidentStore } from '../../../src/moni
 import { createMonitor, type Monitor } from '../../../src/monitor/monitor.js';
 import { describeProtection } from '../../../src/monitor/protection.js';
 import type { CellState } from '../../../src/ports/cell-state.js';
-import type { ChatCall } from '../../fakes/fake-chat.js';
 import { FakeChat } from '../../fakes/fake-chat.js';
 import { FakeNodeRpc } from '../../fakes/fake-node-rpc.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { memoryCellState, monitorConfig } from '../../support/monitor-fixtures.js';
-
-type Post = Extract<ChatCall, { kind: 'post' }>;
+import {
+  channelPosts,
+  memoryCellState,
+  monitorConfig,
+  threadTexts,
+  type ChatPost,
+} from '../../support/monitor-fixtures.js';
 
 const FAILOVER_CN1 = {
   mode: 'standby',
@@ -77,15 +80,12 @@ class Cell {
     }
   }
 
-  alerts(): Post[] {
-    return this.chat.posts().filter((p) => p.message.threadTs === undefined);
+  alerts(): ChatPost[] {
+    return channelPosts(this.chat);
   }
 
-  thread(parent: Post): string[] {
-    return this.chat
-      .posts()
-      .filter((p) => p.message.threadTs === parent.ref.ts)
-      .map((p) => p.message.text);
+  thread(parent: ChatPost): string[] {
+    return threadTexts(this.chat, parent);
   }
 
   /** What a failover run's record-roles step does: cn1 now served by cn1s, no standby left. */

@@ -13,6 +13,7 @@ import type { CellopsConfig } from '../../../src/config/config.js';
 import { FakeChat } from '../../fakes/fake-chat.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { channelPosts, threadTexts } from '../../support/monitor-fixtures.js';
 import { runSteps } from '../../support/run-steps.js';
 import { CN1_KEY, DATA_DIR, createStandbyCell } from '../../support/standby-cell.js';
 
@@ -65,7 +66,7 @@ async function scheduledCell() {
     await monitor.tick();
     await Promise.all(running.splice(0));
   };
-  const alerts = () => chat.posts().filter((p) => p.message.threadTs === undefined);
+  const alerts = () => channelPosts(chat);
   return { cell, clock, monitor, chat, checked, tickAfter, alerts };
 }
 
@@ -110,11 +111,7 @@ describe('the readiness schedule', () => {
     expect(t.alerts().map((a) => a.message.text)).toEqual([
       'cn1 (served by cn1s) has no standby: nothing can take over if it fails',
     ]);
-    const thread = t.chat
-      .posts()
-      .filter((p) => p.message.threadTs === alert?.ref.ts)
-      .map((p) => p.message.text)
-      .join('\n');
+    const thread = alert ? threadTexts(t.chat, alert).join('\n') : '';
     expect(thread).toContain(
       'Readiness check: The standby runs a key of its own: cn1 is served by cn1s since run run-f1',
     );
