@@ -23,6 +23,27 @@ import type { RedisKeys } from './redis-keys.js';
 
 const VERSION_FIELD = 'roles-version';
 
+/**
+ * Roles as stored. Records written before roles had a history (`{role, servedBy, since, runId, …}`) are
+ * read as the roles a failover recorded, with no former servers known.
+ */
+function parseRoles(raw: string | null | undefined, cn: string): CnRoles | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  const stored = JSON.parse(raw) as Partial<CnRoles> & {
+    readonly servedBy: string;
+    readonly since: number;
+    readonly runId: string;
+  };
+  return {
+    ...stored,
+    cn,
+    formerServers: Array.isArray(stored.formerServers) ? stored.formerServers : [],
+    by: stored.by ?? 'cellops',
+    reason: stored.reason ?? 'failover',
+    version: stored.version ?? 0,
+  };
+}
+
 /** KEYS: hash, history list. ARGV: expected version ('' for none), new version, field, JSON, cap. */
 const RECORD_ROLES = `
 local current = redis.call('HGET', KEYS[1], '${VERSION_FIELD}')
@@ -44,12 +65,12 @@ export function createRedisCellState(deps: { redis: Redis; keys: RedisKeys }): C
     await redis.hset(key, field, JSON.stringify(value));
   };
   const state: CellState = {
-    roles: (cn) => read<CnRoles>(`role:${cn}`),
+    roles: async (cn) => parseRoles(await redis.hget(key, `role:${cn}`), cn),
     async recordRoles(change) {
       const field = `role:${change.cn}`;
       for (let attempt = 0; attempt < 16; attempt++) {
         const [version, raw] = await redis.hmget(key, VERSION_FIELD, field);
-        const previous = raw === null || raw === undefined ? undefined : (JSON.parse(raw) as CnRoles);
+        const previous = parseRoles(raw, change.cn);
         const next = nextRoles(previous, change, Number(version ?? 0) + 1);
         const text = JSON.stringify(next);
         const args = [version ?? '', String(next.version), field, text, String(ROLE_HISTORY_LIMIT)];

@@ -51,4 +51,37 @@ describe('redis cell state layout', () => {
       await closeRedis(redis);
     }
   });
+
+  it('reads a role recorded before roles had a history, and records the next change on top of it', async () => {
+    const keys = createRedisKeys(uniquePrefix('cell-old'));
+    const redis = testRedis(server.url);
+    try {
+      const old = { role: 'cn1', servedBy: 'cn1s', since: 5, runId: 'r-old' };
+      await redis.hset(keys.cellState(), 'role:cn1', JSON.stringify(old));
+      const state = createRedisCellState({ redis, keys });
+      expect(await state.roles('cn1')).toMatchObject({
+        cn: 'cn1',
+        servedBy: 'cn1s',
+        formerServers: [],
+        runId: 'r-old',
+        version: 0,
+      });
+      expect(await state.role('cn1')).toEqual({ role: 'cn1', servedBy: 'cn1s', since: 5, runId: 'r-old' });
+      await state.recordRoles({
+        cn: 'cn1',
+        servedBy: 'cn1',
+        at: 9,
+        runId: 'r-back',
+        by: 'U0AAA',
+        reason: 'set by hand',
+      });
+      expect(await state.roles('cn1')).toMatchObject({
+        servedBy: 'cn1',
+        formerServers: ['cn1s'],
+        version: 1,
+      });
+    } finally {
+      await closeRedis(redis);
+    }
+  });
 });
