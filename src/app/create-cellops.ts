@@ -18,7 +18,7 @@ import {
 import { createEngine, type EngineOptions } from '../runbooks/engine/engine.js';
 import { createRunbooks } from '../runbooks/registry.js';
 import { checkRunbook } from '../runbooks/check.js';
-import { runReadinessCheck } from '../runbooks/readiness.js';
+import { readinessCheckStarter } from '../runbooks/readiness.js';
 import { createMonitor, type Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { IncidentStore } from '../monitor/incidents.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
@@ -125,12 +125,13 @@ export function createCellops(deps: CellopsDeps): Cellops {
     replicaId: deps.replicaId,
     ...(deps.readinessChecks
       ? {
-          startCheck: async (cn: string) => {
-            const result = await runReadinessCheck({ runbook: checkRunbook, cn, config, ports, logger });
-            if (result.failures.length > 0)
-              await late.monitor?.reportCheckFailure(cn, result.failures.join('\n'));
-            else await late.monitor?.reportCheckSuccess(cn);
-          },
+          startCheck: readinessCheckStarter({
+            runbook: checkRunbook,
+            config,
+            ports,
+            logger,
+            reporter: () => late.monitor,
+          }),
         }
       : {}),
     ...(deps.monitorOptions === undefined ? {} : { options: deps.monitorOptions }),
@@ -142,6 +143,7 @@ export function createCellops(deps: CellopsDeps): Cellops {
     engine,
     policy,
     monitor,
+    state: ports.state,
     chat,
     clock,
     logger: deps.commandLogger ?? logger,

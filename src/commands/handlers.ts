@@ -19,6 +19,7 @@ import {
   renderHelp,
   renderLockBusy,
   renderNotice,
+  renderRoles,
   renderRunsList,
   renderStatus,
   renderUsageError,
@@ -28,6 +29,8 @@ import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCo
 import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
 import { helpUsage } from './usage.js';
 import type { Reply } from './reply.js';
+import { currentRoles, type CellState } from '../ports/cell-state.js';
+import { claimedMachines, refuseTakenMachines } from '../runbooks/set-roles.js';
 
 /** The part of the engine's approval policy commands need: who may start, abort, resume and mute. */
 export type CommandPolicy = Pick<ApprovalPolicy, 'canStart' | 'canAbort'>;
@@ -36,6 +39,8 @@ export interface CommandDeps {
   readonly config: CellopsConfig;
   readonly engine: Engine;
   readonly policy: CommandPolicy;
+  /** What `/cell roles` reads; absent: the command says it is not available. */
+  readonly state?: CellState | undefined;
   /** Absent while the monitor is not running: commands that need it say so. */
   readonly monitor?: MonitorControl | undefined;
   readonly chat: Pick<Chat, 'permalink'>;
@@ -224,6 +229,26 @@ async function runCell(deps: CommandDeps, command: CellCommand, user: string): P
     case 'image':
     case 'check':
       return startRunbook(deps, command.kind, { cn: command.cn }, user, false);
+    case 'roles': {
+      if (!deps.state) return notice('The cell state is not available here; nothing to show.');
+      const [current, history] = await Promise.all([
+        currentRoles(deps.state, config, command.cn),
+        deps.state.roleHistory(command.cn, 20),
+      ]);
+      return ephemeral(renderRoles({ cn: command.cn, current, history }));
+    }
+    case 'set-roles': {
+      if (!deps.state) return notice('The cell state is not available here; nothing was recorded.');
+      const claim = {
+        cn: command.cn,
+        servedBy: command.servedBy,
+        ...(command.standby === undefined ? {} : { standby: command.standby }),
+      };
+      // Refused here with a clear answer before any run starts; the run checks again under the lock.
+      claimedMachines(config, claim);
+      await refuseTakenMachines(config, deps.state, claim);
+      return startRunbook(deps, 'set-roles', { ...claim, by: user }, user, false);
+    }
     case 'drill': {
       if (!deps.drill) return notice('Drills are not available here; nothing ran.');
       const verdict = await policy.canStart(user);

@@ -35,7 +35,10 @@ export type CellCommand =
   | { readonly kind: 'backup-nodekey'; readonly cn: string }
   | { readonly kind: 'image'; readonly cn: string }
   | { readonly kind: 'check'; readonly cn: string }
-  | { readonly kind: 'drill'; readonly cn: string };
+  | { readonly kind: 'drill'; readonly cn: string }
+  | { readonly kind: 'roles'; readonly cn: string }
+  /** `standby` undefined: the CN has no standby (`standby=none`). */
+  | { readonly kind: 'set-roles'; readonly cn: string; readonly servedBy: string; readonly standby?: string };
 
 /** InputError that also knows the usage lines to show with it. */
 export class UsageError extends InputError {
@@ -83,7 +86,8 @@ export function tokenize(text: string, usage: readonly string[]): string[] {
   for (const word of words) {
     // Options are checked against the known ones by each parser; here only their shape.
     const flag = /^--?[A-Za-z0-9][A-Za-z0-9._-]*(=[A-Za-z0-9._-]+)?$/.test(word);
-    if (!flag && !WORD.test(word)) {
+    const setting = /^[a-z][a-z-]*=[A-Za-z0-9._-]+$/.test(word);
+    if (!flag && !setting && !WORD.test(word)) {
       const bad = [...word].find((ch) => !/[A-Za-z0-9._-]/.test(ch));
       throw new UsageError(
         bad === undefined
@@ -230,6 +234,8 @@ export function parseCell(
       const [cn = ''] = expect(1, 'a CN');
       return { kind: sub, cn: inventoryNode(config, cn, ['cn'], usage) };
     }
+    case 'roles':
+      return parseRoles(args, config, usage);
     case 'drill': {
       if (!sandbox) {
         throw new UsageError('/cell drill runs only in the sandbox.', usageFor('', false));
@@ -241,4 +247,61 @@ export function parseCell(
     default:
       throw new UsageError(`Unknown subcommand "${sub.slice(0, 40)}".`, usageFor('', sandbox));
   }
+}
+
+/** `/cell roles <cn>` and `/cell roles <cn> set served-by=<node> standby=<node|none>`. */
+function parseRoles(args: readonly string[], config: CellopsConfig, usage: readonly string[]): CellCommand {
+  const [cnWord, verb, ...settings] = args;
+  if (cnWord === undefined) throw new UsageError('/cell roles needs a CN.', usage);
+  if (cnWord.includes('=') || cnWord.startsWith('-'))
+    throw new UsageError(`"${cnWord.slice(0, 40)}" is not a CN.`, usage);
+  const cn = inventoryNode(config, cnWord, ['cn'], usage);
+  if (verb === undefined) return { kind: 'roles', cn };
+  if (verb !== 'set')
+    throw new UsageError(`Unexpected "${verb.slice(0, 40)}" after /cell roles ${cn}.`, usage);
+  const values = new Map<string, string>();
+  for (const setting of settings) {
+    const [key = '', value] = setting.split('=', 2);
+    if (value === undefined || (key !== 'served-by' && key !== 'standby'))
+      throw new UsageError(
+        `Unexpected "${setting.slice(0, 40)}": write served-by=<node> standby=<node|none>.`,
+        usage,
+      );
+    if (values.has(key)) throw new UsageError(`${key} is given twice.`, usage);
+    values.set(key, value);
+  }
+  const servedByWord = values.get('served-by');
+  const standbyWord = values.get('standby');
+  if (servedByWord === undefined || standbyWord === undefined)
+    throw new UsageError(
+      `/cell roles ${cn} set needs both served-by=<node> and standby=<node> (standby=none when there is none).`,
+      usage,
+    );
+  const servedBy = roleMachine(config, cn, servedByWord, 'served-by', usage);
+  if (standbyWord === 'none' && !Object.hasOwn(config.nodes, 'none'))
+    return { kind: 'set-roles', cn, servedBy };
+  const standby = roleMachine(config, cn, standbyWord, 'standby', usage);
+  if (standby === servedBy)
+    throw new UsageError(
+      `served-by and standby are both ${servedBy}: the standby must be another machine.`,
+      usage,
+    );
+  return { kind: 'set-roles', cn, servedBy, standby };
+}
+
+/** A machine that may serve or stand by for `cn`: its own machine, or a standby machine. */
+function roleMachine(
+  config: CellopsConfig,
+  cn: string,
+  name: string,
+  what: string,
+  usage: readonly string[],
+): string {
+  const node = inventoryNode(config, name, ['cn', 'standby'], usage);
+  if (config.nodes[node]?.role === 'cn' && node !== cn)
+    throw new UsageError(
+      `${what}=${node}: ${node} is the machine of the CN ${node}, not one that can serve or stand by for ${cn}.`,
+      usage,
+    );
+  return node;
 }

@@ -15,6 +15,11 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
   ['/cell backup-nodekey <cn>', "copy the CN's nodekey to its backup location"],
   ['/cell image <cn>', 'create a machine image of the CN'],
   ['/cell check <cn>', 'readiness check of the CN, its standby, backup and image'],
+  ['/cell roles <cn>', 'which machine serves the CN and which stands by, with the history of changes'],
+  [
+    '/cell roles <cn> set served-by=<node> standby=<node|none>',
+    'record roles changed by hand, after checking they are true (with approval)',
+  ],
   ['/cell help', 'this help'],
 ];
 

@@ -41,6 +41,8 @@ export interface RedisKeys {
   mute(node: string): string;
   /** Cell state: recorded roles, nodekey backups, images (hash). */
   cellState(): string;
+  /** History of one CN's roles (list of JSON, newest first, capped). */
+  cellRoleHistory(cn: string): string;
   /** Cache of a Slack user group's members (string: JSON, short TTL). */
   usergroup(id: string): string;
   /** Dedup marker for one delivery of a Slack request (string with TTL). */
@@ -71,6 +73,7 @@ export function createRedisKeys(prefix: string): RedisKeys {
     incident: (node) => k('incident', node),
     mute: (node) => k('mute', node),
     cellState: () => k('cell'),
+    cellRoleHistory: (cn) => k('cell', 'roles', cn),
     usergroup: (id) => k('usergroup', id),
     dedup: (id) => k('dedup', id),
     slackRefs: (runId) => k('run', runId, 'slack'),

@@ -144,6 +144,7 @@ function alertView(record: IncidentRecord, mute: MuteRecord | undefined, now: nu
     incidentId: record.id,
     node: record.node,
     ...(record.servedBy ? { servedBy: record.servedBy } : {}),
+    ...(record.standbyOf ? { standbyOf: record.standbyOf } : {}),
     kind: record.kind,
     openedAt: record.openedAt,
     ...(record.height === undefined ? {} : { height: record.height }),

@@ -47,7 +47,7 @@ export async function reconcileAlerts(
   const liveMutes = new Map<string, MuteRecord>();
   const expiredMutes = new Set<string>();
   for (const subject of round.subjects) {
-    const mute = mutes.get(subject.name);
+    const mute = mutes.get(subject.node ?? subject.name);
     const record = records.get(subject.name);
     const track = trackOf(tracks, subject.name);
     // The common case at scale, a healthy node without alert or mute, has nothing to reconcile.
@@ -114,8 +114,8 @@ async function reconcile(
   let muteNote: string | undefined;
   if (mute && mute.until <= now) {
     liveMute = undefined;
-    if (await store.clearMute(subject.name, mute)) {
-      muteNote = `:bell: Mute by <@${mute.by}> expired; alerts for ${subject.name} are on again.`;
+    if (await store.clearMute(subject.node ?? subject.name, mute)) {
+      muteNote = `:bell: Mute by <@${mute.by}> expired; alerts for ${subject.node ?? subject.name} are on again.`;
     }
   }
   const muted = liveMute !== undefined;
@@ -134,7 +134,8 @@ async function reconcile(
       deps,
       {
         subject: subject.name,
-        node: subject.name,
+        node: subject.node ?? subject.name,
+        ...(subject.node && subject.standbyOf ? { standbyOf: subject.standbyOf } : {}),
         ...(subject.servedBy ? { servedBy: subject.servedBy } : {}),
         kind: condition as IncidentKind,
         openedAt: track.conditionSince ?? now,

@@ -105,7 +105,10 @@ export function initialTrack(): NodeTrack {
  * the condition's latch starts raised, so the incident ends only when its clear criterion has held for
  * the usual time, not at the first probe of a monitor that has no history yet.
  */
-export function seededTrack(condition: NodeCondition | 'check-failed', since: number): NodeTrack {
+export function seededTrack(
+  condition: NodeCondition | 'check-failed' | 'no-standby',
+  since: number,
+): NodeTrack {
   const base = initialTrack();
   const raised: Latch = { active: true, since };
   const latch =
@@ -114,7 +117,7 @@ export function seededTrack(condition: NodeCondition | 'check-failed', since: nu
       : condition === 'stalled' || condition === 'down' || condition === 'isolated'
         ? condition
         : undefined;
-  if (!latch || condition === 'check-failed') return base;
+  if (!latch || condition === 'check-failed' || condition === 'no-standby') return base;
   return { ...base, latches: { ...base.latches, [latch]: raised }, condition, conditionSince: since };
 }
 

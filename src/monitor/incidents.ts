@@ -19,18 +19,23 @@ import type { Clock } from '../ports/clock.js';
 import type { MessageRef } from '../ports/chat.js';
 import type { CellView, NodeCondition } from './types.js';
 
-/** What an incident is about: a node condition, or a failed readiness check. */
-export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed';
+/** What an incident is about: a node condition, a failed readiness check, or a CN without a standby. */
+export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed' | 'no-standby';
 
 export interface IncidentRecord {
   /** Unique per incident; part of the buttons' value. */
   readonly id: string;
-  /** Store key: the node (the CN role name for CNs), or `check:<cn>` for a failed readiness check. */
+  /**
+   * Store key: the node (the CN role name for CNs), `check:<cn>` for a failed readiness check,
+   * `protection:<cn>` for a CN without a standby.
+   */
   readonly subject: string;
   /** The node (CN role) the incident is about. */
   readonly node: string;
   /** Inventory name of the machine serving the role when it is not the node itself. */
   readonly servedBy?: string;
+  /** A CN's own machine standing by: the CN role it stands by for (its subject is `standby:<node>`). */
+  readonly standbyOf?: string;
   readonly kind: IncidentKind;
   /** When the condition began (epoch ms). */
   readonly openedAt: number;

@@ -21,29 +21,35 @@
  * that machine is probed as the CN, under the role's name; it is not watched as a standby any more, and
  * the fenced old machine is not watched at all.
  *
- * This file holds the tick and the control API; the steps of a tick are modules of their own, each taking
- * its state explicitly: who is probed (subjects.ts), the probe round and the tracks (probe-round.ts), the
- * alert upkeep (alert-reconcile.ts over alert-lifecycle.ts), the saved view (cell-view.ts) and the
- * readiness checks (check-schedule.ts).
+ * Protection: every round the leader also works out each CN's protection (protection.ts: standby ready or
+ * not, backup, image) from the roles, the standby's probes and the last readiness check, shows it in the
+ * view and keeps a "no standby" alert per CN (protection-alerts.ts). Roles recorded by a run show in
+ * `/cell status` at once: the cell state's roles version is compared on every status request.
+ *
+ * This file holds the tick and status; the control API is in monitor-control.ts, and the steps of a tick
+ * are modules of their own, each taking its state explicitly: who is probed (subjects.ts), the probe
+ * round and the tracks (probe-round.ts), the alert upkeep (alert-reconcile.ts over alert-lifecycle.ts),
+ * the saved view (cell-view.ts) and the readiness checks (check-schedule.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { CellopsConfig } from '../config/config.js';
-import { formatDuration } from '../config/duration.js';
-import { InputError } from '../errors.js';
-import type { CellState } from '../ports/cell-state.js';
+import type { CellState, CnRoles } from '../ports/cell-state.js';
 import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { NodeEndpoint, NodeRpc } from '../ports/node-rpc.js';
-import { checkSubject, openIncident, resolveIncident } from './alert-lifecycle.js';
+import { checkSubject } from './alert-lifecycle.js';
 import { closeUnwatched, reconcileAlerts, type ReconcileDeps } from './alert-reconcile.js';
-import { buildView, sameMutes, unknownView, withMutes } from './cell-view.js';
+import { acknowledgeNode, checkFailed, checkPassed, muteNode, unmuteNode } from './monitor-control.js';
+import { buildView, restateView, sameMutes, unknownView, withMutes } from './cell-view.js';
 import { runDueChecks, type CheckDue, type CheckScheduleDeps } from './check-schedule.js';
 import type { ConditionSettings } from './conditions.js';
-import { updateIncident, type IncidentRecord, type IncidentStore, type MuteRecord } from './incidents.js';
+import type { IncidentStore, MuteRecord } from './incidents.js';
 import type { MonitorMetrics } from './metrics.js';
 import { probeRound, updateTracks, type Tracks } from './probe-round.js';
 import { createProbeScheduler, type ProbeScheduler } from './probe-scheduler.js';
+import { gatherProtection, protectionSubject, reconcileProtection } from './protection-alerts.js';
+import type { CheckOutcome, CnProtection } from './protection.js';
 import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects, type Subject } from './subjects.js';
 import type { CellView, MonitorControl } from './types.js';
 
@@ -92,8 +98,11 @@ export interface Monitor extends MonitorControl {
   stop(): Promise<void>;
   /** One round: lease, probes, conditions, alerts, scheduled checks. Concurrent calls share one round. */
   tick(): Promise<void>;
-  /** A readiness check of `cn` failed: opens (or updates) its check incident. */
-  reportCheckFailure(cn: string, message: string): Promise<void>;
+  /**
+   * A readiness check of `cn` failed: opens (or updates) its check incident; `failedSteps` (the check's
+   * step ids) also feed the CN's protection, and failures that only say "no standby" go to that alert.
+   */
+  reportCheckFailure(cn: string, message: string, failedSteps?: readonly string[]): Promise<void>;
   /** A readiness check of `cn` passed: resolves its check incident, if any. */
   reportCheckSuccess(cn: string): Promise<void>;
   /** Whether this replica held the lease at its last tick. */
@@ -101,12 +110,14 @@ export interface Monitor extends MonitorControl {
 }
 
 /** What createMonitor works out once from its deps; passed to every step of a tick and of the control API. */
-interface MonitorContext {
+export interface MonitorContext {
   readonly config: MonitorDeps['config'];
   readonly nodeNames: readonly string[];
   readonly cnRoles: readonly string[];
   /** Store keys of the CNs' check incidents, read with the node incidents every tick. */
   readonly checkNames: readonly string[];
+  /** Store keys of the CNs' "no standby" incidents, likewise. */
+  readonly protectionNames: readonly string[];
   readonly referenceTargets: readonly NodeEndpoint[];
   readonly cellState: CellState;
   readonly store: IncidentStore;
@@ -123,9 +134,15 @@ interface MonitorContext {
 }
 
 /** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
-interface MonitorState {
+export interface MonitorState {
   leader: boolean;
   subjects: Subject[];
+  /** The CN roles and the roles version the subjects were worked out from. */
+  roles: ReadonlyMap<string, CnRoles>;
+  rolesVersion: number | undefined;
+  protection: CnProtection[];
+  /** The last readiness check of each CN (checks run on the leader). */
+  readonly checkOutcomes: Map<string, CheckOutcome>;
   readonly tracks: Tracks;
   readonly checkDue: CheckDue;
   reference: number | undefined;
@@ -141,6 +158,10 @@ export function createMonitor(deps: MonitorDeps): Monitor {
   const st: MonitorState = {
     leader: false,
     subjects: [],
+    roles: new Map(),
+    rolesVersion: undefined,
+    protection: [],
+    checkOutcomes: new Map(),
     tracks: new Map(),
     checkDue: new Map(),
     reference: undefined,
@@ -196,12 +217,12 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     },
 
     isLeader: () => st.leader,
-    status: () => cellStatus(ctx, st),
+    status: () => cellStatus(ctx, st, () => monitor.tick()),
     mute: (node, durationMs, user) => muteNode(ctx, node, durationMs, user),
     unmute: (node, user) => unmuteNode(ctx, node, user),
     acknowledge: (node, user) => acknowledgeNode(ctx, node, user),
-    reportCheckFailure: (cn, message) => checkFailed(ctx, cn, message),
-    reportCheckSuccess: (cn) => checkPassed(ctx, cn),
+    reportCheckFailure: (cn, message, failedSteps) => checkFailed(ctx, st, cn, message, failedSteps),
+    reportCheckSuccess: (cn) => checkPassed(ctx, st, cn),
   };
   return monitor;
 }
@@ -220,6 +241,7 @@ function monitorContext(
     nodeNames: Object.keys(config.nodes),
     cnRoles,
     checkNames: cnRoles.map(checkSubject),
+    protectionNames: cnRoles.map(protectionSubject),
     referenceTargets: referenceTargets(config.monitor.referenceEndpoints),
     cellState: deps.state,
     store,
@@ -276,9 +298,12 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
   if (!(await holdLease(ctx, st))) return;
   const { store, logger, metrics } = ctx;
   const previousSubjects = st.subjects;
-  const subjects = await resolveSubjects(ctx.config.nodes, ctx.cnRoles, ctx.cellState, logger);
+  const resolved = await resolveSubjects(ctx.config, ctx.cnRoles, ctx.cellState, logger);
+  const subjects = resolved.subjects;
+  let viewChanged = !sameSubjects(previousSubjects, subjects) || resolved.rolesVersion !== st.rolesVersion;
   st.subjects = subjects;
-  let viewChanged = !sameSubjects(previousSubjects, subjects);
+  st.roles = resolved.roles;
+  st.rolesVersion = resolved.rolesVersion;
   const { outcomes, reference } = await probeRound(
     ctx.scheduler,
     subjects,
@@ -291,8 +316,8 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
 
   const names = subjects.map((s) => s.name);
   const [records, mutes] = await Promise.all([
-    store.getMany([...names, ...ctx.checkNames]),
-    store.getMutes(names),
+    store.getMany([...names, ...ctx.checkNames, ...ctx.protectionNames]),
+    store.getMutes([...new Set([...names, ...ctx.cnRoles])]),
   ]);
   const update = { subjects, outcomes, records, reference, settings: ctx.settings, metrics, logger };
   if (updateTracks(st.tracks, update)) viewChanged = true;
@@ -308,10 +333,24 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
     now,
   });
 
+  const protection = await gatherProtection({
+    nodes: ctx.config.nodes,
+    cnRoles: ctx.cnRoles,
+    roles: st.roles,
+    subjects,
+    tracks: st.tracks,
+    checks: st.checkOutcomes,
+    state: ctx.cellState,
+    logger,
+  });
+  if (JSON.stringify(protection) !== JSON.stringify(st.protection)) viewChanged = true;
+  st.protection = protection;
+  await reconcileProtection(ctx.alerts, { protection, records, mutes, now });
+
   if (!sameMutes(st.viewMutes, liveMutes)) viewChanged = true;
   if (viewChanged || st.viewSavedAt === undefined || now - st.viewSavedAt >= ctx.viewSaveIntervalMs) {
     try {
-      await store.saveView(buildView(subjects, st.tracks, reference, liveMutes, now));
+      await store.saveView(viewOf(st, liveMutes, now));
       st.viewSavedAt = now;
       st.viewMutes = liveMutes;
     } catch (error) {
@@ -342,128 +381,39 @@ async function holdLease(ctx: MonitorContext, st: MonitorState): Promise<boolean
   return true;
 }
 
-async function cellStatus(ctx: MonitorContext, st: MonitorState): Promise<CellView> {
+/** The view a leader builds from what it keeps. */
+function viewOf(st: MonitorState, mutes: ReadonlyMap<string, MuteRecord>, now: number): CellView {
+  return buildView(st.subjects, st.tracks, st.reference, mutes, now, {
+    protection: st.protection,
+    rolesVersion: st.rolesVersion,
+  });
+}
+
+/**
+ * `/cell status`. Roles recorded since the view was worked out are shown at once: the leader runs a round
+ * on the new roles first (so the machine now serving is probed), another replica shows the saved view
+ * re-cut to the new roles, with what was not probed yet as unknown.
+ */
+async function cellStatus(
+  ctx: MonitorContext,
+  st: MonitorState,
+  tick: () => Promise<void>,
+): Promise<CellView> {
+  const version = await ctx.cellState.rolesVersion().catch(() => undefined);
+  // Two rounds at most: one may have begun before the roles changed.
+  for (let i = 0; i < 2 && st.leader && version !== undefined && version !== st.rolesVersion; i++)
+    await tick();
   const now = ctx.clock.now();
   const mutes = await ctx.store.getMutes(ctx.nodeNames);
   let view: CellView | undefined;
-  if (st.leader && st.subjects.length > 0) view = buildView(st.subjects, st.tracks, st.reference, mutes, now);
-  else view = await ctx.store.loadView();
+  if (st.leader && st.subjects.length > 0) view = viewOf(st, mutes, now);
+  else {
+    view = await ctx.store.loadView();
+    if (view && version !== undefined && view.rolesVersion !== version) {
+      const resolved = await resolveSubjects(ctx.config, ctx.cnRoles, ctx.cellState, ctx.logger);
+      view = restateView(view, resolved);
+    }
+  }
   // Mutes are read fresh: a mute set a moment ago shows at once.
   return withMutes(view ?? unknownView(ctx.config.nodes, now), mutes, now);
-}
-
-async function muteNode(
-  ctx: MonitorContext,
-  node: string,
-  durationMs: number,
-  user: string,
-): Promise<{ until: number }> {
-  knownNode(ctx, node);
-  if (!Number.isFinite(durationMs) || durationMs <= 0) {
-    throw new InputError(`a mute needs a positive duration, e.g. 30m`);
-  }
-  const now = ctx.clock.now();
-  const until = now + durationMs;
-  await ctx.store.setMute(node, { until, by: user, at: now });
-  await noteOnIncidents(ctx, node, 'mute', `:no_bell: Muted for ${formatDuration(durationMs)} by <@${user}>`);
-  ctx.logger.info({ node, user, until }, 'alerts muted');
-  return { until };
-}
-
-async function unmuteNode(ctx: MonitorContext, node: string, user: string): Promise<void> {
-  knownNode(ctx, node);
-  if (!(await ctx.store.clearMute(node))) throw new InputError(`${node} is not muted`);
-  await noteOnIncidents(ctx, node, 'mute', `:bell: Unmuted by <@${user}>`);
-  ctx.logger.info({ node, user }, 'alerts unmuted');
-}
-
-async function acknowledgeNode(ctx: MonitorContext, node: string, user: string): Promise<void> {
-  const { store } = ctx;
-  knownNode(ctx, node);
-  const now = ctx.clock.now();
-  let open = 0;
-  for (const subject of subjectsOf(ctx, node)) {
-    const record = await store.get(subject);
-    if (!record) continue;
-    open++;
-    if (record.acknowledgedBy === user) continue;
-    await updateIncident(store, subject, (cur) =>
-      cur.acknowledgedBy === user
-        ? undefined
-        : {
-            ...cur,
-            acknowledgedBy: user,
-            acknowledgedAt: now,
-            pending: { ...cur.pending, [`ack:${user}`]: `:eyes: Acknowledged by <@${user}>` },
-            parentStale: true,
-          },
-    );
-  }
-  if (open === 0) throw new InputError(`${node} has no open alert to acknowledge`);
-  ctx.logger.info({ node, user }, 'alert acknowledged');
-}
-
-async function checkFailed(ctx: MonitorContext, cn: string, message: string): Promise<void> {
-  const { store } = ctx;
-  knownNode(ctx, cn);
-  const now = ctx.clock.now();
-  const subject = checkSubject(cn);
-  const existing = await store.get(subject);
-  if (existing) {
-    await updateIncident(store, subject, (cur) => ({
-      ...cur,
-      detail: message,
-      pending: { ...cur.pending, check: `Readiness check failed again: ${message}` },
-      parentStale: true,
-    }));
-    return;
-  }
-  const mute = (await store.getMutes([cn])).get(cn);
-  if (mute && mute.until > now) {
-    ctx.logger.info({ node: cn }, 'readiness check failed while muted; no alert');
-    return;
-  }
-  await openIncident(
-    ctx.alerts,
-    { subject, node: cn, kind: 'check-failed', openedAt: now, detail: message },
-    now,
-  );
-}
-
-async function checkPassed(ctx: MonitorContext, cn: string): Promise<void> {
-  knownNode(ctx, cn);
-  const now = ctx.clock.now();
-  const mute = (await ctx.store.getMutes([cn])).get(cn);
-  await resolveIncident(ctx.alerts, checkSubject(cn), mute, now);
-}
-
-function knownNode(ctx: MonitorContext, node: string): void {
-  if (!ctx.config.nodes[node]) {
-    throw new InputError(`unknown node "${node}"; known nodes: ${[...ctx.nodeNames].sort().join(', ')}`);
-  }
-}
-
-/** Subjects of a node's open incidents: its condition incident and, for a CN, its check incident. */
-function subjectsOf(ctx: MonitorContext, node: string): string[] {
-  return ctx.config.nodes[node]?.role === 'cn' ? [node, checkSubject(node)] : [node];
-}
-
-async function noteOnIncidents(
-  ctx: MonitorContext,
-  node: string,
-  topic: string,
-  note: string,
-  extra: (cur: IncidentRecord) => Partial<IncidentRecord> = () => ({}),
-): Promise<number> {
-  let touched = 0;
-  for (const subject of subjectsOf(ctx, node)) {
-    const stored = await updateIncident(ctx.store, subject, (cur) => ({
-      ...cur,
-      ...extra(cur),
-      pending: { ...cur.pending, [topic]: note },
-      parentStale: true,
-    }));
-    if (stored) touched++;
-  }
-  return touched;
 }

@@ -92,8 +92,10 @@ export function updateTracks(tracks: Tracks, update: TrackUpdate): boolean {
     // A new machine behind the role starts a fresh history.
     let prev = previous && previous.servedBy === subject.servedBy ? previous.track : undefined;
     if (!prev) {
+      // An incident about the machine that served before says nothing of the one serving now.
       const open = records.get(subject.name);
-      prev = open ? seededTrack(open.kind, open.openedAt) : initialTrack();
+      prev =
+        open && open.servedBy === subject.servedBy ? seededTrack(open.kind, open.openedAt) : initialTrack();
     }
     const obs = observationOf(outcome);
     const track = obs

@@ -1,3 +1,5 @@
+import type { CnProtection } from './protection.js';
+
 /**
  * The monitor's public face, used by src/commands (`/cell status`, mute, unmute) and the alert buttons
  * (whose action ids are in src/views/action-ids.ts).
@@ -20,6 +22,8 @@ export interface NodeView {
   readonly role: 'cn' | 'standby' | 'pn';
   /** Who serves this CN role now, when a failover moved it (e.g. cn1 served by cn1s). */
   readonly servedBy?: string;
+  /** For a standby: the CN role it stands by for. */
+  readonly standbyOf?: string;
   readonly height?: number;
   /** Reference height minus this node's height. */
   readonly lag?: number;
@@ -36,6 +40,10 @@ export interface NodeView {
 export interface CellView {
   readonly referenceHeight?: number;
   readonly nodes: readonly NodeView[];
+  /** Each CN's protection against its next failure, in configuration order. */
+  readonly protection?: readonly CnProtection[];
+  /** The cell state's roles version the view was worked out from. */
+  readonly rolesVersion?: number;
   /** When the view was computed (epoch ms). */
   readonly at: number;
 }

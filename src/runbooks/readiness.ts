@@ -15,7 +15,35 @@ export interface ReadinessResult {
   readonly cn: string;
   /** One line per failed condition, naming the step. */
   readonly failures: readonly string[];
+  /** The ids of the failed steps, in order (what the monitor's protection reads). */
+  readonly failed: readonly string[];
   readonly passed: readonly string[];
+}
+
+/** Where a scheduled check's outcome goes: the monitor (src/monitor/monitor.ts). */
+export interface ReadinessReporter {
+  reportCheckFailure(cn: string, message: string, failedSteps?: readonly string[]): Promise<void>;
+  reportCheckSuccess(cn: string): Promise<void>;
+}
+
+/**
+ * The monitor's `startCheck`: runs the check of a CN and reports its outcome. `reporter` is asked at
+ * report time, so it may be built after this (the monitor is created with its startCheck).
+ */
+export function readinessCheckStarter(deps: {
+  runbook: RunbookDefinition<CnParams>;
+  config: CellopsConfig;
+  ports: RunbookPorts;
+  logger: Logger;
+  reporter: () => ReadinessReporter | undefined;
+}): (cn: string) => Promise<void> {
+  return async (cn) => {
+    const result = await runReadinessCheck({ ...deps, cn });
+    const reporter = deps.reporter();
+    if (result.failures.length > 0)
+      await reporter?.reportCheckFailure(cn, result.failures.join('\n'), result.failed);
+    else await reporter?.reportCheckSuccess(cn);
+  };
 }
 
 const DEFAULT_STEP_TIMEOUT_MS = 60_000;
@@ -38,6 +66,7 @@ export async function runReadinessCheck(deps: {
   }
   const facts: Record<string, Fact> = {};
   const failures: string[] = [];
+  const failed: string[] = [];
   const passed: string[] = [];
   const log = deps.logger.child({ component: 'readiness', cn: deps.cn });
 
@@ -78,11 +107,12 @@ export async function runReadinessCheck(deps: {
       if (outcome === 'passed') passed.push(step.id);
     } catch (error) {
       failures.push(`${step.title}: ${redactSecrets(describeError(error))}`);
+      failed.push(step.id);
     } finally {
       deps.signal?.removeEventListener('abort', stop);
       controller.abort(new Error('step finished'));
       await timer;
     }
   }
-  return { cn: deps.cn, failures, passed };
+  return { cn: deps.cn, failures, failed, passed };
 }

@@ -388,7 +388,21 @@ export async function recordSandboxState(
     });
   }
   await state.setImage({ cn: 'cn2', imageId: CLOUD.image, at: now, runId });
-  for (const role of ['cn1', 'cn2']) await state.setRole({ role, servedBy: role, since: now, runId });
+  // cn1 keeps its standby cn1s; cn2 (snapshot mode) has none.
+  for (const [cn, standby] of [
+    ['cn1', 'cn1s'],
+    ['cn2', undefined],
+  ] as const) {
+    await state.recordRoles({
+      cn,
+      servedBy: cn,
+      ...(standby === undefined ? {} : { standby }),
+      at: now,
+      runId,
+      by: 'cellops',
+      reason: 'sandbox seed',
+    });
+  }
 }
 
 /** Forwards every call to whatever `target()` returns now, so the simulation behind a port can be replaced. */

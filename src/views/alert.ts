@@ -15,6 +15,8 @@ export interface AlertView {
   readonly node: string;
   /** The machine serving the CN role when it is not the node itself (after a failover). */
   readonly servedBy?: string;
+  /** A CN's own machine alerted on as the standby of that CN (after a rebuild on it). */
+  readonly standbyOf?: string;
   readonly kind: IncidentKind;
   /** When the condition began (epoch ms). */
   readonly openedAt: number;
@@ -39,6 +41,7 @@ const TITLES: Record<IncidentKind, string> = {
   isolated: 'is isolated: no CN peers',
   'standby-lagging': '(standby) is lagging behind the chain',
   'check-failed': 'failed its readiness check',
+  'no-standby': 'has no standby: nothing can take over if it fails',
 };
 
 /** Slack renders this in the reader's time zone; the fallback is UTC. */
@@ -51,6 +54,7 @@ export function slackDate(ms: number): string {
 }
 
 function nodeLabel(view: AlertView): string {
+  if (view.standbyOf) return `${view.node} (the machine, standby of ${view.standbyOf})`;
   return view.servedBy ? `${view.node} (served by ${view.servedBy})` : view.node;
 }
 
@@ -89,8 +93,8 @@ export function renderAlertMessage(view: AlertView): RenderedMessage {
   const value = alertActionValue(view.node, view.incidentId);
   const status = statusLine(view);
   const buttons = [
-    // A failover replaces a CN; it makes no sense for a PN or a standby of its own.
-    ...(view.kind === 'standby-lagging'
+    // A failover replaces a CN; it makes no sense for a PN, a standby of its own, or with no standby.
+    ...(view.kind === 'standby-lagging' || view.kind === 'no-standby' || view.standbyOf
       ? []
       : [button({ actionId: ALERT_ACTIONS.startFailover, text: 'Start failover', style: 'danger', value })]),
     button({ actionId: ALERT_ACTIONS.mute, text: 'Mute 30m', value }),

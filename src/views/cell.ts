@@ -3,6 +3,8 @@
  * functions; the sandbox console renders the same output.
  */
 import type { CellView, NodeView } from '../monitor/types.js';
+import { describeProtection, isProtected, type CnProtection } from '../monitor/protection.js';
+import type { CnRoles } from '../ports/cell-state.js';
 import type { RunRecord } from '../runbooks/types.js';
 import type { LockHolder } from '../locks/types.js';
 import type { Block } from '../ports/chat.js';
@@ -82,6 +84,7 @@ export function renderStatus(input: {
     for (const node of view.nodes) {
       const notes: string[] = [];
       if (node.servedBy) notes.push(`served by ${node.servedBy}`);
+      if (node.standbyOf) notes.push(`standby of ${node.standbyOf}`);
       if (node.since !== undefined && node.condition !== 'healthy')
         notes.push(`since ${clockTime(node.since)}`);
       if (node.mutedUntil !== undefined && node.mutedUntil > now)
@@ -99,6 +102,7 @@ export function renderStatus(input: {
       ]);
     }
     blocks.push(section(`\`\`\`\n${escapeText(table(rows))}\n\`\`\``));
+    if (view.protection && view.protection.length > 0) blocks.push(protectionSection(view.protection));
     const unhealthy = view.nodes.filter((n) => n.condition !== 'healthy');
     if (unhealthy.length > 0) {
       blocks.push(
@@ -118,6 +122,51 @@ export function renderStatus(input: {
     ),
   );
   return message(`${escapeText(input.cell)} status`, blocks);
+}
+
+/** Each CN: the machine serving it and how well it is protected against its next failure. */
+function protectionSection(protection: readonly CnProtection[]): Block {
+  const lines = protection.map((p) => {
+    const icon = isProtected(p) ? ':large_green_circle:' : ':large_yellow_circle:';
+    const roles = p.rolesRunId === 'config' ? '' : ` (roles from run \`${escapeText(p.rolesRunId)}\`)`;
+    const failures = p.checkFailures?.length
+      ? ` · last check: ${escapeText(p.checkFailures.join('; ').slice(0, 200))}`
+      : '';
+    return `${icon} *${escapeText(p.cn)}* served by ${escapeText(p.servedBy)} — ${escapeText(describeProtection(p))}${roles}${failures}`;
+  });
+  return section(`*Protection*\n${lines.join('\n')}`);
+}
+
+/** `/cell roles <cn>`: who does what now, and every recorded change, newest first. */
+export function renderRoles(input: {
+  readonly cn: string;
+  readonly current: CnRoles;
+  readonly history: readonly CnRoles[];
+}): RenderedMessage {
+  const { cn, current, history } = input;
+  const standby = current.standby === undefined ? 'no standby' : `standby ${current.standby}`;
+  const now = `*Roles of ${escapeText(cn)}*: served by *${escapeText(current.servedBy)}*, ${escapeText(standby)}`;
+  const blocks: Block[] = [];
+  if (history.length === 0) {
+    blocks.push(section(`${now}.\nNo change recorded: the configuration's layout holds.`));
+  } else {
+    const former =
+      current.formerServers.length > 0
+        ? `\nServed before by ${current.formerServers.map(escapeText).join(', ')} (most recent first).`
+        : '';
+    blocks.push(section(`${now}, since ${dateTime(current.since)}.${former}`));
+    const lines = history.map((r) => {
+      const by = r.by === 'cellops' || r.by === 'config' ? r.by : mention(r.by);
+      const sb = r.standby === undefined ? 'no standby' : `standby ${escapeText(r.standby)}`;
+      return `${dateTime(r.since)} · served by ${escapeText(r.servedBy)}${r.address ? ` (${escapeText(r.address)})` : ''} · ${sb} · run \`${escapeText(r.runId)}\` · ${by} · ${escapeText(r.reason)}`;
+    });
+    blocks.push(section('*History* (newest first)'));
+    for (let i = 0; i < lines.length; i += 10) blocks.push(section(lines.slice(i, i + 10).join('\n')));
+  }
+  return message(
+    `Roles of ${escapeText(cn)}: served by ${escapeText(current.servedBy)}, ${escapeText(standby)}`,
+    blocks,
+  );
 }
 
 /** `/cell runs`: the latest runs, newest first. */

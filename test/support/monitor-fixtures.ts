@@ -4,12 +4,9 @@
  */
 import { resolveConfig, type CellopsConfig } from '../../src/config/config.js';
 import { configSchema } from '../../src/config/schema.js';
-import type {
-  CellState,
-  ImageRecord,
-  NodekeyBackupRecord,
-  RoleAssignment,
-} from '../../src/ports/cell-state.js';
+import type { ChatCall, FakeChat } from '../fakes/fake-chat.js';
+import { createMemoryCellState } from '../../src/infra/memory-cell-state.js';
+import type { CellState } from '../../src/ports/cell-state.js';
 
 export const MONITOR_CHANNEL = 'C0ALERTS';
 
@@ -36,16 +33,22 @@ export function monitorConfig(overrides: MonitorConfigOverrides = {}): CellopsCo
   );
 }
 
+/** The in-memory CellState the monitor's tests share. */
 export function memoryCellState(): CellState {
-  const roles = new Map<string, RoleAssignment>();
-  const backups = new Map<string, NodekeyBackupRecord>();
-  const images = new Map<string, ImageRecord>();
-  return {
-    role: async (role) => roles.get(role),
-    setRole: async (a) => void roles.set(a.role, a),
-    nodekeyBackup: async (cn) => backups.get(cn),
-    setNodekeyBackup: async (r) => void backups.set(r.cn, r),
-    image: async (cn) => images.get(cn),
-    setImage: async (r) => void images.set(r.cn, r),
-  };
+  return createMemoryCellState();
+}
+
+export type ChatPost = Extract<ChatCall, { kind: 'post' }>;
+
+/** The alerts posted in the channel (not in a thread). */
+export function channelPosts(chat: FakeChat): ChatPost[] {
+  return chat.posts().filter((p) => p.message.threadTs === undefined);
+}
+
+/** The texts posted in a message's thread, oldest first. */
+export function threadTexts(chat: FakeChat, parent: ChatPost): string[] {
+  return chat
+    .posts()
+    .filter((p) => p.message.threadTs === parent.ref.ts)
+    .map((p) => p.message.text);
 }

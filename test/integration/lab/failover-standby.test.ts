@@ -183,7 +183,7 @@ describe('a full standby failover of cn1 in the lab', () => {
 
   it('records that cn1s now serves as cn1', async () => {
     const role = await setup.redis.hget(setup.keys.cellState(), 'role:cn1');
-    expect(JSON.parse(role ?? '{}')).toMatchObject({ role: 'cn1', servedBy: 'cn1s', runId: run.id });
+    expect(JSON.parse(role ?? '{}')).toMatchObject({ cn: 'cn1', servedBy: 'cn1s', runId: run.id });
   });
 
   it('never lets a nodekey into the logs, the run records, the audit streams or the events', async () => {
