@@ -9,7 +9,7 @@ import { CellopsError, type HostError, describeError } from '../../errors.js';
 import type { Logger } from '../../ports/logger.js';
 import { parseKnownHosts, preferredHostKeyAlgorithms, type KnownHosts } from './known-hosts.js';
 import type { Endpoint, SshSettings } from './ssh-endpoint.js';
-import { connectionError, hostKeyError } from './ssh-errors.js';
+import { connectionError, hostKeyError, pinnedHostKeyError } from './ssh-errors.js';
 
 const { Client } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -62,6 +62,12 @@ async function loadSecrets(deps: ConnectDeps): Promise<{ privateKey: Buffer; kno
   return { privateKey, knownHosts };
 }
 
+/** `<type> <base64>` of every key known_hosts lists for `address` on the configured port. */
+export async function knownHostKeys(deps: ConnectDeps, address: string): Promise<readonly string[]> {
+  const { knownHosts } = await loadSecrets(deps);
+  return knownHosts.keysFor(address, deps.ssh.port).map((k) => `${k.type} ${k.blob.toString('base64')}`);
+}
+
 /**
  * Connects to `endpoint`, directly or over `sock` (a channel forwarded by the bastion `via`). Resolves
  * once authenticated; rejects with the host-key refusal if there was one, else a connection error.
@@ -104,10 +110,18 @@ export async function connect(
       keepaliveInterval: 15_000,
       algorithms: { serverHostKey: hostKeyAlgorithms(knownHosts, endpoint) },
       hostVerifier: (key: Buffer) => {
-        hostKeyFailure = hostKeyError(ssh, endpoint, key, knownHosts);
+        hostKeyFailure =
+          endpoint.hostKeys === undefined
+            ? hostKeyError(ssh, endpoint, key, knownHosts)
+            : pinnedHostKeyError(ssh, endpoint, key, knownHosts);
         if (hostKeyFailure)
           logger.warn(
-            { host: endpoint.name, address: endpoint.address, code: hostKeyFailure.code },
+            {
+              host: endpoint.name,
+              address: endpoint.address,
+              code: hostKeyFailure.code,
+              pinned: endpoint.hostKeys !== undefined,
+            },
             'refused the host key',
           );
         return hostKeyFailure === undefined;
@@ -122,12 +136,18 @@ export async function connect(
   });
 }
 
-/** The key types known_hosts lists for the host first, so the server offers a key that can be checked. */
+/**
+ * The key types pinned for the host, else those known_hosts lists for it, first, so the server offers a
+ * key that can be checked.
+ */
 function hostKeyAlgorithms(
   knownHosts: KnownHosts,
   endpoint: Endpoint,
 ): NonNullable<ConnectConfig['algorithms']>['serverHostKey'] {
-  const known = knownHosts.keysFor(endpoint.address, endpoint.port);
+  const known =
+    endpoint.hostKeys === undefined
+      ? knownHosts.keysFor(endpoint.address, endpoint.port)
+      : endpoint.hostKeys.map((k) => ({ type: k.split(' ')[0] ?? '' }));
   const preferred = preferredHostKeyAlgorithms(known).filter((a) => DEFAULT_HOST_KEY_ALGORITHMS.includes(a));
   return [...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))] as NonNullable<
     ConnectConfig['algorithms']

@@ -17,6 +17,7 @@ import {
   DescribeVolumesCommand,
   EC2Client,
   EC2ServiceException,
+  GetConsoleOutputCommand,
   RunInstancesCommand,
   StopInstancesCommand,
   type Filter,
@@ -31,6 +32,7 @@ import { createMemoryCellState } from '../../../src/infra/memory-cell-state.js';
 import { createSystemClock } from '../../../src/infra/system-clock.js';
 import { snapshotFailoverSteps } from '../../../src/runbooks/failover-snapshot.js';
 import { imageSteps } from '../../../src/runbooks/image.js';
+import { cloudInitConsole, newHostKey } from '../../../src/sandbox/sim-cloud-console.js';
 import type { RunbookPorts } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { createJumpClock, runSteps } from '../../support/run-steps.js';
@@ -50,6 +52,7 @@ const REGION = 'ap-northeast-2';
 const RUN = 'run-ec2';
 const NEW_IP = '10.0.2.57';
 const PARAMS = { cn: 'cn2', force: false };
+const REPLACEMENT_HOST_KEY = newHostKey();
 
 interface Inst {
   id: string;
@@ -252,6 +255,18 @@ function fakeEc2(ec2: ReturnType<typeof mockClient>, events: string[]) {
     Object.assign(vol, { state: 'attaching', instanceId: inst.id, settleIn: 1 });
     inst.devices.set(input.Device, vol.id);
     return { State: 'attaching' };
+  });
+  // The replacement's console: empty on the first read after boot, then cloud-init's host key block.
+  const consoleReads = new Map<string, number>();
+  ec2.on(GetConsoleOutputCommand).callsFake((input: { InstanceId: string; Latest?: boolean }) => {
+    log('GetConsoleOutput', ` ${input.InstanceId}${input.Latest ? ' latest' : ''}`);
+    const inst = instances.get(input.InstanceId);
+    if (!inst) throw awsError('InvalidInstanceID.NotFound');
+    const reads = (consoleReads.get(inst.id) ?? 0) + 1;
+    consoleReads.set(inst.id, reads);
+    if (reads === 1) return { InstanceId: inst.id };
+    const text = cloudInitConsole({ instanceId: inst.id, privateIp: inst.ip }, [REPLACEMENT_HOST_KEY], true);
+    return { InstanceId: inst.id, Output: Buffer.from(text).toString('base64'), Timestamp: new Date() };
   });
   ec2.on(DescribeAddressesCommand).callsFake(() => {
     log('DescribeAddresses');
