@@ -89,6 +89,7 @@ async function hostKeysFor(
 ): Promise<readonly string[] | undefined> {
   const recorded = ctx.fact<readonly string[]>(SNAPSHOT_FACTS.hostKeys);
   if (recorded !== undefined && recorded.length > 0) {
+    ctx.setFact(SNAPSHOT_FACTS.hostKeySource, 'console');
     ctx.output(`keeping the host keys this run pinned for ${instanceId}: ${fingerprints(recorded)}`);
     return recorded;
   }
