@@ -2,13 +2,48 @@
  * `cellops <command>` for operators at a terminal. Today: `check-config [file]`, which prints the resolved
  * inventory, or every problem with exit status 1.
  */
+import { readFile } from 'node:fs/promises';
+import { parseKnownHosts, type KnownHosts } from './adapters/ssh/known-hosts.js';
 import { loadConfigFile } from './config/load.js';
 import { readEnv } from './config/env.js';
-import type { CellopsConfig } from './config/config.js';
+import type { CellopsConfig, NodeInventoryEntry } from './config/config.js';
 import { formatDuration } from './config/duration.js';
 import { ConfigError, describeError } from './errors.js';
 
-export function renderInventory(config: CellopsConfig): string {
+/**
+ * Which way the replacement's SSH host key is learned, and whether it can work as far as a file can tell:
+ * `console` needs ec2:GetConsoleOutput (checked against EC2 by `/cell check <cn>`); `known_hosts` needs an
+ * entry that matches the CN's address (a subnet pattern), checked here.
+ */
+function replacementHostKeyLine(
+  node: NodeInventoryEntry,
+  knownHosts: KnownHosts | string | undefined,
+  port: number,
+): string {
+  const mode = node.failover?.launch?.hostKeys ?? 'console';
+  const listed =
+    typeof knownHosts === 'object' ? knownHosts.keysFor(node.host.address, port).length : undefined;
+  const entry =
+    listed === undefined
+      ? `known_hosts not read${knownHosts === undefined ? '' : ` (${knownHosts})`}`
+      : listed > 0
+        ? `known_hosts matches ${node.host.address}`
+        : `known_hosts has no entry matching ${node.host.address}`;
+  if (mode === 'known_hosts')
+    return `replacement host key: known_hosts only — ${entry}${listed ? '' : ' (PROBLEM: a replacement could not be verified; add a subnet pattern or use hostKeys: console)'}`;
+  return `replacement host key: console (pinned from EC2 GetConsoleOutput; needs ec2:GetConsoleOutput, see /cell check ${node.name}); ${entry}`;
+}
+
+/** The known_hosts file the configuration names, parsed, or why it cannot be read. */
+async function readKnownHosts(config: CellopsConfig): Promise<KnownHosts | string> {
+  try {
+    return parseKnownHosts(await readFile(config.ssh.knownHostsPath, 'utf8'));
+  } catch (error) {
+    return `${config.ssh.knownHostsPath}: ${describeError(error)}`;
+  }
+}
+
+export function renderInventory(config: CellopsConfig, knownHosts?: KnownHosts | string): string {
   const lines = [
     `cell ${config.cell}: ${Object.keys(config.nodes).length} nodes, channel ${config.slack.channel}`,
   ];
@@ -35,6 +70,8 @@ export function renderInventory(config: CellopsConfig): string {
       lines.push(
         `           failover: ${target}; ip ${ip}; nodekey backup ${f.nodekeyBackup.host}:${f.nodekeyBackup.path}`,
       );
+      if (f.mode === 'snapshot')
+        lines.push(`           ${replacementHostKeyLine(node, knownHosts, config.ssh.port)}`);
     }
   }
   const m = config.monitor;
@@ -60,7 +97,8 @@ export async function runCli(
     }
     try {
       const file = rest[0] ?? readEnv(env).configPath;
-      out(renderInventory(await loadConfigFile(file)));
+      const config = await loadConfigFile(file);
+      out(renderInventory(config, await readKnownHosts(config)));
       out('configuration OK');
       return 0;
     } catch (error) {
