@@ -21,14 +21,15 @@ function replacementHostKeyLine(
   port: number,
 ): string {
   const mode = node.failover?.launch?.hostKeys ?? 'console';
-  const listed =
-    typeof knownHosts === 'object' ? knownHosts.keysFor(node.host.address, port).length : undefined;
+  if (typeof knownHosts !== 'object') {
+    const why = knownHosts === undefined ? 'known_hosts not read' : `known_hosts unreadable: ${knownHosts}`;
+    return `replacement host key: ${mode}; ${why}`;
+  }
+  const listed = knownHosts.keysFor(node.host.address, port).length;
   const entry =
-    listed === undefined
-      ? `known_hosts not read${knownHosts === undefined ? '' : ` (${knownHosts})`}`
-      : listed > 0
-        ? `known_hosts matches ${node.host.address}`
-        : `known_hosts has no entry matching ${node.host.address}`;
+    listed > 0
+      ? `known_hosts matches ${node.host.address}`
+      : `known_hosts has no entry matching ${node.host.address}`;
   if (mode === 'known_hosts')
     return `replacement host key: known_hosts only — ${entry}${listed ? '' : ' (PROBLEM: a replacement could not be verified; add a subnet pattern or use hostKeys: console)'}`;
   return `replacement host key: console (pinned from EC2 GetConsoleOutput; needs ec2:GetConsoleOutput, see /cell check ${node.name}); ${entry}`;
