@@ -69,7 +69,7 @@ export interface LabHostOptions {
    * `kcnd/conf/kcnd.conf` (`kpnd/…`) given here is also where the host's stand-in reads DATA_DIR, as the
    * init script does. Mounts made in the host's sessions stay in its mount namespace.
    */
-  readonly etc?: Readonly<Record<string, string>>;
+  readonly etc?: Readonly<Record<string, string | ((host: { root: string; dataDir: string }) => string)>>;
 }
 
 export interface StartLabOptions {
@@ -336,7 +336,8 @@ async function teardownNetwork(id: string, root: string): Promise<void> {
   killRecordedProcesses(root);
   if (!isRoot()) return;
   for (const entry of existsSync('/etc/netns') ? readdirSync('/etc/netns') : [])
-    if (entry.startsWith(`cellops-${id}-`)) rmSync(join('/etc/netns', entry), { recursive: true, force: true });
+    if (entry.startsWith(`cellops-${id}-`))
+      rmSync(join('/etc/netns', entry), { recursive: true, force: true });
   const list = await runCommand(['ip', 'netns', 'list']);
   for (const line of list.stdout.split('\n')) {
     const ns = line.split(' ')[0];
@@ -840,7 +841,11 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       const confFile = `${service}/conf/${service}.conf`;
       if (spec.etc) {
         if (!ns) throw new Error(`lab: ${spec.name}: per-host /etc files need network namespaces`);
-        writeHostEtc(ns, spec.etc);
+        const files = Object.entries(spec.etc).map(
+          ([path, content]) =>
+            [path, typeof content === 'string' ? content : content({ root: hostRoot, dataDir })] as const,
+        );
+        writeHostEtc(ns, Object.fromEntries(files));
       }
       const hostSpec: HostSpec = {
         ...(spec.etc?.[confFile] === undefined ? {} : { confFile: `/etc/${confFile}` }),
