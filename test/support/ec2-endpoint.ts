@@ -22,17 +22,13 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import type { SimDelays } from '../../src/sandbox/sim-cloud-state.js';
 
-export interface Ec2EndpointDelays {
-  readonly instanceStart: number;
-  readonly instanceStop: number;
-  readonly snapshot: number;
-  readonly volumeCreate: number;
-  readonly volumeAttach: number;
-  readonly image: number;
+/** The sim's EC2 durations (ms of real time here), and how long a booted instance's console stays empty. */
+export type Ec2EndpointDelays = Omit<SimDelays, 'consoleKeys'> & {
   /** After `running`, the console stays empty this long (cloud-init has not printed the keys yet). */
   readonly consoleEmptyMs: number;
-}
+};
 
 export const DEFAULT_ENDPOINT_DELAYS: Ec2EndpointDelays = {
   instanceStart: 300,
