@@ -12,7 +12,7 @@ import { readEnv } from './config/env.js';
 import { describePagers } from './escalation/pager-env.js';
 import { ConfigError, describeError } from './errors.js';
 import { redactSecrets } from './infra/redact.js';
-import { renderInventory } from './cli/render-inventory.js';
+import { readKnownHosts, renderInventory } from './cli/render-inventory.js';
 import { parseCliArgs, USAGE, UsageError, type CliCommand } from './cli/parse-cli-args.js';
 import { listRuns, printAudit, printReport } from './cli/run-commands.js';
 import { packageVersion } from './cli/package-version.js';
@@ -27,7 +27,7 @@ export interface CliIo {
 async function checkConfig(file: string | undefined, env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const path = file ?? readEnv(env).configPath;
   const config = await loadConfigFile(path);
-  io.out(renderInventory(config));
+  io.out(renderInventory(config, await readKnownHosts(config)));
   if (config.escalation) io.out(['escalation:', ...describePagers(config.escalation, env)].join('\n'));
   io.out('configuration OK');
   return 0;

@@ -140,6 +140,13 @@ const failover = z
         keyName: z.string().optional(),
         /** Device name the restored data volume is attached as. Default /dev/sdf. */
         dataDevice,
+        /**
+         * How the replacement's SSH host key is known. `console` (default): the keys cloud-init prints on the
+         * instance's console (EC2 GetConsoleOutput) are pinned for it, unless known_hosts has an entry for its
+         * address (patterns included), which is then used. `known_hosts`: only known_hosts (host keys baked
+         * into the image and a subnet pattern such as `10.0.2.*`).
+         */
+        hostKeys: z.enum(['console', 'known_hosts']).default('console'),
       })
       .strict()
       .optional(),

@@ -60,6 +60,13 @@ export interface ImageSpec {
   readonly reboot?: boolean;
 }
 
+export interface ConsoleOutput {
+  /** The console text, decoded from EC2's base64 (UTF-8, invalid bytes replaced). */
+  readonly text: string;
+  /** When EC2 last updated the output (epoch ms), when it says. */
+  readonly updatedAt?: number;
+}
+
 export interface TaggedResource {
   readonly kind: 'instance' | 'volume' | 'snapshot' | 'image';
   readonly id: string;
@@ -93,6 +100,14 @@ export interface Cloud {
     imageId: string,
   ): Promise<{ state: string; creationDate?: string; name?: string } | undefined>;
   waitImageAvailable(imageId: string, options: WaitOptions): Promise<void>;
+
+  /**
+   * The instance's serial console output (EC2 GetConsoleOutput), decoded to text; `latest` asks for the most
+   * recent output rather than the buffer kept at the last stop (`Latest: true`, Nitro instances). Empty
+   * text, not an error, while the instance has printed nothing yet: EC2 has output a minute or more after
+   * boot. Undefined when the instance does not exist.
+   */
+  consoleOutput(instanceId: string, options?: { latest?: boolean }): Promise<ConsoleOutput | undefined>;
 
   /** Resources tagged `cellops:run-id = runId`, for the report of a run that failed midway. */
   findTagged(runId: string): Promise<readonly TaggedResource[]>;

@@ -14,6 +14,12 @@ export interface HostRef {
   readonly name: string;
   /** IP address or DNS name that SSH connects to. */
   readonly address: string;
+  /**
+   * Host keys pinned for this host, each `<type> <base64>` as in a `.pub` file (e.g. learned from the
+   * instance's console). When present, the host must present one of exactly these keys and the known_hosts
+   * file is not consulted for it; any other key is refused before a command is sent.
+   */
+  readonly hostKeys?: readonly string[];
 }
 
 export interface ExecOptions {
@@ -41,6 +47,11 @@ export interface Shell {
    * key, authentication failure, timeout): those rejections are `CellopsError`s naming the host.
    */
   exec(host: HostRef, command: ShellCommand, options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * The host keys (`<type> <base64>`) the known_hosts file lists for `address` on the SSH port, patterns
+   * included. Optional: shells without a known_hosts file (simulations) leave it out, which reads as none.
+   */
+  knownHostKeys?(address: string): Promise<readonly string[]>;
   /** Closes every connection this shell opened. */
   close(): Promise<void>;
 }

@@ -23,6 +23,7 @@ import {
   staticNodesPaths,
   standbyOf,
 } from './check-conditions.js';
+import { replacementHostKeyCondition } from './check-host-keys.js';
 import { keyFileAddress, presentLegacyKey, readKeyFile } from './key-files.js';
 import { blsBackupPath, nodeCommands, nodeKeyPaths, onHost, opsOf } from './node-ops.js';
 import {
@@ -35,7 +36,14 @@ import {
 import { HostError, ReadinessCheckError } from '../errors.js';
 
 export function checkSteps(): CnStep[] {
-  return [standbyOwnKey, standbyStaticNodes, standbyInSync, backupMatches, imageFresh];
+  return [
+    standbyOwnKey,
+    standbyStaticNodes,
+    standbyInSync,
+    backupMatches,
+    imageFresh,
+    replacementHostKeyCondition,
+  ];
 }
 
 export const checkRunbook: RunbookDefinition<CnParams> = {

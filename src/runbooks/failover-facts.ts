@@ -57,6 +57,10 @@ export const SNAPSHOT_FACTS = {
   privateIp: 'privateIp',
   availabilityZone: 'availabilityZone',
   volumeId: 'volumeId',
+  /** The replacement's SSH host keys pinned from its console (`<type> <base64>`: public, not secrets). */
+  hostKeys: 'replacementHostKeys',
+  /** Where the replacement's host key is known from: 'console' (pinned) or 'known_hosts'. */
+  hostKeySource: 'replacementHostKeySource',
 } as const;
 
 /** A fact an earlier step must have recorded; its absence means the run cannot go on from here. */

@@ -36,7 +36,8 @@ import {
 import { fenceFailedInstance, instanceGone } from './fencing.js';
 import { blsBackupPath, nodeCommands, nodeKeyPaths, opsOf } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
-import { replacementHost, replacementOf, waitForSsh } from './replacement.js';
+import { replacementOf } from './replacement.js';
+import { replacementHostKeyStep } from './replacement-host-key.js';
 import { dataVolumeOf, runResource, runTags } from './run-resources.js';
 import {
   checkBackup,
@@ -55,7 +56,6 @@ import {
   keepOnlyChaindata,
   mountDataVolume,
   opsContextOf,
-  ping,
   setConfDataDir,
 } from './snapshot-ops.js';
 import { observe, reportSigning, reportTimeToRecover, waitInSync } from './snapshot-verify.js';
@@ -72,6 +72,7 @@ export function snapshotFailoverSteps(
       stopPn(timings),
       snapshot,
       launch(timings),
+      replacementHostKeyStep(timings),
       attachVolume(timings),
       prepareData(timings),
       installNodekey(timings),
@@ -213,7 +214,7 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
     id: 'launch',
     title: 'Launch the replacement from the CN image',
     destructive: false,
-    timeoutMs: timings.instanceRunningMs + timings.sshReadyMs + 60_000,
+    timeoutMs: timings.instanceRunningMs + 60_000,
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);
       const l = p.launch;
@@ -224,7 +225,7 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
         (l
           ? ` (${l.instanceType}, ${l.subnetId}, security groups ${l.securityGroupIds.join(', ')}${l.keyName ? `, key pair ${l.keyName}` : ''})`
           : ' (nodes.<cn>.failover.launch is not configured)') +
-        ` tagged ${RUN_ID_TAG}; wait until it is running (≤ ${Math.round(timings.instanceRunningMs / 60_000)} min) and answers SSH at its private IP (≤ ${Math.round(timings.sshReadyMs / 60_000)} min). Does not wait for the snapshot, which completes meanwhile.`
+        ` tagged ${RUN_ID_TAG}; wait until it is running (≤ ${Math.round(timings.instanceRunningMs / 60_000)} min). Nothing is sent to it over SSH before its host key is pinned (next step). Does not wait for the snapshot, which completes meanwhile.`
       );
     },
     run: async (ctx) => {
@@ -255,7 +256,6 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
       ctx.setFact(SNAPSHOT_FACTS.privateIp, running.privateIp);
       ctx.setFact(SNAPSHOT_FACTS.availabilityZone, running.availabilityZone);
       ctx.output(`${instanceId} is running at ${running.privateIp} in ${running.availabilityZone}`);
-      await waitForSsh(ctx, replacementHost(ctx.params.cn, running.privateIp), instanceId, timings);
     },
     verify: async (ctx) => {
       const instanceId = await runResource(ctx, 'instance', SNAPSHOT_FACTS.instanceId);
@@ -264,16 +264,7 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
       if (info?.state !== 'running' || info.privateIp === undefined) return false;
       ctx.setFact(SNAPSHOT_FACTS.privateIp, info.privateIp);
       ctx.setFact(SNAPSHOT_FACTS.availabilityZone, info.availabilityZone);
-      try {
-        await ping(
-          opsContextOf(ctx, timings.commandMs),
-          replacementHost(ctx.params.cn, info.privateIp),
-          timings.probeMs,
-        );
-        return true;
-      } catch {
-        return false;
-      }
+      return true;
     },
   };
 }

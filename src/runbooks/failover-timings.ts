@@ -25,6 +25,8 @@ export interface SnapshotFailoverTimings {
   readonly instanceRunningMs: number;
   /** `running` until SSH answers at the private IP. Default 10 min. */
   readonly sshReadyMs: number;
+  /** `running` until cloud-init's host key block is on the console (EC2 takes a minute or more). Default 10 min. */
+  readonly consoleKeyMs: number;
   /** CreateSnapshot until `completed`: a first snapshot of a large volume takes hours. Default 6 h. */
   readonly snapshotCompletedMs: number;
   /** CreateVolume until `available`, AttachVolume until `in-use`, each. Default 10 min. */
@@ -49,6 +51,7 @@ export const DEFAULT_SNAPSHOT_TIMINGS: SnapshotFailoverTimings = {
   serviceStopMs: 5 * 60_000,
   instanceRunningMs: 10 * 60_000,
   sshReadyMs: 10 * 60_000,
+  consoleKeyMs: 10 * 60_000,
   snapshotCompletedMs: 6 * 60 * 60_000,
   volumeMs: 10 * 60_000,
   instanceStoppedMs: 5 * 60_000,

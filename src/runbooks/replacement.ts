@@ -11,14 +11,21 @@ import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
 import { opsContextOf, ping } from './snapshot-ops.js';
 import { CellopsError, SafetyGateError, StepTimeoutError, describeError } from '../errors.js';
 
-/** How the replacement is reached: over SSH at the private IP RunInstances gave it. */
-export function replacementHost(cn: string, privateIp: string): HostRef {
-  return { name: `${cn}-replacement`, address: privateIp };
+/**
+ * How the replacement is reached: over SSH at the private IP RunInstances gave it, with the host keys
+ * pinned for it from its console when there are (replacement-host-key.ts), else checked by known_hosts.
+ */
+export function replacementHost(cn: string, privateIp: string, hostKeys?: readonly string[]): HostRef {
+  return { name: `${cn}-replacement`, address: privateIp, ...(hostKeys === undefined ? {} : { hostKeys }) };
 }
 
 /** The replacement's metrics and RPC endpoints: the CN's, with the host swapped for the private IP. */
-export function replacementEndpoint(node: NodeInventoryEntry, privateIp: string): NodeEndpoint {
-  const host = replacementHost(node.name, privateIp);
+export function replacementEndpoint(
+  node: NodeInventoryEntry,
+  privateIp: string,
+  hostKeys?: readonly string[],
+): NodeEndpoint {
+  const host = replacementHost(node.name, privateIp, hostKeys);
   const swap = (url: string): string => {
     const parsed = new URL(url);
     parsed.hostname = privateIp.includes(':') ? `[${privateIp}]` : privateIp;
@@ -34,19 +41,27 @@ export function replacementEndpoint(node: NodeInventoryEntry, privateIp: string)
   };
 }
 
-/** The replacement this run launched, from the facts `launch` recorded. */
+/**
+ * The replacement this run launched, from the facts `launch` recorded, with the host keys pinned for it:
+ * every SSH command to the replacement goes to this HostRef, so none can skip the pin.
+ */
 export function replacementOf(ctx: FailoverContext): { instanceId: string; host: HostRef } {
   const instanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.instanceId);
   return {
     instanceId,
-    host: replacementHost(ctx.params.cn, requireFact<string>(ctx, SNAPSHOT_FACTS.privateIp)),
+    host: replacementHost(
+      ctx.params.cn,
+      requireFact<string>(ctx, SNAPSHOT_FACTS.privateIp),
+      ctx.fact<readonly string[]>(SNAPSHOT_FACTS.hostKeys),
+    ),
   };
 }
 
 /**
  * A fresh instance answers SSH some time after `running`. Unreachable and timeouts are waited out; a
- * refused host key is not: a new instance has a host key known_hosts does not list unless the image keeps
- * its host keys and known_hosts has an entry for the subnet (a pattern such as `10.0.2.*`).
+ * refused host key is not: either the host presents another key than the one pinned from its console
+ * (not the instance we launched, or its keys were changed), or, without a pin, known_hosts has no entry
+ * for it.
  */
 export async function waitForSsh(
   ctx: FailoverContext,
@@ -64,11 +79,18 @@ export async function waitForSsh(
       if (
         error instanceof CellopsError &&
         (error.code === 'host_key_unknown' || error.code === 'host_key_mismatch')
-      )
+      ) {
+        if (host.hostKeys !== undefined)
+          throw new SafetyGateError(
+            `${instanceId} at ${host.address} does not present the host key its console printed, so it is not trusted and nothing was run there: ${error.message} ` +
+              `Inspect the instance (EC2 serial console), terminate it, and start the failover again.`,
+          );
         throw new SafetyGateError(
           `${instanceId} at ${host.address} presents a host key known_hosts does not list (${error.message}). ` +
-            'Keep the SSH host keys in the CN image and add a known_hosts entry for the subnet (e.g. a 10.0.2.* pattern), then resume.',
+            'Keep the SSH host keys in the CN image and add a known_hosts entry for the subnet (e.g. a 10.0.2.* pattern), then resume; ' +
+            'or set nodes.<cn>.failover.launch.hostKeys: console to pin the key the instance prints on its console.',
         );
+      }
       if (error instanceof CellopsError && !error.retryable && error.code !== 'command_failed') throw error;
       if (ctx.ports.clock.now() >= deadline)
         throw new StepTimeoutError(

@@ -29,7 +29,7 @@ export async function observe(ctx: FailoverContext, timings: SnapshotFailoverTim
   const t = snapshotTargetOf(ctx);
   const probe = { timeoutMs: timings.probeMs, signal: ctx.signal };
   const { host } = replacementOf(ctx);
-  const endpoint = replacementEndpoint(t.cn, host.address);
+  const endpoint = replacementEndpoint(t.cn, host.address, host.hostKeys);
   const active = await opsOf(ctx).isActive(host, t.cn.service);
   if (!active) return { active, problem: `${t.cn.service} is not active` };
   let address: string;
@@ -92,10 +92,14 @@ export async function reportSigning(ctx: FailoverContext, timings: SnapshotFailo
   const { host } = replacementOf(ctx);
   const address = requireFact<string>(ctx, SNAPSHOT_FACTS.failedAddress);
   try {
-    const blocks = await ctx.ports.rpc.recentBlocks(replacementEndpoint(t.cn, host.address), SIGNING_WINDOW, {
-      timeoutMs: timings.probeMs,
-      signal: ctx.signal,
-    });
+    const blocks = await ctx.ports.rpc.recentBlocks(
+      replacementEndpoint(t.cn, host.address, host.hostKeys),
+      SIGNING_WINDOW,
+      {
+        timeoutMs: timings.probeMs,
+        signal: ctx.signal,
+      },
+    );
     const signed = blocks.filter((b) => b.committers.some((a) => sameAddress(a, address))).length;
     const inCommittee = blocks.filter((b) => b.committee.some((a) => sameAddress(a, address))).length;
     ctx.output(

@@ -4,6 +4,7 @@
  * device files.
  */
 import type { Cloud } from '../ports/cloud.js';
+import { newHostKey } from './sim-cloud-console.js';
 import { copyFiles, type InstanceRec, type SimCloudState } from './sim-cloud-state.js';
 
 export type SimCloudInstances = Pick<
@@ -84,6 +85,8 @@ export function createSimCloudInstances(state: SimCloudState): SimCloudInstances
           ...(spec.clientToken !== undefined ? { 'cellops:client-token': spec.clientToken } : {}),
         },
         devices: new Map([['/dev/xvda', rootVolume]]),
+        hostKeys: [newHostKey()],
+        bootAt: clock.now() + delays.instanceStart,
       };
       state.instances.set(instanceId, rec);
       state.volumes.set(rootVolume, {

@@ -22,6 +22,8 @@ export interface SimDelays {
   readonly volumeCreate: number;
   readonly volumeAttach: number;
   readonly image: number;
+  /** From running until cloud-init has printed the SSH host keys on the console. */
+  readonly consoleKeys: number;
 }
 
 export const DEFAULT_SIM_DELAYS: SimDelays = {
@@ -31,6 +33,7 @@ export const DEFAULT_SIM_DELAYS: SimDelays = {
   volumeCreate: 5_000,
   volumeAttach: 2_000,
   image: 45_000,
+  consoleKeys: 10_000,
 };
 
 /** What is on the volumes the sim does not hold the contents of (mounted on simulated hosts). */
@@ -63,6 +66,10 @@ export interface InstanceRec {
   imageId?: string;
   tags: Tags;
   devices: Map<string, string>; // device -> volumeId
+  /** Launched instances: the SSH host keys (`<type> <base64>`) cloud-init prints once booted. */
+  hostKeys?: readonly string[];
+  /** When a launched instance becomes running (epoch ms on the sim's clock). */
+  bootAt?: number;
 }
 
 export interface VolumeRec {

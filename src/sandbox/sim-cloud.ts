@@ -24,6 +24,7 @@ import {
 } from '../ports/cloud.js';
 import { createSimCloudAddresses } from './sim-cloud-addresses.js';
 import { createSimCloudImages } from './sim-cloud-images.js';
+import { createSimCloudConsole } from './sim-cloud-console.js';
 import { createSimCloudInstances } from './sim-cloud-instances.js';
 import {
   createSimCloudState,
@@ -127,6 +128,8 @@ export interface SimCloud extends Cloud {
    * what it was made with (from a snapshot or an image); undefined when neither knows.
    */
   volumeFiles(volumeId: string): Readonly<Record<string, string>> | undefined;
+  /** The SSH host keys a launched instance has (what its console prints once booted); none for seeded ones. */
+  hostKeysOf(instanceId: string): readonly string[];
 }
 
 export function createSimCloud(options: SimCloudOptions): SimCloud {
@@ -163,6 +166,9 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
     ...createSimCloudVolumes(state),
     ...createSimCloudAddresses(state),
     ...createSimCloudImages(state),
+    ...createSimCloudConsole(state),
+
+    hostKeysOf: (instanceId) => state.instances.get(instanceId)?.hostKeys ?? [],
 
     findTagged: async (runId) => {
       state.enter('findTagged', [runId]);

@@ -42,6 +42,8 @@ export interface HostSpec {
   readonly bind: string;
   readonly metricsPort: number;
   readonly rpcPort: number;
+  /** The service's conf file the stand-in reads DATA_DIR from, like the init script (hosts with own /etc). */
+  readonly confFile?: string;
 }
 
 /** `<lab root>/running/<host>.json`: written by a running stand-in, removed when it stops. */

@@ -64,6 +64,14 @@ export interface LabHostOptions {
   readonly name: string;
   /** Default from the name: `pn…` → pn, ends with `s` → standby, else cn. */
   readonly role?: LabRole;
+  /**
+   * Files this host alone sees under /etc (path relative to /etc → content), namespace mode only: `ip netns
+   * exec` bind-mounts `/etc/netns/<ns>/<top>` over `/etc/<top>` for the host's sshd and everything it
+   * starts (the lab creates an empty `/etc/<top>` as the mount point when the machine has none). A
+   * `kcnd/conf/kcnd.conf` (`kpnd/…`) given here is also where the host's stand-in reads DATA_DIR, as the
+   * init script does. Mounts made in the host's sessions stay in its mount namespace.
+   */
+  readonly etc?: Readonly<Record<string, string | ((host: { root: string; dataDir: string }) => string)>>;
 }
 
 export interface StartLabOptions {
@@ -183,6 +191,8 @@ export interface Lab {
   vipHolders(): Promise<string[]>;
   /** Forgets the tests' ARP entries, as a gratuitous ARP would update them after a VIP move. */
   flushNeighbours(): Promise<void>;
+  /** The pid of the host's sshd, whose mount namespace its sessions share (for `nsenter -m`). */
+  sshdPid(name: string): number | undefined;
   /** Stops every process and removes namespaces, bridge and files. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -327,9 +337,30 @@ async function removeStaleLabs(): Promise<void> {
   }
 }
 
+/** Writes a host's own /etc files under /etc/netns/<ns>, with a mount point for each in /etc. */
+function writeHostEtc(ns: string, files: Readonly<Record<string, string>>): void {
+  for (const [relative, content] of Object.entries(files)) {
+    if (relative.startsWith('/') || relative.split('/').includes('..'))
+      throw new Error(`lab: bad /etc path ${relative}`);
+    const target = join('/etc/netns', ns, relative);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    writeFileSync(target, content, { mode: 0o644 });
+    const top = relative.split('/')[0] ?? relative;
+    // The bind mount needs a mount point; an empty one is harmless to the machine (and never removed,
+    // since another lab's host may have its own mounted there).
+    if (!existsSync(join('/etc', top))) {
+      if (top === relative) writeFileSync(join('/etc', top), '', { flag: 'a' });
+      else mkdirSync(join('/etc', top), { mode: 0o755 });
+    }
+  }
+}
+
 async function teardownNetwork(id: string, root: string): Promise<void> {
   killRecordedProcesses(root);
   if (!isRoot()) return;
+  for (const entry of existsSync('/etc/netns') ? readdirSync('/etc/netns') : [])
+    if (entry.startsWith(`cellops-${id}-`))
+      rmSync(join('/etc/netns', entry), { recursive: true, force: true });
   const list = await runCommand(['ip', 'netns', 'list']);
   for (const line of list.stdout.split('\n')) {
     const ns = line.split(' ')[0];
@@ -598,7 +629,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const sshdChildren: ChildProcess[] = [];
   const specs = options.hosts.map((h, index) => {
     const o = typeof h === 'string' ? { name: h } : h;
-    return { name: o.name, role: o.role ?? defaultRole(o.name), index };
+    return { name: o.name, role: o.role ?? defaultRole(o.name), index, etc: o.etc };
   });
   if (specs.length > 80) throw new Error('lab: at most 80 hosts');
 
@@ -715,6 +746,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       }
       return holders;
     },
+    sshdPid: (name) => sshdByHost.get(name)?.pid,
     flushNeighbours: async () => {
       if (namespaces) await runCommand(['ip', 'neigh', 'flush', 'dev', bridge]);
     },
@@ -835,7 +867,17 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
         }),
       );
       hostConfigs.set(spec.name, { config, ...(ns ? { ns, veth } : {}) });
+      const confFile = `${service}/conf/${service}.conf`;
+      if (spec.etc) {
+        if (!ns) throw new Error(`lab: ${spec.name}: per-host /etc files need network namespaces`);
+        const files = Object.entries(spec.etc).map(
+          ([path, content]) =>
+            [path, typeof content === 'string' ? content : content({ root: hostRoot, dataDir })] as const,
+        );
+        writeHostEtc(ns, Object.fromEntries(files));
+      }
       const hostSpec: HostSpec = {
+        ...(spec.etc?.[confFile] === undefined ? {} : { confFile: `/etc/${confFile}` }),
         name: spec.name,
         role: spec.role,
         service,

@@ -83,7 +83,19 @@ function loadNodekey(dataDir: string): string {
   return key;
 }
 
-const nodekey = loadNodekey(spec.dataDir);
+/** DATA_DIR as the init script gets it: the last assignment in the host's conf file, when it has one. */
+function confDataDir(confFile: string | undefined): string | undefined {
+  if (confFile === undefined || !existsSync(confFile)) return undefined;
+  let value: string | undefined;
+  for (const line of readFileSync(confFile, 'utf8').split('\n')) {
+    const match = /^\s*(?:export\s+)?DATA_DIR=(.*)$/.exec(line);
+    if (match) value = (match[1] ?? '').trim().replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return value || undefined;
+}
+
+const dataDir = confDataDir(spec.confFile) ?? spec.dataDir;
+const nodekey = loadNodekey(dataDir);
 /** Lower-case, as JSON-RPC marshals addresses; admin.nodeInfo reports the checksummed form. */
 const address = nodeAddressFromKey(nodekey);
 const nodeId = nodeIdFromKey(nodekey);
@@ -325,13 +337,13 @@ function evaluate(expression: string): unknown {
     case 'net.peerCount':
       return p.cn + p.pn + p.en;
     case 'admin.datadir':
-      return spec!.dataDir;
+      return dataDir;
     default:
       throw new Error(`ReferenceError: ${expression} is not supported by the lab's node stand-in`);
   }
 }
 
-const ipcPath = join(spec.dataDir, 'klay.ipc');
+const ipcPath = join(dataDir, 'klay.ipc');
 const ipcServer = createNetServer((socket) => {
   let input = '';
   socket.setEncoding('utf8');
@@ -370,7 +382,7 @@ async function main(): Promise<void> {
   mkdirSync(join(spec!.labRoot, 'running'), { recursive: true });
   writeFileSync(runningPath, JSON.stringify(record));
   writeFileSync(join(hostRoot!, 'lab', 'ready'), String(process.pid));
-  log('INFO', `Started ${spec!.service} stand-in nodeAddress=${address} datadir=${spec!.dataDir}`);
+  log('INFO', `Started ${spec!.service} stand-in nodeAddress=${address} datadir=${dataDir}`);
 }
 
 function shutdown(): void {

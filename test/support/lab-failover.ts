@@ -1,7 +1,8 @@
 /**
  * The whole bot minus Slack, wired to the test lab: the engine on a real Redis (run store, lock, cell
  * state), the registry's runbooks, the ssh2 Shell and the NodeRpc adapter against the lab's real sshd and
- * node stand-ins, and the simulated EC2 for the Cloud port (the lab has no EC2). Approvals are given
+ * node stand-ins, and the simulated EC2 for the Cloud port (the lab has no EC2) unless a test passes one
+ * (the snapshot tests pass the EC2 adapter aimed at test/support/ec2-endpoint.ts). Approvals are given
  * through `engine.decide` by an approver other than the requester, from a recording RunObserver.
  *
  * Used by test/integration/lab/failover-standby.test.ts and bench/failover.bench.ts. The Shell, NodeRpc and
@@ -31,7 +32,15 @@ import { createEngine } from '../../src/runbooks/engine/engine.js';
 import { createRedisRunStore } from '../../src/runbooks/engine/redis-run-store.js';
 import { createRunbooks } from '../../src/runbooks/registry.js';
 import { FINISHED_STATUSES, type RunStore } from '../../src/runbooks/engine/run-store.js';
-import type { DecisionOutcome, Engine, RunEvent, RunObserver, RunRecord } from '../../src/runbooks/types.js';
+import type {
+  AnyRunbook,
+  DecisionOutcome,
+  Engine,
+  RunEvent,
+  RunObserver,
+  RunRecord,
+} from '../../src/runbooks/types.js';
+import type { Cloud } from '../../src/ports/cloud.js';
 import { createSimCloud } from '../../src/sandbox/sim-cloud.js';
 import { labBackupPath, labConfig, type LabConfigObject } from '../lab/lab-config.js';
 import type { Lab } from '../lab/lab.js';
@@ -136,6 +145,9 @@ export function timedShell(shell: Shell, meter: BusyMeter): Shell {
         throw error;
       }
     },
+    ...(shell.knownHostKeys === undefined
+      ? {}
+      : { knownHostKeys: (address: string) => shell.knownHostKeys!(address) }),
     close: () => shell.close(),
   };
 }
@@ -218,6 +230,10 @@ export interface LabFailoverOptions {
   readonly onApproval?: (request: ApprovalRequest) => Promise<void>;
   /** Default: a captured pino logger (see logText). */
   readonly logger?: Logger;
+  /** The Cloud port; default the simulated EC2 (the lab has no EC2). The snapshot tests pass the EC2 adapter. */
+  readonly cloud?: Cloud;
+  /** Default the registry's (createRunbooks). */
+  readonly runbooks?: AnyRunbook[];
 }
 
 export function startLabFailover(options: LabFailoverOptions): LabFailover {
@@ -270,11 +286,11 @@ export function startLabFailover(options: LabFailoverOptions): LabFailover {
   const engine = createEngine({
     store,
     lock: createRedisLock({ redis, keys, clock, logger }),
-    runbooks: createRunbooks(),
+    runbooks: options.runbooks ?? createRunbooks(),
     ports: {
       shell,
       rpc,
-      cloud: createSimCloud({ clock }),
+      cloud: options.cloud ?? createSimCloud({ clock }),
       clock: timedClock(clock, meter),
       state: createRedisCellState({ redis, keys }),
     },

@@ -7,6 +7,7 @@ import { packageVersion } from '../../src/cli/package-version.js';
 
 const EXAMPLE = new URL('../../cellops.example.yaml', import.meta.url).pathname;
 const PACKAGE = new URL('../../package.json', import.meta.url);
+const ED25519 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMRq7Dl1Qc5mB9Yh8Qd3qH3m6wq0y1JQhW0mV8pT3rRk';
 
 async function run(
   args: string[],
@@ -25,6 +26,26 @@ describe('cellops check-config', () => {
     expect(out).toMatch(/cn1\s+cn\s+10\.0\.1\.11/);
     expect(out).toContain('failover: standby cn1s; ip alias 10.0.1.100/24 on eth0');
     expect(out).toContain('configuration OK');
+  });
+
+  it("says how the snapshot-mode replacement's host key is learned, and whether known_hosts covers its subnet", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cellops-cli-'));
+    const knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, `10.0.2.* ${ED25519}\n`);
+    const base = readFileSync(EXAMPLE, 'utf8').replace(/knownHosts: \S+/, `knownHosts: ${knownHosts}`);
+    const consoleFile = join(dir, 'console.yaml');
+    writeFileSync(consoleFile, base);
+    const consoleOut = (await run(['check-config', consoleFile])).out;
+    expect(consoleOut).toContain('replacement host key: console (pinned from EC2 GetConsoleOutput');
+    expect(consoleOut).toContain('known_hosts matches 10.0.2.11');
+
+    const strictFile = join(dir, 'strict.yaml');
+    writeFileSync(strictFile, base.replace('hostKeys: console', 'hostKeys: known_hosts'));
+    writeFileSync(knownHosts, `10.0.9.* ${ED25519}\n`);
+    const strictOut = (await run(['check-config', strictFile])).out;
+    expect(strictOut).toContain(
+      'replacement host key: known_hosts only — known_hosts has no entry matching 10.0.2.11 (PROBLEM',
+    );
   });
 
   it('prints every problem on stderr and exits 1 for a broken file', async () => {

@@ -10,13 +10,14 @@
  * - Waits use the SDK's waiters, bounded by `timeoutMs` and the caller's abort signal (ec2-wait.ts).
  *
  * The operations live in one module per kind of resource (ec2-instances.ts, ec2-storage.ts, ec2-images.ts,
- * ec2-addresses.ts, ec2-tagged.ts), each taking the shared context of ec2-context.ts.
+ * ec2-addresses.ts, ec2-console.ts, ec2-tagged.ts), each taking the shared context of ec2-context.ts.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { Clock } from '../../ports/clock.js';
 import { RUN_ID_TAG, type Cloud } from '../../ports/cloud.js';
 import type { Logger } from '../../ports/logger.js';
 import { createAddressOps } from './ec2-addresses.js';
+import { createConsoleOps } from './ec2-console.js';
 import { createEc2Context, type WaiterDelays } from './ec2-context.js';
 import { createImageOps } from './ec2-images.js';
 import { createInstanceOps } from './ec2-instances.js';
@@ -53,6 +54,7 @@ export function createEc2Cloud(deps: Ec2CloudDeps): Cloud {
     ...createStorageOps(ctx),
     ...createAddressOps(ctx),
     ...createImageOps(ctx),
+    ...createConsoleOps(ctx),
     findTagged: (runId) => findTagged(ctx, runId),
   };
 }

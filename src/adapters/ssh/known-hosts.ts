@@ -10,7 +10,8 @@
  * Only host names are matched here; the key itself is compared as the SSH wire-format blob the server
  * offers, so there is no key parsing that could disagree with ssh2.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { BASE64, HOST_KEY_TYPE as KEY_TYPE, blobKeyType } from '../../ports/host-key.js';
 
 export interface KnownHostKey {
   /** Key type as written, e.g. ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa. */
@@ -46,21 +47,7 @@ export function knownHostsName(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`;
 }
 
-/** `SHA256:<base64 without padding>` of a key blob, the format of `ssh-keygen -lf`. */
-export function fingerprintSha256(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
-
-/** The key type embedded at the start of a wire-format blob (a uint32 length, then the name). */
-export function blobKeyType(blob: Buffer): string | undefined {
-  if (blob.length < 4) return undefined;
-  const length = blob.readUInt32BE(0);
-  if (length === 0 || length > 64 || blob.length < 4 + length) return undefined;
-  return blob.subarray(4, 4 + length).toString('latin1');
-}
-
-const KEY_TYPE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|ssh-dss|sk-[a-z0-9@.-]+)$/;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+export { blobKeyType, fingerprintSha256 } from '../../ports/host-key.js';
 
 function wildcardToRegExp(pattern: string): RegExp {
   const body = pattern
@@ -173,7 +160,7 @@ export function verifyHostKey(
  * can check (as OpenSSH orders HostKeyAlgorithms): an RSA-only entry must not be met by an ed25519 key
  * and reported as "changed".
  */
-export function preferredHostKeyAlgorithms(known: readonly KnownHostKey[]): string[] {
+export function preferredHostKeyAlgorithms(known: ReadonlyArray<Pick<KnownHostKey, 'type'>>): string[] {
   const out: string[] = [];
   for (const { type } of known) {
     const algorithms = type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];

@@ -9,7 +9,7 @@ import { CellopsError, type HostError, describeError } from '../../errors.js';
 import type { Logger } from '../../ports/logger.js';
 import { parseKnownHosts, preferredHostKeyAlgorithms, type KnownHosts } from './known-hosts.js';
 import type { Endpoint, SshSettings } from './ssh-endpoint.js';
-import { connectionError, hostKeyError } from './ssh-errors.js';
+import { connectionError, hostKeyError, pinnedHostKeyError } from './ssh-errors.js';
 
 const { Client } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -117,6 +117,12 @@ async function loadSecrets(deps: ConnectDeps): Promise<{ credentials: Credential
   return { credentials: { ...key, ...(agent === undefined ? {} : { agent }) }, knownHosts };
 }
 
+/** `<type> <base64>` of every key known_hosts lists for `address` on the configured port. */
+export async function knownHostKeys(deps: ConnectDeps, address: string): Promise<readonly string[]> {
+  const { knownHosts } = await loadSecrets(deps);
+  return knownHosts.keysFor(address, deps.ssh.port).map((k) => `${k.type} ${k.blob.toString('base64')}`);
+}
+
 /**
  * Connects to `endpoint`, directly or over `sock` (a channel forwarded by the bastion `via`). Resolves
  * once authenticated; rejects with the host-key refusal if there was one, else a connection error.
@@ -159,10 +165,18 @@ export async function connect(
       keepaliveInterval: 15_000,
       algorithms: { serverHostKey: hostKeyAlgorithms(knownHosts, endpoint, ssh.allowSha1Rsa === true) },
       hostVerifier: (key: Buffer) => {
-        hostKeyFailure = hostKeyError(ssh, endpoint, key, knownHosts);
+        hostKeyFailure =
+          endpoint.hostKeys === undefined
+            ? hostKeyError(ssh, endpoint, key, knownHosts)
+            : pinnedHostKeyError(ssh, endpoint, key, knownHosts);
         if (hostKeyFailure)
           logger.warn(
-            { host: endpoint.name, address: endpoint.address, code: hostKeyFailure.code },
+            {
+              host: endpoint.name,
+              address: endpoint.address,
+              code: hostKeyFailure.code,
+              pinned: endpoint.hostKeys !== undefined,
+            },
             'refused the host key',
           );
         return hostKeyFailure === undefined;
@@ -178,8 +192,8 @@ export async function connect(
 }
 
 /**
- * The host-key algorithms offered: the key types known_hosts lists for the host first, so the server offers
- * a key that can be checked, then the rest; `ssh-rsa` only when allowed.
+ * The host-key algorithms offered: the key types pinned for the host, else those known_hosts lists for it,
+ * first, so the server offers a key that can be checked, then the rest; `ssh-rsa` only when allowed.
  */
 export function hostKeyAlgorithms(
   knownHosts: KnownHosts,
@@ -187,7 +201,10 @@ export function hostKeyAlgorithms(
   allowSha1Rsa: boolean,
 ): NonNullable<ConnectConfig['algorithms']>['serverHostKey'] {
   const allowed = allowSha1Rsa ? [...HOST_KEY_ALGORITHMS, SHA1_RSA] : HOST_KEY_ALGORITHMS;
-  const known = knownHosts.keysFor(endpoint.address, endpoint.port);
+  const known =
+    endpoint.hostKeys === undefined
+      ? knownHosts.keysFor(endpoint.address, endpoint.port)
+      : endpoint.hostKeys.map((k) => ({ type: k.split(' ')[0] ?? '' }));
   const preferred = preferredHostKeyAlgorithms(known).filter((a) => allowed.includes(a));
   return [...preferred, ...allowed.filter((a) => !preferred.includes(a))] as NonNullable<
     ConnectConfig['algorithms']

@@ -9,6 +9,8 @@ export interface Endpoint {
   readonly address: string;
   readonly port: number;
   readonly user: string;
+  /** Pinned host keys (`<type> <base64>`): only these are accepted, known_hosts is not consulted. */
+  readonly hostKeys?: readonly string[];
 }
 
 export function where(endpoint: Endpoint): string {

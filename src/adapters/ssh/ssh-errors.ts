@@ -10,6 +10,7 @@ import {
   verifyHostKey,
   type KnownHosts,
 } from './known-hosts.js';
+import { describeHostKey, parseHostPublicKey } from '../../ports/host-key.js';
 import { where, type Endpoint, type SshSettings } from './ssh-endpoint.js';
 
 /** Why the host key `offered` by `endpoint` is refused, or undefined when known_hosts trusts it. */
@@ -53,6 +54,34 @@ export function hostKeyError(
       );
     }
   }
+}
+
+/**
+ * Why the host key `offered` by `endpoint` is refused under its pin (HostRef.hostKeys), or undefined when it
+ * is one of the pinned keys. A key marked @revoked in known_hosts is refused even when pinned.
+ */
+export function pinnedHostKeyError(
+  ssh: SshSettings,
+  endpoint: Endpoint,
+  offered: Buffer,
+  knownHosts: KnownHosts,
+): HostError | undefined {
+  const pins = (endpoint.hostKeys ?? []).map(parseHostPublicKey);
+  const presented = `${blobKeyType(offered) ?? 'unknown-type'} ${fingerprintSha256(offered)}`;
+  if (knownHosts.isRevoked(offered))
+    return new HostError(
+      'host_key_mismatch',
+      `${where(endpoint)} presented the host key ${presented}, which ${ssh.knownHostsPath} marks @revoked. Nothing was run.`,
+    );
+  if (pins.some((p) => typeof p !== 'string' && p.blob.equals(offered))) return undefined;
+  const expected = pins.map((p) => (typeof p === 'string' ? `(unreadable pin: ${p})` : describeHostKey(p)));
+  return new HostError(
+    'host_key_mismatch',
+    `${where(endpoint)} presented the host key ${presented}, but the keys pinned for it are ` +
+      `${expected.join(', ') || '(none)'}. Nothing was run. A host that presents another key than the one ` +
+      `its instance printed on its console is not the instance cellops launched, or its keys were replaced: ` +
+      `compare with ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the instance (EC2 serial console).`,
+  );
 }
 
 /** A failure to connect to (or keep a channel open on) `endpoint`, reached through `via` if given. */

@@ -56,7 +56,9 @@ export function createConnectionPool(deps: ConnectionPoolDeps): ConnectionPool {
 
   function clientFor(target: Endpoint): Promise<SshClient> {
     if (closed) return Promise.reject(new CellopsError('closed', 'the SSH shell was closed'));
-    const key = `${target.user}@${target.address}:${target.port}`;
+    // A connection verified under one pin (or known_hosts) is not reused for a request under another.
+    const pin = target.hostKeys === undefined ? '' : `#${[...target.hostKeys].sort().join(',')}`;
+    const key = `${target.user}@${target.address}:${target.port}${pin}`;
     if (!bastion) return cached(key, () => connect(target));
     const jump = bastion;
     return cached(key, async () => {

@@ -1,6 +1,6 @@
 /**
  * The Shell port over ssh2: key authentication, host keys always checked against an OpenSSH known_hosts
- * file, an optional bastion (jump host through `forwardOut`), one connection per host reused until it
+ * file (or against the keys pinned for a host, HostRef.hostKeys), an optional bastion (jump host through `forwardOut`), one connection per host reused until it
  * closes, a timeout per command and bounded output capture.
  *
  * Secrets travel on stdin (ExecOptions.stdin), never on a command line, and stdin is never logged.
@@ -13,7 +13,7 @@ import type { CellopsConfig } from '../../config/config.js';
 import type { Logger } from '../../ports/logger.js';
 import type { ShellCommand } from '../../ports/shell-command.js';
 import type { ExecOptions, ExecResult, HostRef, Shell } from '../../ports/shell.js';
-import { connect } from './ssh-connect.js';
+import { connect, knownHostKeys } from './ssh-connect.js';
 import type { Endpoint } from './ssh-endpoint.js';
 import { abortError, connectionError } from './ssh-errors.js';
 import { execOn } from './ssh-exec.js';
@@ -56,7 +56,13 @@ export function createSshShell(deps: SshShellDeps): Shell {
   });
 
   async function exec(host: HostRef, command: ShellCommand, options: ExecOptions = {}): Promise<ExecResult> {
-    const target: Endpoint = { name: host.name, address: host.address, port: ssh.port, user: ssh.user };
+    const target: Endpoint = {
+      name: host.name,
+      address: host.address,
+      port: ssh.port,
+      user: ssh.user,
+      ...(host.hostKeys === undefined ? {} : { hostKeys: host.hostKeys }),
+    };
     const timeoutMs = options.timeoutMs ?? ssh.commandTimeoutMs;
     if (options.signal?.aborted) throw abortError(options.signal, target);
     const client = await pool.clientFor(target);
@@ -81,7 +87,11 @@ export function createSshShell(deps: SshShellDeps): Shell {
     return result;
   }
 
-  return { exec, close: () => pool.close() };
+  return {
+    exec,
+    knownHostKeys: (address) => knownHostKeys(connectDeps, address),
+    close: () => pool.close(),
+  };
 }
 
 function stdinLength(stdin: ExecOptions['stdin']): number | undefined {

@@ -172,6 +172,53 @@ describe('the ssh2 shell against real OpenSSH servers', () => {
     expect(result.stdout).toBe('ok\n');
   });
 
+  it('accepts a host known only by its pinned key (not in known_hosts), asking for that key type', async () => {
+    const path = knownHostsFile('known_hosts_empty_for_pin', []);
+    const ecdsa = lab.host('cn1').hostKeys[1]!.publicKey;
+    const result = await shell({ knownHostsPath: path }).exec(
+      { ...ref('cn1'), hostKeys: [ecdsa] },
+      sh`echo ok`,
+    );
+    expect(result.stdout).toBe('ok\n');
+  });
+
+  it('refuses a host that presents another key than the pinned one, even when known_hosts lists it, naming both', async () => {
+    const cn1 = lab.host('cn1');
+    const cn1s = lab.host('cn1s');
+    const marker = join(cn1.root, 'must-not-exist-pinned');
+    // known_hosts trusts cn1's real key, but the pin (what the console said) is cn1s's: the pin decides.
+    const error = await shell()
+      .exec({ ...ref('cn1'), hostKeys: [cn1s.hostKeys[0]!.publicKey] }, sh`touch ${marker}`)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HostError);
+    expect((error as HostError).code).toBe('host_key_mismatch');
+    const message = (error as HostError).message;
+    expect(message).toContain(cn1.address);
+    expect(message).toContain(`presented the host key ssh-ed25519 ${cn1.hostKeys[0]!.fingerprint}`);
+    expect(message).toContain(`pinned for it are ssh-ed25519 ${cn1s.hostKeys[0]!.fingerprint}`);
+    expect(message).toMatch(/Nothing was run/);
+    expect(() => readFileSync(marker)).toThrow();
+  });
+
+  it('does not reuse a connection verified by known_hosts for a request under a pin', async () => {
+    const s = shell();
+    expect((await s.exec(ref('cn1'), sh`echo first`)).stdout).toBe('first\n');
+    const wrongPin = { ...ref('cn1'), hostKeys: [lab.host('cn1s').hostKeys[0]!.publicKey] };
+    const error = await s.exec(wrongPin, sh`echo second`).catch((e: unknown) => e);
+    expect((error as HostError).code).toBe('host_key_mismatch');
+  });
+
+  it('lists the keys known_hosts has for an address, patterns included', async () => {
+    const cn1 = lab.host('cn1');
+    const pattern = cn1.address.replace(/\.\d+$/, '.*');
+    const path = knownHostsFile('known_hosts_pattern', [
+      `${lab.sshPort === 22 ? pattern : `[${pattern}]:${lab.sshPort}`} ${cn1.hostKeys[0]!.publicKey}`,
+    ]);
+    const s = shell({ knownHostsPath: path });
+    expect(await s.knownHostKeys?.(cn1.address)).toEqual([cn1.hostKeys[0]!.publicKey]);
+    expect(await s.knownHostKeys?.('192.0.2.1')).toEqual([]);
+  });
+
   it('fails authentication with a key the host does not accept, saying what to check', async () => {
     const otherKey = join(lab.root, 'client', 'id_other');
     const { runCommand } = await import('../../lab/lab.js');

@@ -10,6 +10,7 @@ import { ExternalError } from '../../../src/errors.js';
 import { createMemoryCellState } from '../../../src/infra/memory-cell-state.js';
 import { snapshotFailoverSteps } from '../../../src/runbooks/failover-snapshot.js';
 import { imageSteps } from '../../../src/runbooks/image.js';
+import { cloudInitConsole, newHostKey } from '../../../src/sandbox/sim-cloud-console.js';
 import type { RunbookPorts } from '../../../src/runbooks/types.js';
 import { TEST_REGION, awsError, mockEc2, type MockedEc2 } from '../../support/ec2-mock.js';
 import { createJumpClock, runSteps } from '../../support/run-steps.js';
@@ -28,6 +29,7 @@ import {
 const RUN = 'run-ec2';
 const NEW_IP = '10.0.2.57';
 const PARAMS = { cn: 'cn2', force: false };
+const REPLACEMENT_HOST_KEY = newHostKey();
 
 interface Inst {
   id: string;
@@ -232,6 +234,18 @@ function fakeEc2(ec2: MockedEc2['ec2'], events: string[]) {
       inst.devices.set(input.Device, vol.id);
       return { State: 'attaching' };
     });
+  // The replacement's console: empty on the first read after boot, then cloud-init's host key block.
+  const consoleReads = new Map<string, number>();
+  ec2.on(EC2.GetConsoleOutputCommand).callsFake((input: { InstanceId: string; Latest?: boolean }) => {
+    log('GetConsoleOutput', ` ${input.InstanceId}${input.Latest ? ' latest' : ''}`);
+    const inst = instances.get(input.InstanceId);
+    if (!inst) throw awsError('InvalidInstanceID.NotFound');
+    const reads = (consoleReads.get(inst.id) ?? 0) + 1;
+    consoleReads.set(inst.id, reads);
+    if (reads === 1) return { InstanceId: inst.id };
+    const text = cloudInitConsole({ instanceId: inst.id, privateIp: inst.ip }, [REPLACEMENT_HOST_KEY], true);
+    return { InstanceId: inst.id, Output: Buffer.from(text).toString('base64'), Timestamp: new Date() };
+  });
   ec2.on(EC2.DescribeAddressesCommand).callsFake(() => {
     log('DescribeAddresses');
     return {

@@ -25,6 +25,7 @@ async function start(): Promise<Sandbox> {
       volumeCreate: 30,
       volumeAttach: 30,
       image: 50,
+      consoleKeys: 50,
     },
     cloudPollMs: 20,
   });
