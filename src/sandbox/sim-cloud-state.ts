@@ -63,6 +63,8 @@ export interface InstanceRec {
   imageId?: string;
   tags: Tags;
   devices: Map<string, string>; // device -> volumeId
+  /** Secondary private IPs on its primary network interface (`eni-` + the instance id's suffix). */
+  secondaryIps?: string[];
 }
 
 export interface VolumeRec {
