@@ -4,6 +4,21 @@
  * src/runbooks/... in-memory in tests and the sandbox fallback).
  */
 
+/**
+ * The machine that served a CN's role before a failover, fenced by it. The monitor keeps watching it
+ * (src/monitor/fenced-watch.ts): its instance started again, kcnd running there again, or the CN's node
+ * address answering from it are alerts.
+ */
+export interface FencedMachine {
+  /** Inventory name, or `<cn>-replacement` for a machine an earlier failover launched. */
+  readonly name: string;
+  /** Where SSH and the node's metrics/RPC reach it. */
+  readonly address: string;
+  readonly instanceId?: string;
+  /** The CN's node address, which must answer from nowhere but the role's new server. */
+  readonly nodeAddress: string;
+}
+
 /** The standby (or replacement) that now serves a CN's role after a failover. */
 export interface RoleAssignment {
   /** The CN role as configured, e.g. `cn1`. */
@@ -15,6 +30,8 @@ export interface RoleAssignment {
   readonly instanceId?: string;
   readonly since: number;
   readonly runId: string;
+  /** The machine the failover fenced; watched until the role is assigned again. */
+  readonly fenced?: FencedMachine;
 }
 
 export interface NodekeyBackupRecord {

@@ -43,6 +43,10 @@ export interface CellHost {
   readonly mounts: Map<string, string>;
   /** Address of the key the daemon loaded at its last start. */
   loadedAddress?: string;
+  /** `systemctl enable|disable`: undefined until either ran. */
+  enabled?: boolean;
+  /** Between `fsfreeze -f` and `fsfreeze -u`. */
+  frozen?: boolean;
   readonly instanceId?: string;
 }
 
@@ -194,9 +198,17 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
           return host.running ? ok('active\n') : { ...fail(3), stdout: 'inactive\n' };
         if (action === 'stop') host.running = false;
         else if (action === 'start') start(host);
+        else if (action === 'enable' || action === 'disable') host.enabled = action === 'enable';
         else return fail(1, `unknown action ${action}`);
         return ok();
       }
+      case 'pgrep':
+        return host.running && rest[1] === (host.service === 'kpnd' ? 'kpn' : 'kcn') ? ok('4242\n') : fail(1);
+      case 'sync':
+        return ok();
+      case 'fsfreeze':
+        host.frozen = rest[0] === '-f';
+        return ok();
       case 'test':
         return pathExists(fileSystem(host), rest[1] ?? '') ? ok() : fail(1);
       case 'cat': {
@@ -257,7 +269,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
   const rpc: NodeRpc = {
     async health(endpoint): Promise<NodeHealth> {
       const host = running(endpoint);
-      return { height: options.chainHeight() - host.lagBlocks, cnPeers: 3, source: 'metrics' };
+      return { height: options.chainHeight() - host.lagBlocks, cnPeers: 3, pnPeers: 2, source: 'metrics' };
     },
     async nodeAddress(endpoint): Promise<string> {
       return running(endpoint).loadedAddress ?? '';
