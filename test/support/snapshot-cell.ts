@@ -47,6 +47,8 @@ export interface CellHost {
   enabled?: boolean;
   /** Between `fsfreeze -f` and `fsfreeze -u`. */
   frozen?: boolean;
+  /** CIDR addresses added with `ip addr add`, by device. */
+  readonly addresses: Map<string, string[]>;
   readonly instanceId?: string;
 }
 
@@ -112,6 +114,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
       files: new Map(Object.entries(seed.files ?? {})),
       modes: new Map(),
       mounts: new Map(),
+      addresses: new Map(),
       ...(instanceId === undefined ? {} : { instanceId }),
     };
     hosts.set(seed.address, host);
@@ -206,6 +209,14 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
         return host.running && rest[1] === (host.service === 'kpnd' ? 'kpn' : 'kcn') ? ok('4242\n') : fail(1);
       case 'sync':
         return ok();
+      case 'ip': {
+        const device = rest[rest.length - 1] ?? '';
+        const list = host.addresses.get(device) ?? [];
+        if (rest[0] === '-o') return ok(list.map((a) => `2: ${device}    inet ${a} scope global\n`).join(''));
+        const cidr = rest[2] ?? '';
+        host.addresses.set(device, rest[1] === 'add' ? [...list, cidr] : list.filter((a) => a !== cidr));
+        return ok();
+      }
       case 'fsfreeze':
         host.frozen = rest[0] === '-f';
         return ok();
