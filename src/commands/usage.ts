@@ -15,6 +15,10 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
   ['/cell backup-nodekey <cn>', "copy the CN's nodekey to its backup location"],
   ['/cell image <cn>', 'create a machine image of the CN'],
   ['/cell check <cn>', 'readiness check of the CN, its standby, backup and image'],
+  [
+    '/cell cleanup <run>',
+    'terminate and delete the cloud resources a run left (tagged with its id), after an approval',
+  ],
   ['/cell help', 'this help'],
 ];
 

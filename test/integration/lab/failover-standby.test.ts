@@ -172,7 +172,15 @@ describe('a full standby failover of cn1 in the lab', () => {
       expect(step.approvals.every((a) => a.decision === 'approve')).toBe(true);
     }
     const decided = setup.events.filter((e) => e.event.type === 'approval-decided' && e.run.id === run.id);
-    expect(decided.length).toBeGreaterThanOrEqual(4);
+    // The contract (DESIGN 2.1, issue 10): every destructive step is approved, starting the failed CN's
+    // identity included, and that approval comes after the key was installed.
+    expect(decided.map((e) => (e.event.type === 'approval-decided' ? e.event.stepId : ''))).toEqual([
+      'fence-old-active',
+      'stop-standby',
+      'replace-nodekey',
+      'move-ip',
+      'start-standby',
+    ]);
   });
 
   it("ends with cn1s serving cn1's node address", async () => {
