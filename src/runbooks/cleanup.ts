@@ -114,8 +114,6 @@ const removeLeftovers: CleanupStep = {
   },
   run: async (ctx) => {
     const planned = ctx.fact<string[]>(CLEANUP_FACTS.remove) ?? [];
-    // Checked again right before acting: a role may have moved to that instance since the inventory.
-    const now = new Set((await sortLeftovers(ctx)).remove);
     const order = ['instance', 'volume', 'snapshot'];
     const sorted = [...planned].sort(
       (a, b) => order.indexOf(parseKey(a).kind) - order.indexOf(parseKey(b).kind),
@@ -123,7 +121,9 @@ const removeLeftovers: CleanupStep = {
     const errors: string[] = [];
     for (const entry of sorted) {
       try {
-        await removeOne(ctx, entry, now);
+        // Looked at again right before each removal: a role may have moved to that instance since the
+        // inventory, and terminating an instance deletes its root volume with it.
+        await removeOne(ctx, entry, new Set((await sortLeftovers(ctx)).remove));
       } catch (error) {
         if (ctx.signal.aborted) throw error;
         errors.push(`${entry}: ${describeError(error)}`);
