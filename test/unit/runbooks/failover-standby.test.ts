@@ -280,6 +280,8 @@ describe('verify after start', () => {
       facts: { failedAddress: CN1_ADDRESS },
     });
     expect(result.error).toBeInstanceOf(SafetyGateError);
-    expect(String(result.error)).toContain(`cn1s reports node address ${CN1S_ADDRESS}, not cn1's ${CN1_ADDRESS}`);
+    expect(String(result.error)).toContain(
+      `cn1s reports node address ${CN1S_ADDRESS}, not cn1's ${CN1_ADDRESS}`,
+    );
   });
 });
