@@ -465,6 +465,8 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
 
   it('images the CN with a NoDevice mapping for DATA_DIR and NoReboot, polling DescribeImages until available', async () => {
     const config = snapshotConfig();
+    // A healthy CN to image: it answers SSH, so the runbook can see its key lies on the DATA_DIR volume.
+    cell.host('cn2').reachable = true;
     const result = await runSteps(imageSteps(), { params: { cn: 'cn2' }, config, ports, runId: RUN });
     expect(result.error).toBeUndefined();
     const [create] = inputs(CreateImageCommand);
