@@ -23,7 +23,7 @@ describe('check', () => {
     const result = await check(cell);
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('succeeded');
-    expect(result.skipped).toEqual(['image-fresh']);
+    expect(result.skipped).toEqual(['image-fresh', 'pn-links']);
     for (const step of checkSteps()) {
       expect(step.readOnly).toBe(true);
       expect(step.destructive).toBe(false);
