@@ -474,15 +474,27 @@ const recordRoles: FailoverStep = {
   destructive: false,
   describe(ctx) {
     const t = standbyTargetOf(ctx);
-    return `Records that ${t.standby.name} now serves as ${t.cn.name}, so that /cell status, monitoring and the next failover see the truth.`;
+    return `Records that ${t.standby.name} now serves as ${t.cn.name}, so that /cell status, monitoring and the next failover see the truth, and that ${t.cn.name} (${t.cn.host.address}) was fenced: the monitor keeps watching it.`;
   },
   async run(ctx) {
     const t = standbyTargetOf(ctx);
+    const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
     await ctx.ports.state.setRole({
       role: t.cn.name,
       servedBy: t.standby.name,
       since: ctx.ports.clock.now(),
       runId: ctx.runId,
+      // The old active stays watched by the monitor (src/monitor/fenced-watch.ts).
+      ...(failedAddress === undefined
+        ? {}
+        : {
+            fenced: {
+              name: t.cn.name,
+              address: t.cn.host.address,
+              ...(t.cn.instanceId === undefined ? {} : { instanceId: t.cn.instanceId }),
+              nodeAddress: failedAddress,
+            },
+          }),
     });
     const ttr = ctx.fact<number>(STANDBY_FACTS.timeToRecoverMs);
     ctx.output(
