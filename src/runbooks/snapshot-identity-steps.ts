@@ -5,7 +5,8 @@
  * kcn running; the Elastic IP (and the PNs' private address) moved; kcnd started only after an approval,
  * and only while the old instance is still stopped; then the strict verify both modes share.
  */
-import type { FailoverPlan, FailoverStep } from './failover-params.js';
+import type { FailoverContext, FailoverPlan, FailoverStep } from './failover-params.js';
+import type { HostRef } from '../ports/shell.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import { snapshotTargetOf } from './cell-nodes.js';
 import { LINK_FACTS, movePrivateIp, movePrivateIpBack, privateIpMoved } from './cn-links.js';
@@ -14,7 +15,7 @@ import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
 import { peekSnapshotTarget, replacementWords, serviceWords } from './failover-plan-text.js';
 import { daemonState, fenceFailedInstance, instanceGone, requireFailedInstanceStopped } from './fencing.js';
 import { readBackupKeys } from './backup-keys.js';
-import { blsBackupPath, nodeCommands, nodeKeyPaths, opsOf } from './node-ops.js';
+import { blsBackupPath, nodeCommands, nodeKeyPaths, opsOf, type NodeOps } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { replacementEndpoint, replacementOf } from './replacement.js';
 import { replacementNode, requireReplacementQuiet } from './snapshot-data-steps.js';
@@ -64,6 +65,31 @@ export function fenceFailedCn(timings: SnapshotFailoverTimings): FailoverStep {
       return failed !== undefined && instanceGone((await ctx.ports.cloud.describeInstance(failed))?.state);
     },
   };
+}
+
+/**
+ * Stops kcnd on the replacement (and disables it when asked) and sees no kcn left: kcn keeps a loaded key in
+ * memory. Undefined when the run never got a replacement; throws when kcn still runs.
+ */
+async function stopReplacementKcnd(
+  ctx: FailoverContext,
+  timings: SnapshotFailoverTimings,
+  disable: boolean,
+): Promise<{ host: HostRef; ops: NodeOps } | undefined> {
+  if (ctx.fact(SNAPSHOT_FACTS.privateIp) === undefined) return undefined;
+  const t = snapshotTargetOf(ctx);
+  const { host } = replacementOf(ctx);
+  const ops = opsOf(ctx, timings.serviceStopMs);
+  await ops.service(host, t.cn.service, 'stop');
+  if (disable) await ops.service(host, t.cn.service, 'disable');
+  if ((await daemonState(ops, replacementNode(ctx))) !== 'stopped')
+    throw new SafetyGateError(
+      `kcnd (or a kcn process) still runs on ${host.name} ${host.address} after stop: it may hold ${ctx.params.cn}'s key in memory. Stop it by hand (and remove the key files there).`,
+    );
+  ctx.output(
+    `${t.cn.service} stopped${disable ? ' and disabled' : ''} on ${host.name} ${host.address}; no kcn left`,
+  );
+  return { host, ops };
 }
 
 export function installNodekey(timings: SnapshotFailoverTimings): FailoverStep {
@@ -121,14 +147,9 @@ export function installNodekey(timings: SnapshotFailoverTimings): FailoverStep {
     // memory, so it is stopped (and seen stopped) before the files go.
     undo: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      if (ctx.fact(SNAPSHOT_FACTS.privateIp) === undefined) return;
-      const { host } = replacementOf(ctx);
-      const o = opsOf(ctx, timings.serviceStopMs);
-      await o.service(host, t.cn.service, 'stop');
-      if ((await daemonState(o, replacementNode(ctx))) !== 'stopped')
-        throw new SafetyGateError(
-          `kcnd (or a kcn process) still runs on ${host.name} ${host.address} after stop: it may hold ${ctx.params.cn}'s key in memory. Stop it by hand, then remove the key files there.`,
-        );
+      const stopped = await stopReplacementKcnd(ctx, timings, false);
+      if (!stopped) return;
+      const { host, ops: o } = stopped;
       const keys = nodeKeyPaths(t.cn.dataDir);
       const installed = ctx.fact<string>(INSTALLED_KEY_FACT) ?? keys.nodekey;
       for (const path of new Set([installed, keys.nodekey, keys.blsNodekey])) await o.remove(host, path);
@@ -241,13 +262,7 @@ export function startKcnd(timings: SnapshotFailoverTimings): FailoverStep {
       return opsOf(ctx).isActive(replacementOf(ctx).host, t.cn.service);
     },
     undo: async (ctx) => {
-      const t = snapshotTargetOf(ctx);
-      if (ctx.fact(SNAPSHOT_FACTS.privateIp) === undefined) return;
-      const { host } = replacementOf(ctx);
-      const o = opsOf(ctx, timings.serviceStopMs);
-      await o.service(host, t.cn.service, 'stop');
-      await o.service(host, t.cn.service, 'disable');
-      ctx.output(`${t.cn.service} stopped and disabled on ${host.name} ${host.address}`);
+      await stopReplacementKcnd(ctx, timings, true);
     },
   };
 }
