@@ -45,7 +45,13 @@ describe('the failover runbook', () => {
     );
   });
 
-  it('is registered with backup-nodekey, image and check', () => {
-    expect(createRunbooks().map((r) => r.id)).toEqual(['failover', 'backup-nodekey', 'image', 'check']);
+  it('is registered with backup-nodekey, image, check and cleanup', () => {
+    expect(createRunbooks().map((r) => r.id)).toEqual([
+      'failover',
+      'backup-nodekey',
+      'image',
+      'check',
+      'cleanup',
+    ]);
   });
 });
