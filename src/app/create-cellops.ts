@@ -22,6 +22,7 @@ import { readinessCheckStarter } from '../runbooks/readiness.js';
 import { createMonitor, type Monitor, type MonitorOptions } from '../monitor/monitor.js';
 import type { IncidentStore } from '../monitor/incidents.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
+import { createFencedWatch } from '../monitor/fenced-watch.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
 
@@ -123,6 +124,20 @@ export function createCellops(deps: CellopsDeps): Cellops {
     state: ports.state,
     metrics,
     replicaId: deps.replicaId,
+    // After a failover the fenced machine stays watched: started again, kcnd back, its identity answering.
+    watchers: [
+      createFencedWatch({
+        config,
+        state: ports.state,
+        rpc: ports.rpc,
+        chat,
+        clock,
+        logger,
+        cloud: ports.cloud,
+        shell: ports.shell,
+        runThread: async (runId) => (await late.engine?.get(runId))?.thread,
+      }),
+    ],
     ...(deps.readinessChecks
       ? {
           startCheck: readinessCheckStarter({

@@ -145,6 +145,7 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
   for (const [decision, actionId] of [
     ['approve', RUN_ACTIONS.approve],
     ['abort', RUN_ACTIONS.abort],
+    ['cleanup', RUN_ACTIONS.cleanup],
   ] as const) {
     app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, context }) => {
       const delivery = {

@@ -65,7 +65,8 @@ export interface CommandRequest {
 
 export interface RunActionRequest {
   readonly user: string;
-  readonly decision: 'approve' | 'abort';
+  /** `cleanup`: the Clean up button of a failed run's result, which starts the `cleanup` runbook. */
+  readonly decision: 'approve' | 'abort' | 'cleanup';
   /** The button's value, untrusted. */
   readonly value: string;
 }
@@ -163,6 +164,23 @@ async function findRun(engine: Engine, runId: string): Promise<RunRecord> {
   return run;
 }
 
+/** Runbooks whose runs leave tagged cloud resources that `cleanup` can remove. */
+const CLEANABLE = ['failover', 'image'];
+
+/** Starts the `cleanup` runbook for a run that has ended (it has its own approval before removing anything). */
+async function startCleanup(deps: CommandDeps, runId: string, user: string): Promise<Reply> {
+  const run = await findRun(deps.engine, runId);
+  if (!CLEANABLE.includes(run.runbook))
+    throw new InputError(
+      `Run ${runId} is a ${run.runbook} run, which creates no cloud resources; nothing ran.`,
+    );
+  if (ACTIVE.includes(run.status))
+    throw new InputError(
+      `Run ${runId} is ${run.status}: clean up only after it has ended (\`/cell abort ${runId}\` first); nothing ran.`,
+    );
+  return startRunbook(deps, 'cleanup', { runId: run.id, cn: run.node }, user, false);
+}
+
 async function runCell(deps: CommandDeps, command: CellCommand, user: string): Promise<Reply> {
   const { config, engine, policy, clock } = deps;
   switch (command.kind) {
@@ -225,6 +243,8 @@ async function runCell(deps: CommandDeps, command: CellCommand, user: string): P
         renderNotice(`:loud_sound: ${mention(user)} unmuted alerts for *${escapeText(command.node)}*.`),
       );
     }
+    case 'cleanup':
+      return startCleanup(deps, command.runId, user);
     case 'backup-nodekey':
     case 'image':
     case 'check':
@@ -269,6 +289,7 @@ async function runAction(deps: CommandDeps, request: RunActionRequest): Promise<
   const { config, engine } = deps;
   try {
     const value = requireRunActionValue(request.value);
+    if (request.decision === 'cleanup') return await startCleanup(deps, value.runId, request.user);
     const outcome = await engine.decide(
       value.runId,
       value.stepId,

@@ -20,6 +20,10 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
     '/cell roles <cn> set served-by=<node> standby=<node|none>',
     'record roles changed by hand, after checking they are true (with approval)',
   ],
+  [
+    '/cell cleanup <run>',
+    'terminate and delete the cloud resources a run left (tagged with its id), after an approval',
+  ],
   ['/cell help', 'this help'],
 ];
 

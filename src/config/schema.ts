@@ -152,6 +152,34 @@ const failover = z
       .optional(),
     /** mode snapshot: PNs whose data volume may be snapshotted, in order of preference. */
     snapshotFrom: z.array(nodeName).optional(),
+    /**
+     * mode snapshot: `fsfreeze -f` the PN's DATA_DIR file system (its mount point must be the PN's dataDir)
+     * around CreateSnapshot, after kpnd stopped and `sync`. Default false: a stopped kpnd plus `sync`
+     * already leaves the volume consistent; freezing also blocks writes of anything else on that volume.
+     */
+    freeze: z.boolean().default(false),
+    /**
+     * mode snapshot: a secondary private IP of the CN (CIDR form, on `device` of the replacement) that the
+     * PNs' static-nodes.json dial. It moves with the Elastic IP (UnassignPrivateIpAddresses on the failed
+     * CN's interface, AssignPrivateIpAddresses on the replacement's). A primary private IP cannot move: PNs
+     * that dial it cannot reach a replacement, which `/cell check` reports.
+     */
+    privateIp: z
+      .object({
+        address: z
+          .string()
+          .regex(
+            /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/,
+            'must be an IPv4 address with prefix, e.g. 10.0.2.50/24',
+          ),
+        /** The replacement's network interface, e.g. eth0 or ens5. Default eth0. */
+        device: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name such as eth0')
+          .default('eth0'),
+      })
+      .strict()
+      .optional(),
     /** mode snapshot: the machine image to launch from; else the latest recorded by `/cell image`. */
     imageId: z
       .string()

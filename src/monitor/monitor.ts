@@ -86,6 +86,11 @@ export interface MonitorDeps {
   /** Starts the readiness `check` runbook for a CN; rejecting counts as a failed check. */
   readonly startCheck?: (cn: string) => Promise<void>;
   readonly metrics?: MonitorMetrics;
+  /**
+   * Looked at by the lease holder at the end of every tick, each throttling itself: the watch of fenced
+   * machines (fenced-watch.ts). A failing watcher is logged, never fatal to the tick.
+   */
+  readonly watchers?: readonly { tick(): Promise<void> }[];
   /** Identity of this replica in the lease. Default: random. */
   readonly replicaId?: string;
   readonly options?: MonitorOptions;
@@ -131,6 +136,7 @@ export interface MonitorContext {
   readonly replicaId: string;
   readonly leaseTtlMs: number;
   readonly viewSaveIntervalMs: number;
+  readonly watchers: readonly { tick(): Promise<void> }[];
 }
 
 /** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
@@ -290,6 +296,7 @@ function monitorContext(
     replicaId: deps.replicaId ?? randomBytes(8).toString('hex'),
     leaseTtlMs: options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000),
     viewSaveIntervalMs: Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000),
+    watchers: deps.watchers ?? [],
   };
 }
 
@@ -358,6 +365,11 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
     }
   }
   runDueChecks(ctx.checks, st.checkDue, now);
+  for (const watcher of ctx.watchers) {
+    await watcher.tick().catch((error: unknown) => {
+      logger.error({ err: error }, 'a monitor watcher failed');
+    });
+  }
 }
 
 /** Takes or renews the lease; a replica that does not hold it forgets what it kept as the leader. */

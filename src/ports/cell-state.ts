@@ -8,6 +8,21 @@
  * it and `failover.standby` stands by (configuredRoles). Every later change goes through recordRoles.
  */
 
+/**
+ * The machine that served a CN's role before a failover, fenced by it. The monitor keeps watching it
+ * (src/monitor/fenced-watch.ts): its instance started again, kcnd running there again, or the CN's node
+ * address answering from it are alerts.
+ */
+export interface FencedMachine {
+  /** Inventory name, or `<cn>-replacement` for a machine an earlier failover launched. */
+  readonly name: string;
+  /** Where SSH and the node's metrics/RPC reach it. */
+  readonly address: string;
+  readonly instanceId?: string;
+  /** The CN's node address, which must answer from nowhere but the role's new server. */
+  readonly nodeAddress: string;
+}
+
 /** Who does what for one CN role now. */
 export interface CnRoles {
   /** The CN role as configured, e.g. `cn1`. */
@@ -34,6 +49,8 @@ export interface CnRoles {
   readonly reason: string;
   /** The cell's roles version when this was recorded (0: the configuration). */
   readonly version: number;
+  /** The machine the last failover fenced; watched until the role is assigned again. */
+  readonly fenced?: FencedMachine;
 }
 
 /** One change of a CN's roles, as a runbook records it. The store works out formerServers and version. */
@@ -44,6 +61,8 @@ export interface RoleChange {
   readonly instanceId?: string;
   /** Absent: the CN has no standby after this change (e.g. a failover used it up). */
   readonly standby?: string;
+  /** The machine this change fenced (a failover); absent: nothing is fenced by it. */
+  readonly fenced?: FencedMachine;
   /** When the change took effect (epoch ms, from the Clock port). */
   readonly at: number;
   readonly runId: string;
@@ -64,6 +83,8 @@ export interface RoleAssignment {
   readonly standby?: string;
   readonly since: number;
   readonly runId: string;
+  /** The machine the failover fenced; watched until the role is assigned again. */
+  readonly fenced?: FencedMachine;
 }
 
 export interface NodekeyBackupRecord {
@@ -161,6 +182,7 @@ export function nextRoles(previous: CnRoles | undefined, change: RoleChange, ver
     by: change.by,
     reason: change.reason,
     version,
+    ...(change.fenced === undefined ? {} : { fenced: change.fenced }),
   };
 }
 
@@ -174,6 +196,7 @@ export function assignmentOf(roles: CnRoles): RoleAssignment {
     ...(roles.standby === undefined ? {} : { standby: roles.standby }),
     since: roles.since,
     runId: roles.runId,
+    ...(roles.fenced === undefined ? {} : { fenced: roles.fenced }),
   };
 }
 
@@ -193,5 +216,6 @@ export function changeOfAssignment(previous: CnRoles | undefined, a: RoleAssignm
     runId: a.runId,
     by: 'cellops',
     reason: 'failover',
+    ...(a.fenced === undefined ? {} : { fenced: a.fenced }),
   };
 }

@@ -73,6 +73,12 @@ export interface TaggedResource {
   readonly state?: string;
 }
 
+/** An instance's primary network interface (device index 0) and the private IPv4 addresses on it. */
+export interface NetworkInfo {
+  readonly networkInterfaceId: string;
+  readonly privateIps: ReadonlyArray<{ readonly address: string; readonly primary: boolean }>;
+}
+
 export interface Cloud {
   describeInstance(instanceId: string): Promise<InstanceInfo | undefined>;
   /** Device names of the volumes attached to the instance, keyed by volume id. */
@@ -94,6 +100,25 @@ export interface Cloud {
   /** Moves the Elastic IP to the instance, taking it from whichever instance holds it (AllowReassociation). */
   associateAddress(allocationId: string, instanceId: string): Promise<{ associationId?: string }>;
   describeAddress(allocationId: string): Promise<{ publicIp?: string; instanceId?: string } | undefined>;
+
+  /** The instance's primary network interface, or undefined when the instance does not exist. */
+  describeNetwork(instanceId: string): Promise<NetworkInfo | undefined>;
+  /**
+   * Puts a secondary private IP on the interface (AssignPrivateIpAddresses with AllowReassignment): the
+   * failed CN's address that the PNs dial, moved to its replacement.
+   */
+  assignPrivateIp(networkInterfaceId: string, address: string): Promise<void>;
+  /** Takes a secondary private IP off the interface (UnassignPrivateIpAddresses). */
+  unassignPrivateIp(networkInterfaceId: string, address: string): Promise<void>;
+
+  /**
+   * Clean-up of what a run created (the `cleanup` runbook, which only passes resources tagged with the
+   * run's id). Never used on the cell's own machines.
+   */
+  terminateInstance(instanceId: string): Promise<void>;
+  waitInstanceTerminated(instanceId: string, options: WaitOptions): Promise<void>;
+  deleteVolume(volumeId: string): Promise<void>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
 
   createImage(spec: ImageSpec): Promise<{ imageId: string }>;
   describeImage(

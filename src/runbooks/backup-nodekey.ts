@@ -37,7 +37,7 @@ export function backupNodekeySteps(): CnStep[] {
 
 export const backupNodekeyRunbook: RunbookDefinition<CnParams> = {
   id: 'backup-nodekey',
-  version: 1,
+  version: 2,
   title: 'Back up a CN nodekey',
   params: cnParamsSchema,
   lockKey: () => CELL_LOCK,

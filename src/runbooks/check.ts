@@ -24,8 +24,10 @@ import {
   standbyOf,
 } from './check-conditions.js';
 import { replacementHostKeyCondition } from './check-host-keys.js';
-import { keyFileAddress, presentLegacyKey, readKeyFile } from './key-files.js';
-import { blsBackupPath, nodeCommands, nodeKeyPaths, onHost, opsOf } from './node-ops.js';
+import { keyFileAddress, keyLocation, presentLegacyKey, readKeyFile } from './key-files.js';
+import { linksText, pnLinks, strandedLinks } from './cn-links.js';
+import { KCND_CONF_PATH } from './kcnd-conf.js';
+import { blsBackupPath, ipOf, nodeCommands, nodeKeyPaths, onHost, opsOf } from './node-ops.js';
 import {
   describeNodekeyProblem,
   isBlsKey,
@@ -43,12 +45,13 @@ export function checkSteps(): CnStep[] {
     backupMatches,
     imageFresh,
     replacementHostKeyCondition,
+    pnLinksFollow,
   ];
 }
 
 export const checkRunbook: RunbookDefinition<CnParams> = {
   id: 'check',
-  version: 1,
+  version: 2,
   title: 'Readiness check',
   params: cnParamsSchema,
   // The cell lock, although read-only: a check during a failover would see a stopped standby and raise a false alert.
@@ -69,7 +72,7 @@ const standbyOwnKey: CnStep = {
   describe: (ctx) =>
     describeStandbyCondition(ctx, (t, s) => {
       const p = nodeKeyPaths(s.dataDir);
-      return `${onHost(s.host, nodeCommands.read(p.nodekey))} (kept in memory) and the address ${s.name} reports must differ from ${t.cn.name}'s; ${onHost(s.host, nodeCommands.exists(p.legacyNodekey))} and ${onHost(s.host, nodeCommands.exists(p.legacyBlsNodekey))} must fail (a legacy file would shadow the installed one at failover).`;
+      return `${onHost(s.host, nodeCommands.read(p.nodekey))} (or the file ${KCND_CONF_PATH} names with --nodekey; kept in memory) and the address ${s.name} reports must differ from ${t.cn.name}'s; ${onHost(s.host, nodeCommands.exists(p.legacyNodekey))} and ${onHost(s.host, nodeCommands.exists(p.legacyBlsNodekey))} must fail (a legacy file would shadow the installed one at failover).`;
     }),
   when: isStandbyMode,
   async run(ctx) {
@@ -97,7 +100,9 @@ const standbyOwnKey: CnStep = {
       throw new ReadinessCheckError(
         `${t.cn.name}'s address is unknown: no valid backup and none recorded; run /cell backup-nodekey ${t.cn.name}.`,
       );
-    const fileAddress = await keyFileAddress(ops, s.host, p.nodekey);
+    // kcnd.conf's --nodekey wins over DATA_DIR: that is the file the standby really runs.
+    const { path: keyPath } = await reaching(() => keyLocation(ops, s.host, s.dataDir));
+    const fileAddress = await keyFileAddress(ops, s.host, keyPath);
     const running = await reportedAddress(ctx.ports, s.endpoint, ctx.signal);
     for (const own of [fileAddress, running])
       if (own !== undefined && sameAddress(own, expected))
@@ -106,7 +111,7 @@ const standbyOwnKey: CnStep = {
         );
     if (fileAddress === undefined && running === undefined)
       throw new ReadinessCheckError(
-        `${s.name}'s own key could not be read at ${p.nodekey} and the node does not report its address.`,
+        `${s.name}'s own key could not be read at ${keyPath} and the node does not report its address.`,
       );
     ctx.output(`${s.name} runs ${running ?? fileAddress}, not ${t.cn.name}'s ${expected}`);
   },
@@ -289,5 +294,44 @@ const imageFresh: CnStep = {
         `${t.cn.name}:${newestPath} changed after the latest image ${image.imageId} was taken: run /cell image ${t.cn.name}.`,
       );
     ctx.output(`image ${image.imageId} is newer than ${t.cn.name}'s configuration and binary`);
+  },
+};
+
+const pnLinksFollow: CnStep = {
+  id: 'pn-links',
+  title: 'The PNs reach the CN at an address that follows it to a replacement',
+  destructive: false,
+  readOnly: true,
+  describe(ctx) {
+    const t = cnTargetOf(ctx);
+    if (t.failover.mode !== 'snapshot')
+      return 'Not applicable: in standby mode the standby lists the PNs itself and the IP moves by alias.';
+    return `Reads every PN's static-nodes.json (legacy location first) and finds the entries for ${t.cn.name}'s node ID: each must name its Elastic IP (EC2 DescribeAddresses) or its failover.privateIp${t.failover.privateIp ? ` ${t.failover.privateIp.address}` : ' (not set)'}, the addresses a snapshot failover moves; a primary private IP stays with the failed instance, so the replacement would get no PN peers.`;
+  },
+  async when(ctx) {
+    return cnTargetOf(ctx).failover.mode === 'snapshot';
+  },
+  async run(ctx) {
+    const t = cnTargetOf(ctx);
+    const recorded = await ctx.ports.state.nodekeyBackup(t.cn.name);
+    if (!recorded)
+      throw new ReadinessCheckError(
+        `No backup of ${t.cn.name} is recorded, so its node ID is unknown: run /cell backup-nodekey ${t.cn.name}.`,
+      );
+    const links = await pnLinks(opsOf(ctx), ctx.config, recorded.nodeId);
+    const eip =
+      t.failover.ip.method === 'eip'
+        ? await ctx.ports.cloud.describeAddress(t.failover.ip.allocationId)
+        : undefined;
+    const movable = [
+      eip?.publicIp,
+      t.failover.privateIp ? ipOf(t.failover.privateIp.address) : undefined,
+    ].filter((a): a is string => a !== undefined);
+    ctx.output(`the PNs dial ${t.cn.name} at: ${linksText(links)}`);
+    const stranded = strandedLinks(links, movable);
+    if (stranded.length > 0)
+      throw new ReadinessCheckError(
+        `${stranded.map((l) => `${l.pn} dials ${t.cn.name} at ${l.endpoints.join(', ')}`).join('; ')}, which does not follow ${t.cn.name} to a replacement (only ${movable.join(' and ') || 'nothing'} would): set nodes.${t.cn.name}.failover.privateIp to a secondary private IP the PNs dial, or list the Elastic IP in their static-nodes.json.`,
+      );
   },
 };

@@ -11,12 +11,16 @@ const SHARED_FACTS = {
   startedAt: 'startedAt',
   /** The failed CN's node address, derived from the backup key. */
   failedAddress: 'failedAddress',
+  /** The failed CN's node ID (public: it is in the PNs' static-nodes.json). */
+  failedNodeId: 'failedNodeId',
+  /** Set by Verify when every check passed, so that a Verify interrupted midway runs again in full. */
+  verifiedAt: 'verifiedAt',
+  timeToRecoverMs: 'timeToRecoverMs',
 } as const;
 
 /** Facts of the standby mode (failover-standby.ts). */
 export const STANDBY_FACTS = {
   ...SHARED_FACTS,
-  failedNodeId: 'failedNodeId',
   /** sha256 of the backup file. */
   backupChecksum: 'backupChecksum',
   /** The standby's own address before the swap. */
@@ -27,13 +31,10 @@ export const STANDBY_FACTS = {
   /** 'stopped' when the EC2 instance was stopped, 'failed' when stopping it failed, absent otherwise. */
   fenceEc2: 'fenceEc2',
   fenceConfirmed: 'fenceConfirmed',
-  /** Set by Verify when every check passed, so that a Verify interrupted midway runs again in full. */
-  verifiedAt: 'verifiedAt',
   /** The instance the Elastic IP was on before the run (null: none). */
   ipPreviousInstance: 'ipPreviousInstance',
   ipMoveConfirmed: 'ipMoveConfirmed',
   blsSource: 'blsSource',
-  timeToRecoverMs: 'timeToRecoverMs',
 } as const;
 
 /** Facts of the snapshot mode (failover-snapshot.ts). */

@@ -7,7 +7,7 @@ import type { FailoverPlan } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
 import { SNAPSHOT_FACTS, STANDBY_FACTS } from './failover-facts.js';
-import { nodeCommands } from './node-ops.js';
+import { nodeCommands, type ServiceAction } from './node-ops.js';
 
 /** "cn1's node address 0x…", or where it will come from before the preflight recorded it. */
 export function addressText(ctx: FailoverPlan, cn: string): string {
@@ -55,7 +55,7 @@ export function pnWords(ctx: FailoverPlan): { name: string; host: string; servic
 }
 
 /** The service command as it will run, or its usual form when the configuration cannot render it. */
-export function serviceWords(ctx: FailoverPlan, action: 'start' | 'stop', service: string): string {
+export function serviceWords(ctx: FailoverPlan, action: ServiceAction, service: string): string {
   try {
     return `\`${nodeCommands.service(ctx.config, action, service)}\``;
   } catch {

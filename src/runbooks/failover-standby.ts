@@ -7,8 +7,8 @@
  * Facts recorded (never a key): see STANDBY_FACTS. Files moved aside by a run are named
  * `<path>.cellops-<runId>`, so undo finds them without relying on facts.
  */
-import type { FailoverStep } from './failover-params.js';
-import { lagOf, probe, proxyNodes, referenceHeight, reportedAddress, standbyTargetOf } from './cell-nodes.js';
+import type { FailoverPlan, FailoverStep } from './failover-params.js';
+import { lagOf, probe, proxyNodes, referenceHeight, standbyTargetOf } from './cell-nodes.js';
 import { STANDBY_FACTS } from './failover-facts.js';
 import { addressText } from './failover-plan-text.js';
 import {
@@ -25,12 +25,12 @@ import {
   untrackedMessage,
 } from './fencing.js';
 import { asidePath, blsBackupPath, ipOf, nodeCommands, nodeKeyPaths, onHost, opsOf } from './node-ops.js';
-import { nodeAddressFromKey, sameAddress } from './nodekey.js';
+import { sameAddress } from './nodekey.js';
+import { readBackupKeys } from './backup-keys.js';
 import { aliasIpMoved, eipMoved, moveAliasIp, moveAliasIpBack, moveEip, moveEipBack } from './standby-ip.js';
 import {
   backupChecksumOf,
   installBackupKeys,
-  readBackup,
   refuseLegacyKeys,
   restoreStandbyKeys,
   startStandbyService,
@@ -43,14 +43,7 @@ import {
   refuseEipWithoutInstance,
   refuseIfAlreadyServed,
 } from './standby-preflight.js';
-import {
-  SIGNING_WINDOW,
-  consensusEndpoint,
-  recordTimeToRecover,
-  waitForFailedAddress,
-  waitForSigning,
-  waitInSync,
-} from './standby-verify.js';
+import { describeVerify, takeoverHolds, verifyTakeover, type Takeover } from './verify-after-start.js';
 import { HostError, SafetyGateError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
 
@@ -289,9 +282,9 @@ const replaceNodekey: FailoverStep = {
       throw new SafetyGateError(
         `${t.standby.service} (or a ${t.standby.endpoint.binary} process) is running on ${t.standby.name}: it must be stopped before its key is replaced.`,
       );
-    const backup = await readBackup(ops, t);
+    const backup = await readBackupKeys(ops, t);
     const expected = ctx.fact<string>(STANDBY_FACTS.failedAddress);
-    const address = nodeAddressFromKey(backup);
+    const { address } = backup;
     if (expected !== undefined && !sameAddress(expected, address))
       throw new SafetyGateError(
         `The nodekey backup changed during the run: it now holds ${address}, not ${expected} as in preflight. Nothing was installed.`,
@@ -442,54 +435,35 @@ const startStandby: FailoverStep = {
   },
 };
 
+/** The standby, as Verify reaches it. */
+function standbyTakeover(ctx: FailoverPlan): Takeover {
+  const t = standbyTargetOf(ctx);
+  const s = t.standby;
+  return { cn: t.cn.name, name: s.name, host: s.host, service: s.service, endpoint: s.endpoint };
+}
+
 function verify(timings: StandbyFailoverTimings): FailoverStep {
   return {
     id: 'verify',
     title: 'Verify the standby runs as the failed CN',
     destructive: false,
     timeoutMs: timings.catchUpMs + 60_000,
-    describe(ctx) {
-      const t = standbyTargetOf(ctx);
-      const source = consensusEndpoint(ctx, t);
-      return [
-        `Waits up to ${formatDuration(timings.catchUpMs)} for ${t.standby.name} to show that:`,
-        `• ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'is-active', t.standby.service))} says active;`,
-        `• the node address it reports (kaia_nodeAddress, or admin.nodeInfo over IPC) is ${addressText(ctx, t.cn.name)} — anything else stops the run;`,
-        `• it has CN peers, and its height is within ${ctx.config.monitor.lagBlocks} blocks of the PNs;`,
-        source
-          ? `• it signs blocks again: its address among the committers of the last ${SIGNING_WINDOW} blocks (read from ${source.name}).`
-          : `• signing cannot be checked: neither ${t.standby.name} nor any PN has HTTP JSON-RPC configured.`,
-        `Then reports the time to recover.`,
-      ].join('\n');
-    },
+    describe: (ctx) =>
+      describeVerify(
+        ctx,
+        standbyTakeover(ctx),
+        timings.catchUpMs,
+        addressText(ctx, standbyTargetOf(ctx).cn.name),
+      ),
     async run(ctx) {
-      const t = standbyTargetOf(ctx);
-      const window = {
-        deadline: ctx.ports.clock.now() + timings.catchUpMs,
-        catchUpMs: timings.catchUpMs,
-        pollMs: ctx.config.monitor.intervalMs,
-      };
       const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
       if (!failedAddress)
         throw new SafetyGateError("The failed CN's address was not recorded by preflight; cannot verify.");
-      if (!(await opsOf(ctx).isActive(t.standby.host, t.standby.service)))
-        throw new SafetyGateError(
-          `${t.standby.service} is not active on ${t.standby.name} after start: see its log (/var/log/kcnd/kcnd.out).`,
-        );
-      const address = await waitForFailedAddress(ctx, t, failedAddress, window);
-      await waitInSync(ctx, t, window);
-      await waitForSigning(ctx, t, address, failedAddress, window);
-      recordTimeToRecover(ctx, t);
-      ctx.setFact(STANDBY_FACTS.verifiedAt, ctx.ports.clock.now());
+      await verifyTakeover(ctx, standbyTakeover(ctx), failedAddress, timings.catchUpMs);
     },
     async verify(ctx) {
-      const t = standbyTargetOf(ctx);
       const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
-      // Without the mark of a finished run, sync and signing were not checked: run it again (it is read-only).
-      if (ctx.fact<number>(STANDBY_FACTS.verifiedAt) === undefined) return false;
-      if (!failedAddress || !(await opsOf(ctx).isActive(t.standby.host, t.standby.service))) return false;
-      const address = await reportedAddress(ctx.ports, t.standby.endpoint, ctx.signal);
-      return address !== undefined && sameAddress(address, failedAddress);
+      return failedAddress !== undefined && takeoverHolds(ctx, standbyTakeover(ctx), failedAddress);
     },
   };
 }
@@ -500,15 +474,27 @@ const recordRoles: FailoverStep = {
   destructive: false,
   describe(ctx) {
     const t = standbyTargetOf(ctx);
-    return `Records that ${t.standby.name} now serves as ${t.cn.name}, so that /cell status, monitoring and the next failover see the truth.`;
+    return `Records that ${t.standby.name} now serves as ${t.cn.name}, so that /cell status, monitoring and the next failover see the truth, and that ${t.cn.name} (${t.cn.host.address}) was fenced: the monitor keeps watching it.`;
   },
   async run(ctx) {
     const t = standbyTargetOf(ctx);
+    const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
     await ctx.ports.state.setRole({
       role: t.cn.name,
       servedBy: t.standby.name,
       since: ctx.ports.clock.now(),
       runId: ctx.runId,
+      // The old active stays watched by the monitor (src/monitor/fenced-watch.ts).
+      ...(failedAddress === undefined
+        ? {}
+        : {
+            fenced: {
+              name: t.cn.name,
+              address: t.cn.host.address,
+              ...(t.cn.instanceId === undefined ? {} : { instanceId: t.cn.instanceId }),
+              nodeAddress: failedAddress,
+            },
+          }),
     });
     const ttr = ctx.fact<number>(STANDBY_FACTS.timeToRecoverMs);
     ctx.output(

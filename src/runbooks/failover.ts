@@ -11,7 +11,7 @@ import { snapshotFailoverSteps } from './failover-snapshot.js';
 
 export const failoverRunbook: RunbookDefinition<FailoverParams> = {
   id: 'failover',
-  version: 1,
+  version: 2,
   title: 'Fail over a CN',
   params: failoverParamsSchema,
   lockKey: () => CELL_LOCK,

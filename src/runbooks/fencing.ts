@@ -1,7 +1,8 @@
 /**
  * Fencing: making sure the failed CN can never run alongside the node that takes over its key (two nodes
- * with one nodekey double-sign). The standby mode fences over SSH and EC2 and may need a person to vouch
- * for it; the snapshot mode stops the failed CN's instance, with SSH as a best effort before.
+ * with one nodekey double-sign). One SSH fence serves both modes (fenceOverSsh); the standby mode adds EC2
+ * and may need a person to vouch for it; the snapshot mode stops the failed CN's instance and must see it
+ * stopped, with the SSH fence as a best effort before.
  */
 import type { FailoverContext } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
@@ -9,8 +10,8 @@ import type { HostRef } from '../ports/shell.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import { probe, reportedAddress, type StandbyTarget } from './cell-nodes.js';
 import { STANDBY_FACTS } from './failover-facts.js';
-import { freeAsidePath, keyFileAddress } from './key-files.js';
-import { asidePath, nodeKeyPaths, opsOf, type NodeOps } from './node-ops.js';
+import { fenceKeyPaths, freeAsidePath, keyFileAddress } from './key-files.js';
+import { opsOf, type NodeOps } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { HostError, SafetyGateError, describeError } from '../errors.js';
 
@@ -32,38 +33,64 @@ export function untrackedMessage(node: NodeInventoryEntry, when: string): string
   return `a ${node.endpoint.binary} process still runs on ${node.name} ${when} although systemd reports ${node.service} inactive: kcnd's AUTO_RESTART (or a watchdog) restarted it outside systemd, so \`systemctl stop\` cannot reach it and it may hold its key in memory. Stop it by hand on ${node.name} (\`sudo /etc/init.d/${node.service} stop\`, then \`pgrep -x ${node.endpoint.binary}\` must print nothing)`;
 }
 
-// --- standby mode ----------------------------------------------------------------------------------------
+// --- the SSH fence, both modes ----------------------------------------------------------------------------
+
+export type SshFence =
+  { readonly state: 'done' } | { readonly state: 'unreachable'; readonly reason: string };
 
 /**
- * Stops kcnd on the failed CN and moves its key files aside, then checks that no kcn runs there. An
- * unreachable host is recorded (fenceSsh 'unreachable'), not thrown: a person then vouches for the fence.
+ * Stops the CN's kcnd at `host` (the machine serving it: the configured one, or a replacement from an
+ * earlier failover) and moves aside every file kcnd could load its key from — kcnd.conf's `--nodekey`
+ * file and both DATA_DIR locations, each to a free `<path>.cellops-<run id>` — so that neither a reboot
+ * nor kcnd's AUTO_RESTART brings the identity back; then checks that no kcn process is left. An
+ * unreachable host is returned, not thrown: the caller decides what else fences it. A kcnd or kcn still
+ * running after the stop is a SafetyGateError.
  */
-export async function fenceCnOverSsh(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget): Promise<void> {
-  const host = t.cn.host;
-  const p = nodeKeyPaths(t.cn.dataDir);
+export async function fenceOverSsh(
+  ctx: FailoverContext,
+  ops: NodeOps,
+  cn: NodeInventoryEntry,
+  host: HostRef = cn.host,
+): Promise<SshFence> {
+  const node = { ...cn, host };
   try {
-    await ops.service(host, t.cn.service, 'stop');
-    ctx.output(`stopped ${t.cn.service} on ${t.cn.name}`);
-    for (const path of [p.nodekey, p.legacyNodekey]) {
+    await ops.service(host, node.service, 'stop');
+    ctx.output(`stopped ${node.service} on ${host.name} (${host.address})`);
+    for (const path of await fenceKeyPaths(ops, host, node.dataDir)) {
       if (!(await ops.exists(host, path))) continue;
       const aside = await freeAsidePath(ops, host, path, ctx.runId);
       await ops.move(host, path, aside);
-      ctx.output(`moved ${path} aside to ${aside} on ${t.cn.name}`);
+      ctx.output(`moved ${path} aside to ${aside} on ${host.name}`);
     }
-    const state = await daemonState(ops, t.cn);
+    const state = await daemonState(ops, node);
     if (state === 'active')
       throw new SafetyGateError(
-        `${t.cn.service} is still active on ${t.cn.name} after stop: fence it by hand, then start the failover again.`,
+        `${node.service} is still active on ${host.name} (${host.address}) after stop: fence it by hand, then start the failover again.`,
       );
     if (state === 'untracked')
-      throw new SafetyGateError(`${untrackedMessage(t.cn, 'after stop')}, then start the failover again.`);
-    ctx.setFact(STANDBY_FACTS.fenceSsh, 'done');
+      throw new SafetyGateError(`${untrackedMessage(node, 'after stop')}, then start the failover again.`);
+    return { state: 'done' };
   } catch (error) {
     if (!(error instanceof HostError)) throw error;
-    ctx.setFact(STANDBY_FACTS.fenceSsh, 'unreachable');
-    ctx.setFact(STANDBY_FACTS.fenceSshError, error.message);
-    ctx.output(`could not fence ${t.cn.name} over SSH: ${error.message}`);
+    return { state: 'unreachable', reason: error.message };
   }
+}
+
+// --- standby mode ----------------------------------------------------------------------------------------
+
+/**
+ * The standby mode's SSH fence of the failed CN (fenceOverSsh). An unreachable host is recorded
+ * (fenceSsh 'unreachable'), not thrown: a person then vouches for the fence.
+ */
+export async function fenceCnOverSsh(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget): Promise<void> {
+  const fence = await fenceOverSsh(ctx, ops, t.cn);
+  if (fence.state === 'done') {
+    ctx.setFact(STANDBY_FACTS.fenceSsh, 'done');
+    return;
+  }
+  ctx.setFact(STANDBY_FACTS.fenceSsh, 'unreachable');
+  ctx.setFact(STANDBY_FACTS.fenceSshError, fence.reason);
+  ctx.output(`could not fence ${t.cn.name} over SSH: ${fence.reason}`);
 }
 
 /** Stops the failed CN's EC2 instance and waits until it is stopped; a failure is recorded (fenceEc2 'failed'). */
@@ -121,8 +148,7 @@ export async function refuseIfOldActiveIsBack(
           ? `${t.cn.service} is active again on ${t.cn.name} (something restarted it after fencing). Not starting ${t.standby.name}: fence ${t.cn.name} again and resume, or abort.`
           : `${untrackedMessage(t.cn, 'after fencing')}. Not starting ${t.standby.name} until then: resume once it is stopped, or abort.`,
       );
-    const p = nodeKeyPaths(t.cn.dataDir);
-    for (const path of [p.legacyNodekey, p.nodekey]) {
+    for (const path of await fenceKeyPaths(ops, t.cn.host, t.cn.dataDir)) {
       const address = await keyFileAddress(ops, t.cn.host, path);
       if (address !== undefined && sameAddress(address, failedAddress))
         throw new SafetyGateError(
@@ -185,8 +211,9 @@ export function instanceGone(state: string | undefined): boolean {
 }
 
 /**
- * Stops the failed CN's instance (after a best-effort SSH fence), forcing the stop when it hangs, and
- * throws unless it is then stopped or gone.
+ * Fences the failed CN in snapshot mode (DESIGN §2.2 step 8): the SSH fence when its host answers
+ * (fenceOverSsh), then EC2 StopInstances, forced when it hangs, and it must then be SEEN stopped (or
+ * gone): only after that may its nodekey be written anywhere. Throws unless it is.
  */
 export async function fenceFailedInstance(
   ctx: FailoverContext,
@@ -197,7 +224,7 @@ export async function fenceFailedInstance(
   const { instanceId } = failed;
   let info = await cloud.describeInstance(instanceId);
   if (!instanceGone(info?.state)) {
-    ctx.output(await fenceOverSsh(ctx, failed.host, failed.node, timings.fenceSshMs));
+    ctx.output(await sshFenceBestEffort(ctx, failed.node, failed.host, timings.fenceSshMs));
     await cloud.stopInstance(instanceId);
     try {
       await cloud.waitInstanceStopped(instanceId, {
@@ -221,28 +248,30 @@ export async function fenceFailedInstance(
   ctx.output(`${ctx.params.cn}'s instance ${instanceId} is ${info?.state ?? 'gone'}: fenced`);
 }
 
+/** Throws unless the failed CN's instance is seen stopped (or gone) now: the gate before its key is used. */
+export async function requireFailedInstanceStopped(ctx: FailoverContext, instanceId: string): Promise<void> {
+  const state = (await ctx.ports.cloud.describeInstance(instanceId))?.state;
+  if (!instanceGone(state))
+    throw new SafetyGateError(
+      `${ctx.params.cn}'s old instance ${instanceId} is ${state}, not stopped: two nodes must never run one nodekey. Fence it again (resume from "Fence the failed CN") or stop it by hand, then resume.`,
+    );
+}
+
 /**
- * Best effort before StopInstances: stop the service and move both nodekey locations aside (named like
- * the standby mode's, `<path>.cellops-<run id>`), so that starting the instance again later cannot bring
- * the identity back. Never throws: an unreachable CN is the usual case, and the instance stop fences it.
+ * The SSH fence before StopInstances, as a best effort: an unreachable CN is the usual case, and a kcnd
+ * that will not stop is stopped with its instance. Never throws (but for an abort); says what it did.
  */
-async function fenceOverSsh(
+async function sshFenceBestEffort(
   ctx: FailoverContext,
-  host: HostRef,
   node: NodeInventoryEntry,
+  host: HostRef,
   timeoutMs: number,
 ): Promise<string> {
-  const o = opsOf(ctx, timeoutMs);
   try {
-    await o.service(host, node.service, 'stop');
-    const keys = nodeKeyPaths(node.dataDir);
-    const moved: string[] = [];
-    for (const path of [keys.nodekey, keys.legacyNodekey]) {
-      if (!(await o.exists(host, path))) continue;
-      await o.move(host, path, asidePath(path, ctx.runId));
-      moved.push(path);
-    }
-    return `over SSH: ${node.service} stopped on ${host.name} ${host.address}; ${moved.length > 0 ? `moved aside ${moved.join(', ')} (suffix .cellops-${ctx.runId})` : 'no nodekey file to move aside'}`;
+    const fence = await fenceOverSsh(ctx, opsOf(ctx, timeoutMs), node, host);
+    return fence.state === 'done'
+      ? `over SSH: ${node.service} stopped on ${host.name} ${host.address} and its key files moved aside (suffix .cellops-${ctx.runId})`
+      : `over SSH: ${host.name} ${host.address} could not be reached (${fence.reason}); stopping its instance fences it`;
   } catch (error) {
     if (ctx.signal.aborted) throw error;
     return `over SSH: ${host.name} ${host.address} could not be fenced (${describeError(error)}); stopping its instance fences it`;

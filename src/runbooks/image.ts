@@ -13,13 +13,17 @@
  * - No step is destructive: nothing on the CN changes. The image and its snapshots are tagged with the run
  *   id; a failed run lists them rather than deleting them.
  */
-import type { CnPlan, CnStep } from './failover-params.js';
+import type { CnContext, CnPlan, CnStep } from './failover-params.js';
+import type { NodeInventoryEntry } from '../config/config.js';
 import type { RunbookDefinition } from './types.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
 import { CELL_LOCK, cnParamsSchema, type CnParams } from './failover-params.js';
 import { resolveCnNode } from './cell-nodes.js';
 import { listingLeftovers } from './cloud-leftovers.js';
 import { CELL_TAG, imageName, runImage, runTags } from './run-resources.js';
+import { KCND_CONF_PATH } from './kcnd-conf.js';
+import { keyLocation } from './key-files.js';
+import { mapHostError, opsOf } from './node-ops.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 
 export interface ImageTimings {
@@ -44,7 +48,7 @@ export function imageSteps(overrides: Partial<ImageTimings> = {}): CnStep[] {
 
 export const imageRunbook: RunbookDefinition<CnParams> = {
   id: 'image',
-  version: 1,
+  version: 2,
   title: 'Machine image of a CN',
   params: cnParamsSchema,
   lockKey: () => CELL_LOCK,
@@ -75,7 +79,8 @@ const preflight: CnStep = {
     const node = ctx.config.nodes[ctx.params.cn];
     return (
       `Read-only. EC2 DescribeInstances ${instanceWords(ctx)} (the machine serving ${ctx.params.cn} now): it exists, and its DATA_DIR volume` +
-      `${node?.dataVolumeId ? ` ${node.dataVolumeId}` : ''} is attached at ${node?.dataDevice ?? '/dev/sdf'}, so that leaving that device out keeps DATA_DIR (chaindata and nodekey) out of the image.`
+      `${node?.dataVolumeId ? ` ${node.dataVolumeId}` : ''} is attached at ${node?.dataDevice ?? '/dev/sdf'}, so that leaving that device out keeps DATA_DIR (chaindata and nodekey) out of the image. ` +
+      `Over SSH, \`sudo -n cat ${KCND_CONF_PATH}\` (kept in memory): a --nodekey file outside ${node?.dataDir ?? 'DATA_DIR'}, or --nodekeyhex, is refused, since the image would copy the key.`
     );
   },
   run: async (ctx) => {
@@ -101,6 +106,7 @@ const preflight: CnStep = {
       throw new SafetyGateError(
         `${instanceId} has ${atDevice.volumeId} at ${node.dataDevice}, not the configured DATA_DIR volume ${node.dataVolumeId}: check nodes.${cn}.dataDevice and dataVolumeId`,
       );
+    await refuseKeyOutsideDataDir(ctx, node, role?.address ?? node.host.address);
     ctx.output(
       `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${node.dataDevice} will be left out; kept: ${
         volumes
@@ -117,6 +123,39 @@ const preflight: CnStep = {
       ctx.fact(IMAGE_FACTS.instanceId) !== undefined && ctx.fact(IMAGE_FACTS.dataDevice) !== undefined,
     ),
 };
+
+/** Whether `path` lies in the directory `dir` (or is it). */
+function isUnder(path: string, dir: string): boolean {
+  const base = dir.replace(/\/+$/, '');
+  return path === base || path.startsWith(`${base}/`);
+}
+
+/**
+ * The image copies every volume but DATA_DIR's: a nodekey elsewhere (kcnd.conf's `--nodekey`) would go
+ * into it, and a replacement launched from it would boot with the CN's identity before the CN is fenced.
+ * A key passed as `--nodekeyhex` sits in kcnd.conf itself, which the image copies: refused too.
+ */
+async function refuseKeyOutsideDataDir(
+  ctx: CnContext,
+  node: NodeInventoryEntry,
+  address: string,
+): Promise<void> {
+  const host = { name: node.name, address };
+  const location = await mapHostError(
+    () => keyLocation(opsOf(ctx), host, node.dataDir),
+    (error) =>
+      new SafetyGateError(
+        `cannot read ${KCND_CONF_PATH} on ${node.name} (${address}) to find where its nodekey lives (${error.message}); an image must not copy the key, so it is not taken without knowing. Make ${node.name} reachable over SSH and run it again.`,
+      ),
+  );
+  if (!isUnder(location.path, node.dataDir))
+    throw new SafetyGateError(
+      `${node.name}'s nodekey is at ${location.path} (--nodekey in ${KCND_CONF_PATH}), outside DATA_DIR ${node.dataDir}, on a volume the image would copy: a replacement launched from it would boot with ${node.name}'s identity before ${node.name} is fenced. Move the key under ${node.dataDir} (on the DATA_DIR volume), point --nodekey there, and image again.`,
+    );
+  ctx.output(
+    `${node.name}'s nodekey is at ${location.path}, on the DATA_DIR volume that stays out of the image`,
+  );
+}
 
 const createImage: CnStep = {
   id: 'create-image',

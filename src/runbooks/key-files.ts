@@ -7,6 +7,8 @@ import type { HostRef } from '../ports/shell.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import { asidePath, nodeKeyPaths, type NodeOps } from './node-ops.js';
 import { nodeAddressFromKey, nodekeyProblem, type NodekeyProblem } from './nodekey.js';
+import { KCND_CONF_PATH, parseKeyFlags } from './kcnd-conf.js';
+import { SafetyGateError } from '../errors.js';
 
 /** A nodekey file read into memory (the caller must never log it), or why it cannot be used. */
 export type KeyFileRead =
@@ -26,10 +28,56 @@ export async function keyFileAddress(ops: NodeOps, host: HostRef, path: string):
   return key === undefined ? undefined : nodeAddressFromKey(key);
 }
 
-/** The key file kcnd loads on the node: the legacy `$DATA_DIR/nodekey` when present, else `klay/nodekey`. */
+/** Where kcnd on a host loads its nodekey from, and what says so. */
+export interface KeyLocation {
+  readonly path: string;
+  /** `conf`: `--nodekey` in kcnd.conf's ADDITIONAL; `legacy`: `$DATA_DIR/nodekey`; else `klay/nodekey`. */
+  readonly source: 'conf' | 'legacy' | 'data-dir';
+}
+
+/**
+ * The `--nodekey` file kcnd.conf on the host names, if any. A key passed as `--nodekeyhex` is refused: it
+ * sits on kcn's command line (in the process list and shell history), and no file can be fenced or backed
+ * up. The conf's content is a secret then, and is never logged or returned.
+ */
+export async function confKeyPath(ops: NodeOps, host: HostRef): Promise<string | undefined> {
+  const conf = await ops.readFile(host, KCND_CONF_PATH);
+  if (conf === undefined) return undefined;
+  const flags = parseKeyFlags(conf);
+  if (flags.nodekeyHex)
+    throw new SafetyGateError(
+      `${KCND_CONF_PATH} on ${host.name} (${host.address}) passes the nodekey on kcn's command line (--nodekeyhex in ADDITIONAL): it is readable in the process list, and cellops cannot fence, back up or install a key it cannot find in a file. Write the key to a file (mode 0600), use --nodekey <file> instead, and start again.`,
+    );
+  if (flags.unresolved !== undefined)
+    throw new SafetyGateError(
+      `${KCND_CONF_PATH} on ${host.name} (${host.address}) names the nodekey file as ${JSON.stringify(flags.unresolved)} in ADDITIONAL, which cellops cannot resolve to an absolute path: write the absolute path there.`,
+    );
+  return flags.nodekeyPath;
+}
+
+/** The key file kcnd loads: kcnd.conf's `--nodekey`, else the legacy `$DATA_DIR/nodekey` when present, else `klay/nodekey`. */
+export async function keyLocation(ops: NodeOps, host: HostRef, dataDir: string): Promise<KeyLocation> {
+  const configured = await confKeyPath(ops, host);
+  if (configured !== undefined) return { path: configured, source: 'conf' };
+  const p = nodeKeyPaths(dataDir);
+  return (await ops.exists(host, p.legacyNodekey))
+    ? { path: p.legacyNodekey, source: 'legacy' }
+    : { path: p.nodekey, source: 'data-dir' };
+}
+
+/** The key file kcnd loads on the node (keyLocation). */
 export async function effectiveKeyPath(ops: NodeOps, node: NodeInventoryEntry): Promise<string> {
-  const p = nodeKeyPaths(node.dataDir);
-  return (await ops.exists(node.host, p.legacyNodekey)) ? p.legacyNodekey : p.nodekey;
+  return (await keyLocation(ops, node.host, node.dataDir)).path;
+}
+
+/**
+ * Every file a fence must move aside on a host so that no restart brings the identity back: kcnd.conf's
+ * `--nodekey` file (when there is one) and both DATA_DIR locations.
+ */
+export async function fenceKeyPaths(ops: NodeOps, host: HostRef, dataDir: string): Promise<string[]> {
+  const p = nodeKeyPaths(dataDir);
+  const configured = await confKeyPath(ops, host);
+  return [...new Set([...(configured === undefined ? [] : [configured]), p.nodekey, p.legacyNodekey])];
 }
 
 /**

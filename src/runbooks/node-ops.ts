@@ -17,7 +17,7 @@ import type { CellopsConfig } from '../config/config.js';
 import { ExternalError, HostError } from '../errors.js';
 import { redactSecrets } from '../infra/redact.js';
 
-export type ServiceAction = 'start' | 'stop' | 'is-active';
+export type ServiceAction = 'start' | 'stop' | 'is-active' | 'enable' | 'disable';
 
 /** The files of a node's identity, in both the current and the legacy location (legacy wins in kcnd). */
 export interface NodeKeyPaths {
@@ -93,6 +93,16 @@ export const nodeCommands = {
   gratuitousArp(device: string, ip: string): ShellCommand {
     return sh`sudo -n arping -U -c 3 -I ${device} ${ip}`;
   },
+  /** Flushes every file system's dirty pages to disk, e.g. before a volume snapshot. */
+  sync(): ShellCommand {
+    return sh`sudo -n sync`;
+  },
+  /** Freezes (`-f`) or thaws (`-u`) the file system mounted at `mountPoint`: writes block meanwhile. */
+  fsfreeze(action: 'freeze' | 'unfreeze', mountPoint: string): ShellCommand {
+    return action === 'freeze'
+      ? sh`sudo -n fsfreeze -f ${mountPoint}`
+      : sh`sudo -n fsfreeze -u ${mountPoint}`;
+  },
   /**
    * Is a process of this exact name (`kcn`, `kpn`) alive? Asked besides `systemctl is-active` because kcnd's
    * AUTO_RESTART restarts kcn through the init script, outside systemd: the unit can read inactive while kcn
@@ -155,7 +165,10 @@ export interface GratuitousArpResult {
 }
 
 export interface NodeOps {
-  service(host: HostRef, service: string, action: 'start' | 'stop'): Promise<void>;
+  /** `enable`/`disable`: whether the unit starts at boot. */
+  service(host: HostRef, service: string, action: 'start' | 'stop' | 'enable' | 'disable'): Promise<void>;
+  sync(host: HostRef): Promise<void>;
+  fsfreeze(host: HostRef, mountPoint: string, action: 'freeze' | 'unfreeze'): Promise<void>;
   /**
    * True only for systemd's "active". Throws when the answer is not a unit state at all (sudo refused, the
    * command failed): a refusal must never read as "stopped".
@@ -229,6 +242,12 @@ export function createNodeOps(deps: NodeOpsDeps): NodeOps {
   return {
     async service(host, service, action) {
       await must(host, nodeCommands.service(config, action, service));
+    },
+    async sync(host) {
+      await must(host, nodeCommands.sync());
+    },
+    async fsfreeze(host, mountPoint, action) {
+      await must(host, nodeCommands.fsfreeze(action, mountPoint));
     },
     async isActive(host, service) {
       // systemctl is-active prints the unit's state (active, inactive, failed, activating, …) and exits 0 only

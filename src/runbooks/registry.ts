@@ -5,7 +5,8 @@ import { backupNodekeyRunbook } from './backup-nodekey.js';
 import { imageRunbook } from './image.js';
 import { checkRunbook } from './check.js';
 import { setRolesRunbook } from './set-roles.js';
+import { cleanupRunbook } from './cleanup.js';
 
 export function createRunbooks(): AnyRunbook[] {
-  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook, setRolesRunbook];
+  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook, setRolesRunbook, cleanupRunbook];
 }

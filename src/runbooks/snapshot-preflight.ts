@@ -8,9 +8,12 @@ import type { NodeInventoryEntry } from '../config/config.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import type { SnapshotTarget } from './cell-nodes.js';
 import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
-import { sameAddress } from './nodekey.js';
+import { nodeIdFromKey, sameAddress } from './nodekey.js';
+import { LINK_FACTS, linksText, pnLinks, strandedLinks } from './cn-links.js';
+import { holderLine, readEipHolder, type EipHolder } from './eip-holder.js';
 import { replacementEndpoint } from './replacement.js';
-import { readBackup } from './snapshot-keys.js';
+import { readBackupKeys } from './backup-keys.js';
+import { ipOf, opsOf } from './node-ops.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
 
 /** The PNs' heights when the preflight looked (cell-nodes.ts pnReferenceHeight), with one answering. */
@@ -92,7 +95,7 @@ export async function checkImage(ctx: FailoverContext, t: SnapshotTarget): Promi
 export async function checkBackup(ctx: FailoverContext, t: SnapshotTarget): Promise<void> {
   const { cn } = ctx.params;
   // The key stays in this function's memory: validated, hashed, never logged.
-  const { checksum, address, bls } = await readBackup(ctx, t);
+  const { key, checksum, address, bls } = await readBackupKeys(opsOf(ctx), t);
   const backup = { path: t.backupPath, host: t.backupHost.name };
   const record = await ctx.ports.state.nodekeyBackup(cn);
   if (record) {
@@ -114,6 +117,7 @@ export async function checkBackup(ctx: FailoverContext, t: SnapshotTarget): Prom
       : `bls-nodekey backup found next to the nodekey backup; it will be installed with it`,
   );
   ctx.setFact(SNAPSHOT_FACTS.failedAddress, address);
+  ctx.setFact(SNAPSHOT_FACTS.failedNodeId, nodeIdFromKey(key));
   ctx.setFact(SNAPSHOT_FACTS.backupChecksum, checksum);
 }
 
@@ -156,15 +160,39 @@ export function choosePn(ctx: FailoverContext, t: SnapshotTarget, reference: PnH
   ctx.setFact(SNAPSHOT_FACTS.pnVolumeId, chosen.dataVolumeId!);
 }
 
-export async function checkEip(ctx: FailoverContext, t: SnapshotTarget): Promise<void> {
-  const eip = await ctx.ports.cloud.describeAddress(t.allocationId);
-  if (!eip)
-    throw new SafetyGateError(
-      `Elastic IP ${t.allocationId} of ${ctx.params.cn} does not exist in this region`,
-    );
-  ctx.output(
-    `Elastic IP ${t.allocationId} (${eip.publicIp ?? '?'}) is on ${eip.instanceId ?? 'no instance'}`,
+/** The Elastic IP exists and who holds it: a holder other than the failed CN's instance needs a confirmation later. */
+export async function checkEip(ctx: FailoverContext, t: SnapshotTarget): Promise<EipHolder> {
+  const move = {
+    allocationId: t.allocationId,
+    failedInstanceId: requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId),
+  };
+  const holder = await readEipHolder(ctx, move);
+  ctx.output(holderLine(move, holder));
+  return holder;
+}
+
+/**
+ * Which addresses the PNs dial the CN at (their static-nodes.json): recorded for the plan, with a warning
+ * for any that will not follow the CN to the replacement (neither the Elastic IP nor failover.privateIp).
+ */
+export async function checkPnLinks(
+  ctx: FailoverContext,
+  t: SnapshotTarget,
+  publicIp: string | undefined,
+): Promise<void> {
+  const nodeId = ctx.fact<string>(SNAPSHOT_FACTS.failedNodeId);
+  if (nodeId === undefined) return;
+  const links = await pnLinks(opsOf(ctx), ctx.config, nodeId);
+  const text = linksText(links);
+  ctx.setFact(LINK_FACTS.pnLinks, text);
+  ctx.output(`the PNs dial ${t.cn.name} at: ${text}`);
+  const movable = [publicIp, t.failover.privateIp ? ipOf(t.failover.privateIp.address) : undefined].filter(
+    (a): a is string => a !== undefined,
   );
+  for (const link of strandedLinks(links, movable))
+    ctx.output(
+      `WARNING: ${link.pn} dials ${t.cn.name} at ${link.endpoints.join(', ')}, which does not follow ${t.cn.name} to the replacement (only the Elastic IP${t.failover.privateIp ? ` and ${t.failover.privateIp.address}` : ''} move): the replacement gets no PN peers from it and verify fails. Set nodes.${t.cn.name}.failover.privateIp to a secondary IP the PNs dial, or list the Elastic IP in their static-nodes.json.`,
+    );
 }
 
 /** The PN the preflight chose to snapshot. */

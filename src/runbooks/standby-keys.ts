@@ -1,47 +1,20 @@
 /**
- * The standby mode's key handling (failover-standby.ts): reading and validating the failed CN's backup,
- * refusing a legacy key file that would shadow the installed one, installing the failed CN's identity on
+ * The standby mode's key handling (failover-standby.ts): refusing a legacy key file that would shadow the installed one, installing the failed CN's identity on
  * the standby and putting the standby's own identity back. Keys stay in the memory of these calls.
  */
 import type { FailoverContext } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import type { StandbyTarget } from './cell-nodes.js';
 import { STANDBY_FACTS } from './failover-facts.js';
-import { presentLegacyKey, readKeyFile, shadowedPath } from './key-files.js';
+import type { BackupKeys } from './backup-keys.js';
+import { presentLegacyKey, shadowedPath } from './key-files.js';
 import { asidePath, blsBackupPath, nodeKeyPaths, type NodeOps } from './node-ops.js';
-import { describeNodekeyProblem, isBlsKey, nodekeyChecksum } from './nodekey.js';
+import { nodekeyChecksum } from './nodekey.js';
 import { ExternalError, SafetyGateError, describeError } from '../errors.js';
 
 /** "sha256 0123456789ab…": enough of a checksum to compare by eye, in outputs and errors. */
 export function shortChecksum(checksum: string): string {
   return `sha256 ${checksum.slice(0, 12)}…`;
-}
-
-/** Reads and validates the backup nodekey; the content stays in this call's memory. */
-export async function readBackup(ops: NodeOps, t: StandbyTarget): Promise<string> {
-  const where = `${t.backupHost.name}:${t.backupPath}`;
-  const read = await readKeyFile(ops, t.backupHost.host, t.backupPath);
-  if (read.problem === 'absent')
-    throw new SafetyGateError(
-      `There is no nodekey backup of ${t.cn.name} at ${where}. Without it the standby cannot take over ${t.cn.name}'s identity; restore the backup (or run /cell backup-nodekey ${t.cn.name} while ${t.cn.name} is healthy) and start again.`,
-    );
-  if (read.problem)
-    throw new SafetyGateError(
-      `The nodekey backup at ${where} is malformed: ${describeNodekeyProblem(read.problem)}. kcnd would silently generate a fresh key from it and the standby would not run as ${t.cn.name}; nothing was installed. Replace the backup with the 64-hex-character key and start again.`,
-    );
-  return read.key;
-}
-
-/** The backup's bls-nodekey when one sits next to it; validated like kcnd loads it (trimmed, optional 0x). */
-async function readBlsBackup(ops: NodeOps, t: StandbyTarget): Promise<string | undefined> {
-  const path = blsBackupPath(t.backupPath);
-  const content = await ops.readFile(t.backupHost.host, path);
-  if (content === undefined) return undefined;
-  if (!isBlsKey(content))
-    throw new SafetyGateError(
-      `The bls-nodekey backup at ${t.backupHost.name}:${path} is malformed (expected 64 hex characters): the node's proposals would be rejected with a wrong BLS key. Fix or remove that file and start again.`,
-    );
-  return content;
 }
 
 export async function refuseLegacyKeys(ops: NodeOps, node: NodeInventoryEntry): Promise<void> {
@@ -71,15 +44,15 @@ export async function installBackupKeys(
   ctx: FailoverContext,
   ops: NodeOps,
   t: StandbyTarget,
-  backup: string,
+  backup: BackupKeys,
 ): Promise<void> {
-  const bls = await readBlsBackup(ops, t);
+  const { bls } = backup;
   try {
     await keepStandbyKeysAside(ctx, ops, t);
-    await writeKey(ops, t, 'nodekey', backup);
+    await writeKey(ops, t, 'nodekey', backup.key);
     const p = nodeKeyPaths(t.standby.dataDir);
     ctx.output(
-      `installed ${t.cn.name}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(nodekeyChecksum(backup))} verified)`,
+      `installed ${t.cn.name}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(backup.checksum)} verified)`,
     );
     if (bls !== undefined) {
       await writeKey(ops, t, 'bls-nodekey', bls);

@@ -16,8 +16,9 @@ import {
 import { STANDBY_FACTS } from './failover-facts.js';
 import { effectiveKeyPath, keyFileAddress } from './key-files.js';
 import { mapHostError, nodeKeyPaths, type NodeOps } from './node-ops.js';
-import { nodeAddressFromKey, nodeIdFromKey, nodekeyChecksum, sameAddress } from './nodekey.js';
-import { readBackup, refuseLegacyKeys, shortChecksum } from './standby-keys.js';
+import { nodeIdFromKey, sameAddress } from './nodekey.js';
+import { refuseLegacyKeys, shortChecksum } from './standby-keys.js';
+import { readBackupKeys } from './backup-keys.js';
 import { SafetyGateError, describeError } from '../errors.js';
 
 /** How the active looked when judged: the PNs' reference height, and whether the active answered. */
@@ -114,16 +115,16 @@ export async function checkBackupIdentity(
   activeAnswers: boolean,
 ): Promise<BackupIdentity> {
   const backup = await mapHostError(
-    () => readBackup(ops, t),
+    () => readBackupKeys(ops, t),
     (error) =>
       new SafetyGateError(
         `The nodekey backup host ${t.backupHost.name} cannot be reached over SSH: ${error.message}`,
       ),
   );
   const identity = {
-    address: nodeAddressFromKey(backup),
-    nodeId: nodeIdFromKey(backup),
-    checksum: nodekeyChecksum(backup),
+    address: backup.address,
+    nodeId: nodeIdFromKey(backup.key),
+    checksum: backup.checksum,
   };
   const { address, checksum } = identity;
   const where = `${t.backupHost.name}:${t.backupPath}`;

@@ -114,8 +114,11 @@ async function click(
 ): Promise<void> {
   knownUser(input.user);
   const inThread = input.threadTs !== input.messageTs ? input.threadTs : undefined;
-  if (input.actionId === RUN_ACTIONS.approve || input.actionId === RUN_ACTIONS.abort) {
-    const decision = input.actionId === RUN_ACTIONS.approve ? 'approve' : 'abort';
+  const runDecision = (['approve', 'abort', 'cleanup'] as const).find(
+    (d) => RUN_ACTIONS[d] === input.actionId,
+  );
+  if (runDecision !== undefined) {
+    const decision = runDecision;
     const reply = await deps.commands.runAction({ user: input.user, decision, value: input.value });
     await sendReply(deps, input.user, reply, inThread);
     return;

@@ -70,6 +70,8 @@ export interface InstanceRec {
   hostKeys?: readonly string[];
   /** When a launched instance becomes running (epoch ms on the sim's clock). */
   bootAt?: number;
+  /** Secondary private IPs on its primary network interface (`eni-` + the instance id's suffix). */
+  secondaryIps?: string[];
 }
 
 export interface VolumeRec {

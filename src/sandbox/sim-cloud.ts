@@ -11,7 +11,8 @@
  * from it gets the root device's as its root volume. sim-machines.ts links this to sim-hosts.ts.
  *
  * This module assembles the sim from its parts: the shared state and EC2 rules (sim-cloud-state.ts),
- * instances, snapshots and volumes, images, and Elastic IPs (sim-cloud-<part>.ts).
+ * instances, snapshots and volumes, images, Elastic IPs, and network interfaces and clean-up
+ * (sim-cloud-<part>.ts).
  */
 import type { Clock } from '../ports/clock.js';
 import {
@@ -25,6 +26,7 @@ import {
 import { createSimCloudAddresses } from './sim-cloud-addresses.js';
 import { createSimCloudImages } from './sim-cloud-images.js';
 import { createSimCloudConsole } from './sim-cloud-console.js';
+import { createSimCloudNetwork } from './sim-cloud-network.js';
 import { createSimCloudInstances } from './sim-cloud-instances.js';
 import {
   createSimCloudState,
@@ -48,6 +50,8 @@ export interface SimInstanceSeed {
   readonly publicIp?: string;
   readonly imageId?: string;
   readonly tags?: Tags;
+  /** Secondary private IPs on its primary network interface. */
+  readonly secondaryIps?: readonly string[];
   /** Volumes attached at start; each is created in the inventory too. */
   readonly volumes?: ReadonlyArray<{ readonly volumeId: string; readonly device: string }>;
 }
@@ -107,7 +111,10 @@ export interface SimImage {
 }
 
 export interface SimInventory {
-  readonly instances: readonly (InstanceInfo & { readonly volumes: readonly string[] })[];
+  readonly instances: readonly (InstanceInfo & {
+    readonly volumes: readonly string[];
+    readonly secondaryIps: readonly string[];
+  })[];
   readonly volumes: readonly SimVolume[];
   readonly snapshots: readonly SimSnapshot[];
   readonly images: readonly SimImage[];
@@ -169,6 +176,7 @@ export function createSimCloud(options: SimCloudOptions): SimCloud {
     ...createSimCloudConsole(state),
 
     hostKeysOf: (instanceId) => state.instances.get(instanceId)?.hostKeys ?? [],
+    ...createSimCloudNetwork(state),
 
     findTagged: async (runId) => {
       state.enter('findTagged', [runId]);
@@ -189,6 +197,7 @@ function seedInventory(state: SimCloudState, seed: SimCloudSeed): void {
       ...(instance.imageId !== undefined ? { imageId: instance.imageId } : {}),
       tags: { ...instance.tags },
       devices: new Map(),
+      ...(instance.secondaryIps === undefined ? {} : { secondaryIps: [...instance.secondaryIps] }),
     };
     for (const v of instance.volumes ?? []) {
       rec.devices.set(v.device, v.volumeId);
@@ -228,6 +237,7 @@ function inventoryOf(state: SimCloudState): SimInventory {
     instances: [...state.instances.values()].map((rec) => ({
       ...state.info(rec),
       volumes: [...rec.devices.values()],
+      secondaryIps: [...(rec.secondaryIps ?? [])],
     })),
     volumes: [...state.volumes.values()].map((v) => ({
       volumeId: v.volumeId,

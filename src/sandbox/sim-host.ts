@@ -9,6 +9,7 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { Clock } from '../ports/clock.js';
 import { nodeAddressFromKey, nodekeyProblem } from '../runbooks/nodekey.js';
 import { confDataDir } from '../runbooks/snapshot-ops.js';
+import { parseKeyFlags } from '../runbooks/kcnd-conf.js';
 import type { SimFiles } from './sim-disks.js';
 
 export interface SimHostSeed {
@@ -202,9 +203,14 @@ export function createSimHost(seed: SimHostSeed, clock: Clock, cell: CellInterna
       // A machine that is off runs nothing.
       if (host.daemon || !host.powered) return;
       const dir = daemonDataDir();
-      // kcnd's order: the legacy $DATA_DIR/nodekey wins; a missing or malformed key is silently replaced.
+      // kcn's order: kcnd.conf's --nodekey file, else the legacy $DATA_DIR/nodekey, else klay/nodekey; a
+      // missing or malformed key is silently replaced.
+      const flagged = parseKeyFlags(
+        files.get(`/etc/${service}/conf/${service}.conf`)?.content ?? '',
+      ).nodekeyPath;
       const legacy = files.get(`${dir}/nodekey`);
-      const loaded = legacy ?? files.get(`${dir}/klay/nodekey`);
+      const loaded =
+        flagged === undefined ? (legacy ?? files.get(`${dir}/klay/nodekey`)) : files.get(flagged);
       let key = loaded?.content;
       if (key === undefined || nodekeyProblem(key.slice(0, 64)) !== undefined) {
         key = freshKey();

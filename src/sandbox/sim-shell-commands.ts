@@ -92,6 +92,10 @@ function toolNamed(name: string): Tool | undefined {
       return arping;
     case 'pgrep':
       return pgrep;
+    case 'sync':
+      return (_host, rest) => (rest.length === 0 ? { exitCode: 0 } : undefined);
+    case 'fsfreeze':
+      return fsfreeze;
     default:
       return undefined;
   }
@@ -126,9 +130,16 @@ const systemctl: Tool = (host, rest) => {
     };
   if (action === 'start') host.startDaemon();
   else if (action === 'stop') host.stopDaemon();
-  else return undefined;
+  // Whether the unit starts at boot: the simulated machines never reboot, so there is nothing to keep.
+  else if (action !== 'enable' && action !== 'disable') return undefined;
   return { exitCode: 0 };
 };
+
+/** fsfreeze -f|-u MOUNTPOINT: nothing to block in the sim, but the form is checked. */
+const fsfreeze: Tool = (_host, rest) =>
+  rest.length === 2 && (rest[0] === '-f' || rest[0] === '-u') && absolute(rest[1])
+    ? { exitCode: 0 }
+    : undefined;
 
 const test: Tool = (host, rest) => {
   const p = absolute(rest[1]);

@@ -3,10 +3,14 @@
  * are visible to clients). The Bolt listeners, the sandbox console and the renderers all key on these.
  */
 
-/** The run thread's buttons; `value` is JSON `{ "runId", "stepId", "round" }`. */
+/**
+ * The run thread's buttons; `value` is JSON `{ "runId", "stepId", "round" }`. `cleanup` (on a failed run
+ * that left cloud resources) starts the `cleanup` runbook for that run; its stepId is `cleanup`.
+ */
 export const RUN_ACTIONS = {
   approve: 'run:approve',
   abort: 'run:abort',
+  cleanup: 'run:cleanup',
 } as const;
 
 export interface RunActionValue {

@@ -339,7 +339,29 @@ export function renderRunResult(run: RunRecord, now: number): RenderedMessage {
     .join('\n');
   const blocks: Block[] = [section(lines.join('\n'))];
   if (steps.length > 0) blocks.push(section(steps));
+  if (leftCloudResources(run)) {
+    blocks.push(
+      section(
+        `This run left cloud resources (tagged \`cellops:run-id=${escapeText(run.id)}\`). *Clean up* terminates and deletes them, after an approval (the same as \`/cell cleanup ${escapeText(run.id)}\`).`,
+      ),
+      actions(`run:${run.id}:cleanup`, [
+        button({
+          text: 'Clean up',
+          actionId: RUN_ACTIONS.cleanup,
+          value: runActionValue({ runId: run.id, stepId: 'cleanup', round: 0 }),
+          style: 'danger',
+        }),
+      ]),
+    );
+  }
   return message(lines[0]?.replace(/[*]/g, '') ?? title, blocks);
+}
+
+/** A snapshot failover that failed or was aborted after it created a snapshot or an instance. */
+function leftCloudResources(run: RunRecord): boolean {
+  if (run.dryRun || run.runbook !== 'failover') return false;
+  if (run.status !== 'failed' && run.status !== 'aborted') return false;
+  return typeof run.facts.snapshotId === 'string' || typeof run.facts.instanceId === 'string';
 }
 
 /** A short line in the thread (paused, resumed). */

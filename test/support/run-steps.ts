@@ -1,7 +1,8 @@
 /**
  * A tiny stand-in for the engine, for runbook unit tests: runs steps in order (when → run → verify) with
  * facts shared between them, approves destructive and manual steps automatically (or as `approve` says),
- * and on failure runs the undos of completed steps in reverse. It keeps every output line and every
+ * and on failure runs the failed step's own undo when it is destructive (it may have acted half way), then
+ * the undos of completed steps in reverse, as the engine does. It keeps every output line and every
  * step description so tests can grep them for secrets.
  */
 import type { Clock } from '../../src/ports/clock.js';
@@ -112,7 +113,8 @@ export async function runSteps<P>(
       completed.push(step);
     } catch (error) {
       if (options.undoOnFailure ?? true) {
-        for (const done of [...completed].reverse()) {
+        const own = step.destructive && step.undo ? [step] : [];
+        for (const done of [...own, ...[...completed].reverse()]) {
           if (!done.undo) continue;
           try {
             await done.undo(contextFor(done));

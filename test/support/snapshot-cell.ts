@@ -43,6 +43,12 @@ export interface CellHost {
   readonly mounts: Map<string, string>;
   /** Address of the key the daemon loaded at its last start. */
   loadedAddress?: string;
+  /** `systemctl enable|disable`: undefined until either ran. */
+  enabled?: boolean;
+  /** Between `fsfreeze -f` and `fsfreeze -u`. */
+  frozen?: boolean;
+  /** CIDR addresses added with `ip addr add`, by device. */
+  readonly addresses: Map<string, string[]>;
   readonly instanceId?: string;
 }
 
@@ -108,6 +114,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
       files: new Map(Object.entries(seed.files ?? {})),
       modes: new Map(),
       mounts: new Map(),
+      addresses: new Map(),
       ...(instanceId === undefined ? {} : { instanceId }),
     };
     hosts.set(seed.address, host);
@@ -194,9 +201,25 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
           return host.running ? ok('active\n') : { ...fail(3), stdout: 'inactive\n' };
         if (action === 'stop') host.running = false;
         else if (action === 'start') start(host);
+        else if (action === 'enable' || action === 'disable') host.enabled = action === 'enable';
         else return fail(1, `unknown action ${action}`);
         return ok();
       }
+      case 'pgrep':
+        return host.running && rest[1] === (host.service === 'kpnd' ? 'kpn' : 'kcn') ? ok('4242\n') : fail(1);
+      case 'sync':
+        return ok();
+      case 'ip': {
+        const device = rest[rest.length - 1] ?? '';
+        const list = host.addresses.get(device) ?? [];
+        if (rest[0] === '-o') return ok(list.map((a) => `2: ${device}    inet ${a} scope global\n`).join(''));
+        const cidr = rest[2] ?? '';
+        host.addresses.set(device, rest[1] === 'add' ? [...list, cidr] : list.filter((a) => a !== cidr));
+        return ok();
+      }
+      case 'fsfreeze':
+        host.frozen = rest[0] === '-f';
+        return ok();
       case 'test':
         return pathExists(fileSystem(host), rest[1] ?? '') ? ok() : fail(1);
       case 'cat': {
@@ -257,7 +280,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
   const rpc: NodeRpc = {
     async health(endpoint): Promise<NodeHealth> {
       const host = running(endpoint);
-      return { height: options.chainHeight() - host.lagBlocks, cnPeers: 3, source: 'metrics' };
+      return { height: options.chainHeight() - host.lagBlocks, cnPeers: 3, pnPeers: 2, source: 'metrics' };
     },
     async nodeAddress(endpoint): Promise<string> {
       return running(endpoint).loadedAddress ?? '';

@@ -42,7 +42,7 @@ export const PN_VOLUME_FILES: Readonly<Record<string, string>> = {
 /** kcnd.conf in the CN image, pointing somewhere else than the configured DATA_DIR. */
 export const IMAGE_KCND_CONF = 'NETWORK=mainnet\nDATA_DIR=/var/kcnd/data-old\nLOG_DIR=/var/log/kcnd\n';
 
-export function snapshotConfig(): CellopsConfig {
+export function snapshotConfig(failoverExtra: Record<string, unknown> = {}): CellopsConfig {
   return resolveConfig(
     configSchema.parse({
       cell: 'test-cell',
@@ -67,6 +67,7 @@ export function snapshotConfig(): CellopsConfig {
             },
             snapshotFrom: ['pn2', 'pn1'],
             nodekeyBackup: { host: 'pn2', path: BACKUP_PATH },
+            ...failoverExtra,
           },
         },
         pn1: {

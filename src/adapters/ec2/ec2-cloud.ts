@@ -10,7 +10,7 @@
  * - Waits use the SDK's waiters, bounded by `timeoutMs` and the caller's abort signal (ec2-wait.ts).
  *
  * The operations live in one module per kind of resource (ec2-instances.ts, ec2-storage.ts, ec2-images.ts,
- * ec2-addresses.ts, ec2-console.ts, ec2-tagged.ts), each taking the shared context of ec2-context.ts.
+ * ec2-addresses.ts, ec2-console.ts, ec2-network.ts, ec2-tagged.ts), each taking the shared context of ec2-context.ts.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import type { Clock } from '../../ports/clock.js';
@@ -21,6 +21,7 @@ import { createConsoleOps } from './ec2-console.js';
 import { createEc2Context, type WaiterDelays } from './ec2-context.js';
 import { createImageOps } from './ec2-images.js';
 import { createInstanceOps } from './ec2-instances.js';
+import { createNetworkOps } from './ec2-network.js';
 import { createStorageOps } from './ec2-storage.js';
 import { findTagged } from './ec2-tagged.js';
 
@@ -53,6 +54,7 @@ export function createEc2Cloud(deps: Ec2CloudDeps): Cloud {
     ...createInstanceOps(ctx),
     ...createStorageOps(ctx),
     ...createAddressOps(ctx),
+    ...createNetworkOps(ctx),
     ...createImageOps(ctx),
     ...createConsoleOps(ctx),
     findTagged: (runId) => findTagged(ctx, runId),

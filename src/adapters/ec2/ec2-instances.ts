@@ -2,8 +2,10 @@
 import {
   RunInstancesCommand,
   StopInstancesCommand,
+  TerminateInstancesCommand,
   waitUntilInstanceRunning,
   waitUntilInstanceStopped,
+  waitUntilInstanceTerminated,
   type Instance,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
@@ -21,6 +23,8 @@ export type InstanceOps = Pick<
   | 'waitInstanceStopped'
   | 'runInstance'
   | 'waitInstanceRunning'
+  | 'terminateInstance'
+  | 'waitInstanceTerminated'
 >;
 
 const INSTANCE_STATES: readonly InstanceState[] = [
@@ -118,6 +122,16 @@ export function createInstanceOps(ctx: Ec2Context): InstanceOps {
       waitFor(ctx, INSTANCES, instanceId, 'stopped', waitUntilInstanceStopped, options),
 
     runInstance: (spec) => runInstance(ctx, spec),
+
+    terminateInstance: async (instanceId) => {
+      log.info({ instanceId }, 'terminating instance');
+      await call(ctx, 'TerminateInstances', `instance ${instanceId}`, () =>
+        client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })),
+      );
+    },
+
+    waitInstanceTerminated: (instanceId, options) =>
+      waitFor(ctx, INSTANCES, instanceId, 'terminated', waitUntilInstanceTerminated, options),
 
     waitInstanceRunning: async (instanceId, options) => {
       await waitFor(ctx, INSTANCES, instanceId, 'running', waitUntilInstanceRunning, options);

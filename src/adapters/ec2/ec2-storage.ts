@@ -3,6 +3,8 @@ import {
   AttachVolumeCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
+  DeleteSnapshotCommand,
+  DeleteVolumeCommand,
   waitUntilSnapshotCompleted,
   waitUntilVolumeAvailable,
   waitUntilVolumeInUse,
@@ -21,11 +23,27 @@ export type StorageOps = Pick<
   | 'waitVolumeAvailable'
   | 'attachVolume'
   | 'waitVolumeInUse'
+  | 'deleteVolume'
+  | 'deleteSnapshot'
 >;
 
 export function createStorageOps(ctx: Ec2Context): StorageOps {
   const { client, log } = ctx;
   return {
+    deleteVolume: async (volumeId) => {
+      log.info({ volumeId }, 'deleting volume');
+      await call(ctx, 'DeleteVolume', `volume ${volumeId}`, () =>
+        client.send(new DeleteVolumeCommand({ VolumeId: volumeId })),
+      );
+    },
+
+    deleteSnapshot: async (snapshotId) => {
+      log.info({ snapshotId }, 'deleting snapshot');
+      await call(ctx, 'DeleteSnapshot', `snapshot ${snapshotId}`, () =>
+        client.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })),
+      );
+    },
+
     createSnapshot: async (volumeId, description, tags) => {
       requireRunTag(ctx, 'CreateSnapshot', `volume ${volumeId}`, tags);
       log.info({ volumeId }, 'creating snapshot');

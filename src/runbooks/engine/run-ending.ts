@@ -2,6 +2,11 @@
  * How a driven run ends: succeeded, failed (undos of completed steps run in reverse, the first error
  * leads) or aborted (the step in progress is marked, then undos as for a failure); and finishing an ending
  * that a previous driver began but did not complete.
+ *
+ * A destructive step that failed (or was cut off) after it began acting may have done half its work: a key
+ * written but not checked, an address added on one host only. Its own undo runs first, then those of the
+ * completed steps in reverse (DESIGN §2.2). Undos are idempotent, so running one over work that never
+ * happened, or again after a crash, does no harm.
  */
 import { describeError } from '../../errors.js';
 import { redactSecrets } from '../../infra/redact.js';
@@ -34,14 +39,29 @@ export async function finish(ctx: DriverContext, status: 'succeeded' | 'failed' 
   await releaseOwnerLease(ctx);
 }
 
-/** Runs the undos of completed steps in reverse; returns what failed, in order. */
+/** A destructive step that began acting and did not finish: its own undo runs before the others. */
+function halfDone(step: StepRecord, def: DriverContext['steps'][number] | undefined): boolean {
+  return (
+    def?.destructive === true &&
+    def.undo !== undefined &&
+    (step.status === 'failed' || step.status === 'aborted') &&
+    step.attempts > 0
+  );
+}
+
+/**
+ * Runs the undo of a half-done destructive step, then the undos of completed steps in reverse; returns
+ * what failed, in order. The half-done step keeps its status (failed or aborted): that is what a driver
+ * resuming an interrupted ending looks for.
+ */
 async function undoCompleted(ctx: DriverContext): Promise<string[]> {
   const { run } = ctx;
   if (run.dryRun) return [];
-  const candidates = run.steps
-    .map((step, index) => ({ step, def: ctx.steps[index] }))
-    .filter(({ step, def }) => step.status === 'succeeded' && def?.undo !== undefined)
-    .reverse();
+  const entries = run.steps.map((step, index) => ({ step, def: ctx.steps[index] }));
+  const candidates = [
+    ...entries.filter(({ step, def }) => halfDone(step, def)),
+    ...entries.filter(({ step, def }) => step.status === 'succeeded' && def?.undo !== undefined).reverse(),
+  ];
   if (candidates.length === 0) return [];
   const locked = await ensureLock(ctx);
   if (locked !== true) return [`undos not run: ${locked}`];
@@ -57,13 +77,19 @@ async function undoCompleted(ctx: DriverContext): Promise<string[]> {
         def.undo?.(stepContext(ctx, step, s, false)),
       );
       await flushBackground(ctx);
-      await setStepStatus(ctx, step, 'undone', 'undo finished');
+      if (step.status === 'succeeded') await setStepStatus(ctx, step, 'undone', 'undo finished');
+      else {
+        output(ctx, step, 'undo: finished (the step had failed part way)');
+        await save(ctx);
+        await audit(ctx, { what: 'undo-finished', stepId: step.id, detail: 'half-done step undone' });
+      }
     } catch (error) {
       throwIfStopped(ctx);
       await flushBackground(ctx);
       const message = `undo of step ${step.id} (${step.title}) failed: ${redactSecrets(describeError(error))}`;
       errors.push(message);
-      step.error = message;
+      // A failed step keeps its own error first: the undo's failure is added to it.
+      step.error = step.status === 'succeeded' ? message : `${step.error ?? ''}; ${message}`;
       output(ctx, step, message);
       await save(ctx);
       await audit(ctx, { what: 'undo-failed', stepId: step.id, detail: message });

@@ -397,6 +397,15 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     expect(stopIndex).toBeLessThan(associate);
     expect(events.slice(stopIndex, associate)).toContain(`ec2:DescribeInstances ${IDS.cn2}`);
     expect(associate).toBeLessThan(events.lastIndexOf('ssh cn2-replacement: sudo -n systemctl start kcnd'));
+    // Fence first (DESIGN 2.2): StopInstances answered and cn2 seen stopped before its key is written.
+    const install = at(/^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*\/klay\/nodekey$/);
+    expect(stopIndex).toBeLessThan(install);
+    expect(events.slice(stopIndex, install)).toContain(`ec2:DescribeInstances ${IDS.cn2}`);
+    expect(at(/^ssh cn2-replacement: sudo -n systemctl disable kcnd$/)).toBeLessThan(install);
+    // A consistent snapshot: sync after kpnd stopped and no kpn is left, before CreateSnapshot.
+    expect(at(/^ssh pn1: sudo -n systemctl stop kpnd$/)).toBeLessThan(at(/^ssh pn1: sudo -n pgrep -x kpn$/));
+    expect(at(/^ssh pn1: sudo -n pgrep -x kpn$/)).toBeLessThan(at(/^ssh pn1: sudo -n sync$/));
+    expect(at(/^ssh pn1: sudo -n sync$/)).toBeLessThan(at(/^ec2:CreateSnapshot /));
 
     expect(world.instances.get(IDS.cn2)?.state).toBe('stopped');
     expect(world.eip.instanceId).toBe(newId);
@@ -431,6 +440,8 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
 
   it('images the CN with a NoDevice mapping for DATA_DIR and NoReboot, polling DescribeImages until available', async () => {
     const config = snapshotConfig();
+    // A healthy CN to image: it answers SSH, so the runbook can see its key lies on the DATA_DIR volume.
+    cell.host('cn2').reachable = true;
     const result = await runSteps(imageSteps(), { params: { cn: 'cn2' }, config, ports, runId: RUN });
     expect(result.error).toBeUndefined();
     const [create] = inputs(EC2.CreateImageCommand);

@@ -214,4 +214,32 @@ describe('run button handler', () => {
     }
     expect(engine.decide).not.toHaveBeenCalled();
   });
+
+  it('cleans up an ended snapshot run: /cell cleanup and the Clean up button start the cleanup runbook', async () => {
+    const ended = runRecord({ node: 'cn2', status: 'failed', facts: { snapshotId: 'snap-1' } });
+    const engine = fakeEngine(ended);
+    const { handlers } = setup({ engine });
+    await handlers.cell(req('cleanup r-abc123'));
+    expect(engine.start).toHaveBeenLastCalledWith({
+      runbook: 'cleanup',
+      params: { runId: 'r-abc123', cn: 'cn2' },
+      requester: OPERATOR,
+      dryRun: false,
+    });
+    engine.start.mockClear();
+    await handlers.runAction({
+      user: OPERATOR,
+      decision: 'cleanup',
+      value: JSON.stringify({ runId: 'r-abc123', stepId: 'cleanup', round: 0 }),
+    });
+    expect(engine.start).toHaveBeenCalledTimes(1);
+    expect(engine.decide).not.toHaveBeenCalled();
+  });
+
+  it('refuses to clean up a run that is still going, and starts nothing', async () => {
+    const { handlers, engine } = setup();
+    const reply = await handlers.cell(req('cleanup r-abc123'));
+    expect(reply.text).toMatch(/is running: clean up only after it has ended/);
+    expect(engine.start).not.toHaveBeenCalled();
+  });
 });

@@ -83,4 +83,15 @@ describe('the IAM policy in deploy/', () => {
     expect(attach.length).toBeGreaterThan(0);
     for (const s of attach) expect(conditionText(s)).toContain('aws:ResourceTag/cellops:run-id');
   });
+
+  it('lets cleanup terminate and delete only resources tagged with a run id of this cell', () => {
+    for (const action of ['ec2:TerminateInstances', 'ec2:DeleteVolume', 'ec2:DeleteSnapshot']) {
+      const statements = statementsFor(action);
+      expect(statements.length, action).toBeGreaterThan(0);
+      for (const s of statements) {
+        expect(conditionText(s), action).toContain('aws:ResourceTag/cellops:run-id');
+        expect(conditionText(s), action).toContain('aws:ResourceTag/cellops:cell');
+      }
+    }
+  });
 });

@@ -45,6 +45,25 @@ describe('backup-nodekey', () => {
     expect(cell.sim.host('cn1s').read(BACKUP_PATH)).toBe(CN1_KEY);
   });
 
+  it("backs up the key kcnd.conf's ADDITIONAL names with --nodekey, outside DATA_DIR", async () => {
+    const cell = createStandbyCell({ backup: null });
+    const cn1 = cell.sim.host('cn1');
+    cn1.write(
+      '/etc/kcnd/conf/kcnd.conf',
+      `DATA_DIR=${DATA_DIR}\nADDITIONAL="--nodekey /etc/kcnd/keys/cn1.key"\n`,
+      0o644,
+    );
+    cn1.write('/etc/kcnd/keys/cn1.key', CN1_KEY, 0o600);
+    // What DATA_DIR holds is a stale key kcn ignores; the node is restarted so it loaded the flagged file.
+    cn1.write(`${DATA_DIR}/klay/nodekey`, CN1S_KEY, 0o600);
+    cn1.stopDaemon();
+    cn1.startDaemon();
+    const result = await runSteps(backupNodekeySteps(), { params, config: cell.config, ports: cell.ports });
+    expect(result.error).toBeUndefined();
+    expect(result.facts.sourcePath).toBe('/etc/kcnd/keys/cn1.key');
+    expect(cell.sim.host('cn1s').read(BACKUP_PATH)).toBe(CN1_KEY);
+  });
+
   it('refuses a key file that is not the key the node runs', async () => {
     const cell = createStandbyCell({ backup: null });
     cell.sim.host('cn1').write(`${DATA_DIR}/klay/nodekey`, CN1S_KEY, 0o600);

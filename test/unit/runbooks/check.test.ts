@@ -23,7 +23,7 @@ describe('check', () => {
     const result = await check(cell);
     expect(result.error).toBeUndefined();
     expect(result.status).toBe('succeeded');
-    expect(result.skipped).toEqual(['image-fresh', 'replacement-host-key']);
+    expect(result.skipped).toEqual(['image-fresh', 'replacement-host-key', 'pn-links']);
     for (const step of checkSteps()) {
       expect(step.readOnly).toBe(true);
       expect(step.destructive).toBe(false);

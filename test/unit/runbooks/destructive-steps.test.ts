@@ -44,17 +44,26 @@ describe('the steps that wait for an approval', () => {
     ]);
   });
 
-  it('snapshot failover: stopping the PN, preparing its data, installing the nodekey, fencing and moving the IP', () => {
+  it('snapshot failover: stopping the PN, preparing its data, fencing, installing the nodekey, the IP and starting the identity', () => {
     const steps = stepsOf('failover', { cn: 'cn2' }, snapshotConfig());
 
-    expect(steps.destructive).toEqual(['stop-pn', 'prepare-data', 'install-nodekey', 'fence-and-move-ip']);
-    expect(steps.manual).toEqual([]);
+    expect(steps.destructive).toEqual([
+      'stop-pn',
+      'prepare-data',
+      'fence-failed-cn',
+      'install-nodekey',
+      'confirm-eip-holder',
+      'move-ip',
+      'start-kcnd',
+    ]);
+    // Moving an Elastic IP that another instance holds needs a person to confirm it in so many words.
+    expect(steps.manual).toEqual(['confirm-eip-holder']);
     expect(steps.all.filter((id) => !steps.destructive.includes(id))).toEqual([
       'preflight',
       'snapshot',
       'launch',
+      'replacement-host-key',
       'attach-volume',
-      'start-kcnd',
       'verify',
       'record',
     ]);

@@ -39,7 +39,13 @@ function logged(cloud: SimCloud, events: string[]): Cloud {
 }
 
 async function setup(
-  options: { volumeFiles?: Readonly<Record<string, string>>; recordImage?: boolean } = {},
+  options: {
+    volumeFiles?: Readonly<Record<string, string>>;
+    recordImage?: boolean;
+    /** The instance the Elastic IP is on at the start. Default cn2's. */
+    eipHolder?: string;
+    failover?: Record<string, unknown>;
+  } = {},
 ) {
   const clock = createJumpClock();
   const events: string[] = [];
@@ -53,11 +59,13 @@ async function setup(
           instanceId: IDS.cn2,
           availabilityZone: 'sim-region-1a',
           privateIp: '10.0.2.11',
+          secondaryIps: ['10.0.2.50'],
           volumes: [
             { volumeId: IDS.cn2Root, device: '/dev/xvda' },
             { volumeId: IDS.cn2Data, device: '/dev/sdf' },
           ],
         },
+        { instanceId: 'i-0f0e1g2n' },
         {
           instanceId: IDS.pn1,
           availabilityZone: 'sim-region-1a',
@@ -65,7 +73,9 @@ async function setup(
           volumes: [{ volumeId: IDS.pn1Data, device: '/dev/sdf' }],
         },
       ],
-      addresses: [{ allocationId: IDS.eip, publicIp: '203.0.113.25', instanceId: IDS.cn2 }],
+      addresses: [
+        { allocationId: IDS.eip, publicIp: '203.0.113.25', instanceId: options.eipHolder ?? IDS.cn2 },
+      ],
       images: [{ imageId: IDS.image, name: 'cn2 image' }],
       subnets: { [IDS.subnet]: 'sim-region-1c' },
     },
@@ -91,7 +101,7 @@ async function setup(
   await recordBackup(state);
   if (options.recordImage ?? true)
     await state.setImage({ cn: 'cn2', imageId: IDS.image, at: clock.now(), runId: 'image-run' });
-  const config = snapshotConfig();
+  const config = snapshotConfig(options.failover);
   const ports = { shell: cell.shell, cloud: logged(sim, events), rpc: cell.rpc, clock, state };
   return { clock, events, sim, cell, state, config, ports };
 }
@@ -344,7 +354,7 @@ describe('failover in mode snapshot', () => {
     expect(result.failedStep).toBe('verify');
     expect(result.error).toBeInstanceOf(SafetyGateError);
     expect(String(result.error)).toMatch(/reports node address 0x0+dead, not cn2's/);
-    expect(result.undone).toEqual(['start-kcnd', 'fence-and-move-ip', 'install-nodekey', 'stop-pn']);
+    expect(result.undone).toEqual(['start-kcnd', 'move-ip', 'install-nodekey', 'stop-pn']);
     const replacement = cell.host('replacement');
     expect(replacement.running).toBe(false);
     expect(replacement.files.has('/var/kcnd/data/klay/nodekey')).toBe(false);
@@ -383,9 +393,15 @@ describe('failover in mode snapshot', () => {
     expect(text['install-nodekey']).toContain(
       'sudo -n install -D -m 0600 /dev/stdin /var/kcnd/data/klay/nodekey',
     );
-    expect(text['fence-and-move-ip']).toMatch(
-      /StopInstances i-00000000000000c02 .*Only then EC2 AssociateAddress eipalloc-0123 .*AllowReassociation/,
+    expect(text['fence-failed-cn']).toMatch(
+      /Before cn2's nodekey is written anywhere.*StopInstances i-00000000000000c02/,
     );
+    expect(text['move-ip']).toMatch(/EC2 AssociateAddress eipalloc-0123 .*AllowReassociation/);
+    expect(text['move-ip']).toContain('The PNs dial cn2 at: pn1 → not listed; pn2 → not listed');
+    expect(text['stop-pn']).toContain('`sudo -n pgrep -x kpn` must find no process');
+    expect(text.snapshot).toMatch(/`sudo -n sync` there;.*CreateSnapshot/);
+    expect(text['prepare-data']).toContain('`sudo -n systemctl disable kcnd`');
+    expect(text['start-kcnd']).toMatch(/still stopped.*`sudo -n systemctl start kcnd`/);
     expect(Object.values(text).join('\n')).not.toContain(CN_KEY);
     for (const step of snapshotFailoverSteps()) expect(text[step.id]).toBeDefined();
     // A dry run's plan is rendered before any fact exists.
@@ -398,6 +414,190 @@ describe('failover in mode snapshot', () => {
       snapshotFailoverSteps()
         .filter((s) => s.destructive)
         .map((s) => s.id),
-    ).toEqual(['stop-pn', 'prepare-data', 'install-nodekey', 'fence-and-move-ip']);
+    ).toEqual([
+      'stop-pn',
+      'prepare-data',
+      'fence-failed-cn',
+      'install-nodekey',
+      'confirm-eip-holder',
+      'move-ip',
+      'start-kcnd',
+    ]);
+  });
+
+  it("sees the failed CN's instance stopped before the key is written, on a replacement whose kcnd is stopped, disabled and has no kcn", async () => {
+    const { events, config, ports } = await setup();
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.status).toBe('succeeded');
+    const install = indexOf(
+      events,
+      /^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*klay\/nodekey$/,
+    );
+    const stopped = indexOf(events, 'cloud:waitInstanceStopped');
+    // After the wait, the instance is described (seen stopped) before the write, and again by install-nodekey.
+    expect(stopped).toBeLessThan(install);
+    expect(events.slice(stopped, install)).toContain('cloud:describeInstance');
+    expect(indexOf(events, 'ssh cn2-replacement: sudo -n systemctl disable kcnd')).toBeLessThan(install);
+    expect(events.lastIndexOf('ssh cn2-replacement: sudo -n pgrep -x kcn', install)).toBeGreaterThan(stopped);
+  });
+
+  it('asks for an approval between the key install and the kcnd start', async () => {
+    const { events, config, ports } = await setup();
+    const result = await runSteps(snapshotFailoverSteps(), {
+      params: PARAMS,
+      config,
+      ports,
+      runId: 'run-7',
+      approve: (step) => {
+        events.push(`approve:${step.id}`);
+        return true;
+      },
+    });
+    expect(result.status).toBe('succeeded');
+    const install = indexOf(events, /^ssh cn2-replacement: sudo -n install .*klay\/nodekey$/);
+    const approval = indexOf(events, 'approve:start-kcnd');
+    const start = indexOf(events, 'ssh cn2-replacement: sudo -n systemctl start kcnd');
+    expect(install).toBeLessThan(approval);
+    expect(approval).toBeLessThan(start);
+    const steps = snapshotFailoverSteps();
+    expect(steps.find((st) => st.id === 'start-kcnd')?.destructive).toBe(true);
+  });
+
+  it('runs sync after kpnd stops and before CreateSnapshot, and no start of kpnd before the snapshot', async () => {
+    const { events, config, ports } = await setup();
+    await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    const stop = indexOf(events, 'ssh pn1: sudo -n systemctl stop kpnd');
+    const noKpn = indexOf(events, 'ssh pn1: sudo -n pgrep -x kpn');
+    const sync = indexOf(events, 'ssh pn1: sudo -n sync');
+    const create = indexOf(events, 'cloud:createSnapshot');
+    expect(stop).toBeLessThan(noKpn);
+    expect(noKpn).toBeLessThan(sync);
+    expect(sync).toBeLessThan(create);
+    expect(indexOf(events, 'ssh pn1: sudo -n systemctl start kpnd')).toBeGreaterThan(create);
+  });
+
+  it('freezes the PN file system around CreateSnapshot when configured, and thaws it before kpnd starts', async () => {
+    const { events, cell, config, ports } = await setup({ failover: { freeze: true } });
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.status).toBe('succeeded');
+    const freeze = indexOf(events, 'ssh pn1: sudo -n fsfreeze -f /var/kpnd/data');
+    const create = indexOf(events, 'cloud:createSnapshot');
+    const thaw = indexOf(events, 'ssh pn1: sudo -n fsfreeze -u /var/kpnd/data');
+    expect(indexOf(events, 'ssh pn1: sudo -n sync')).toBeLessThan(freeze);
+    expect(freeze).toBeLessThan(create);
+    expect(create).toBeLessThan(thaw);
+    expect(thaw).toBeLessThan(indexOf(events, 'ssh pn1: sudo -n systemctl start kpnd'));
+    expect(cell.host('pn1').frozen).toBe(false);
+  });
+
+  it('needs an approver to confirm before taking the Elastic IP from a foreign instance', async () => {
+    const foreign = 'i-0f0e1g2n';
+    const denied = await setup({ eipHolder: foreign });
+    const refused = await runSteps(snapshotFailoverSteps(), {
+      params: PARAMS,
+      config: denied.config,
+      ports: denied.ports,
+      runId: 'run-7',
+      approve: (step) => step.id !== 'confirm-eip-holder',
+    });
+    expect(refused.status).toBe('aborted');
+    expect(refused.failedStep).toBe('confirm-eip-holder');
+    expect(refused.outputs.map((o) => o.line).join('\n')).toMatch(
+      /WARNING: Elastic IP eipalloc-0123 .* is held by i-0f0e1g2n/,
+    );
+    expect(denied.sim.inventory().addresses[0]?.instanceId).toBe(foreign);
+
+    const approved = await setup({ eipHolder: foreign });
+    const moved = await runSteps(snapshotFailoverSteps(), {
+      params: PARAMS,
+      config: approved.config,
+      ports: approved.ports,
+      runId: 'run-7',
+    });
+    expect(moved.status).toBe('succeeded');
+    expect(moved.approved).toContain('confirm-eip-holder');
+    expect(approved.sim.inventory().addresses[0]?.instanceId).toBe(replacementId(approved.sim));
+  });
+
+  it("does not ask for the confirmation when the Elastic IP is on the failed CN's instance", async () => {
+    const { config, ports } = await setup();
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.skipped).toContain('confirm-eip-holder');
+  });
+
+  it('a key install failing half way runs its own undo: the key written is removed from the replacement', async () => {
+    const { cell, config, ports } = await setup();
+    let failed = false;
+    const shell = {
+      ...cell.shell,
+      exec: (...args: Parameters<typeof cell.shell.exec>) => {
+        if (
+          !failed &&
+          args[0].name === 'cn2-replacement' &&
+          args[1] === 'sudo -n rm -f /var/kcnd/data/klay/bls-nodekey'
+        ) {
+          failed = true;
+          return Promise.resolve({
+            exitCode: 1,
+            stdout: '',
+            stderr: 'rm: Input/output error',
+            truncated: false,
+            durationMs: 1,
+          });
+        }
+        return cell.shell.exec(...args);
+      },
+    };
+    const result = await runSteps(snapshotFailoverSteps(), {
+      params: PARAMS,
+      config,
+      ports: { ...ports, shell },
+      runId: 'run-7',
+    });
+    expect(result.failedStep).toBe('install-nodekey');
+    expect(result.undone[0]).toBe('install-nodekey');
+    const replacement = cell.host('replacement');
+    expect(replacement.files.has('/var/kcnd/data/klay/nodekey')).toBe(false);
+    expect(replacement.running).toBe(false);
+  });
+
+  it('moves the secondary private IP the PNs dial from the failed instance to the replacement', async () => {
+    const { sim, cell, config, ports } = await setup({
+      failover: { privateIp: { address: '10.0.2.50/24', device: 'eth0' } },
+    });
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.status).toBe('succeeded');
+    const instances = sim.inventory().instances;
+    expect(instances.find((i) => i.instanceId === IDS.cn2)?.secondaryIps).toEqual([]);
+    expect(instances.find((i) => i.instanceId === replacementId(sim))?.secondaryIps).toEqual(['10.0.2.50']);
+    expect(cell.host('replacement').addresses.get('eth0')).toEqual(['10.0.2.50/24']);
+  });
+
+  it('fences a key configured outside DATA_DIR with --nodekey in kcnd.conf, at its real path', async () => {
+    const { cell, config, ports } = await setup();
+    const cn2 = cell.host('cn2');
+    cn2.reachable = true;
+    cn2.running = false;
+    cn2.files.set(
+      '/etc/kcnd/conf/kcnd.conf',
+      'DATA_DIR=/var/kcnd/data\nADDITIONAL="--nodekey /etc/kcnd/keys/nodekey"\n',
+    );
+    cn2.files.set('/etc/kcnd/keys/nodekey', CN_KEY);
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.status).toBe('succeeded');
+    expect(cn2.files.has('/etc/kcnd/keys/nodekey')).toBe(false);
+    expect(cn2.files.get('/etc/kcnd/keys/nodekey.cellops-run-7')).toBe(CN_KEY);
+    expect(cn2.files.has('/var/kcnd/data/klay/nodekey')).toBe(false);
+  });
+
+  it('records the fenced old machine with the new role, for the monitor to watch', async () => {
+    const { state, config, ports } = await setup();
+    await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect((await state.role('cn2'))?.fenced).toEqual({
+      name: 'cn2',
+      address: '10.0.2.11',
+      instanceId: IDS.cn2,
+      nodeAddress: CN_ADDRESS,
+    });
   });
 });

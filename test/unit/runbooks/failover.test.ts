@@ -45,13 +45,14 @@ describe('the failover runbook', () => {
     );
   });
 
-  it('is registered with backup-nodekey, image, check and set-roles', () => {
+  it('is registered with backup-nodekey, image, check, set-roles and cleanup', () => {
     expect(createRunbooks().map((r) => r.id)).toEqual([
       'failover',
       'backup-nodekey',
       'image',
       'check',
       'set-roles',
+      'cleanup',
     ]);
   });
 });

@@ -24,9 +24,13 @@ function setup(
     seed: { instances: [{ instanceId: IDS.cn2, availabilityZone: 'sim-region-1a', volumes }] },
   });
   const state = createMemoryCellState();
-  // The image runbook touches no host: a shell with no scripted replies fails any command it would run.
-  const ports: RunbookPorts = { shell: new FakeShell(), cloud: sim, rpc: new FakeNodeRpc(), clock, state };
-  return { clock, sim, state, ports, config: snapshotConfig() };
+  // The image runbook only reads where the CN's key lives; any other command has no scripted reply and fails.
+  const shell = new FakeShell()
+    .on('sudo -n test -e /etc/kcnd/conf/kcnd.conf', { exitCode: 0 })
+    .on('sudo -n cat /etc/kcnd/conf/kcnd.conf', { stdout: 'DATA_DIR=/var/kcnd/data\n' })
+    .on('sudo -n test -e /var/kcnd/data/nodekey', { exitCode: 1 });
+  const ports: RunbookPorts = { shell, cloud: sim, rpc: new FakeNodeRpc(), clock, state };
+  return { clock, sim, state, ports, shell, config: snapshotConfig() };
 }
 
 describe('image runbook', () => {
@@ -122,5 +126,38 @@ describe('image runbook', () => {
     expect(imageName('my core cell!', 'cn2', Date.UTC(2026, 10, 26, 3, 4, 5))).toBe(
       'cellops-my-core-cell--cn2-20261126T030405Z',
     );
+  });
+
+  it('refuses to image a CN whose nodekey kcnd.conf puts outside DATA_DIR, where the image would copy it', async () => {
+    const { sim, ports, shell, config } = setup();
+    shell.on('sudo -n cat /etc/kcnd/conf/kcnd.conf', {
+      stdout: 'DATA_DIR=/var/kcnd/data\nADDITIONAL="--nodekey /etc/kcnd/nodekey"\n',
+    });
+    const result = await runSteps(imageRunbook.steps(PARAMS, config), {
+      params: PARAMS,
+      config,
+      ports,
+      runId: 'run-9',
+    });
+    expect(result.failedStep).toBe('preflight');
+    expect(result.error).toBeInstanceOf(SafetyGateError);
+    expect(String(result.error)).toMatch(
+      /nodekey is at \/etc\/kcnd\/nodekey .*outside DATA_DIR \/var\/kcnd\/data/,
+    );
+    expect(sim.calls.map((c) => c.op)).not.toContain('createImage');
+  });
+
+  it('refuses a key passed on the command line with --nodekeyhex, never repeating it', async () => {
+    const hex = 'cd'.repeat(32);
+    const { ports, shell, config } = setup();
+    shell.on('sudo -n cat /etc/kcnd/conf/kcnd.conf', { stdout: `ADDITIONAL="--nodekeyhex ${hex}"\n` });
+    const result = await runSteps(imageRunbook.steps(PARAMS, config), {
+      params: PARAMS,
+      config,
+      ports,
+      runId: 'run-9',
+    });
+    expect(String(result.error)).toMatch(/--nodekeyhex/);
+    expect(result.text() + String(result.error)).not.toContain(hex);
   });
 });

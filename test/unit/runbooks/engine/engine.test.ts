@@ -504,6 +504,69 @@ describe('engine: abort, failure and undo', () => {
     expect(s.counts.get('d')).toBeUndefined();
   });
 
+  it('a destructive step failing half way runs its own undo first, then the completed undos in reverse', async () => {
+    const s = setup([
+      { id: 'a', undo: true },
+      {
+        id: 'swap',
+        destructive: true,
+        undo: true,
+        after: async () => {
+          // The side effect happened (the counter moved), then the step broke before it finished.
+          throw new Error('checksum of the written key did not match');
+        },
+      },
+      { id: 'c', undo: true },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.decide(run.id, 'swap', APPROVER_A, 'approve');
+    const failed = await untilStatus(s, run.id, 'failed');
+    expect(s.counts.get('swap')).toBe(1);
+    expect(s.undone).toEqual(['swap', 'a']);
+    expect(failed.steps.map((st) => st.status)).toEqual(['undone', 'failed', 'pending']);
+    expect(step(failed, 'swap').output).toContain('undo: finished (the step had failed part way)');
+    expect(failed.error).toBe('step swap (Count swap) failed: checksum of the written key did not match');
+  });
+
+  it('a failing step that is not destructive, or never began, has no undo of its own run', async () => {
+    const s = setup([
+      { id: 'a', undo: true },
+      {
+        id: 'look',
+        undo: true,
+        before: async () => {
+          throw new Error('probe failed');
+        },
+      },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'failed');
+    expect(s.undone).toEqual(['a']);
+  });
+
+  it("a half-done step's failing undo is reported after its own error, never instead of it", async () => {
+    const s = setup([
+      {
+        id: 'swap',
+        destructive: true,
+        undo: true,
+        undoFails: true,
+        after: async () => {
+          throw new Error('half way');
+        },
+      },
+    ]);
+    const run = await start(s);
+    await untilStatus(s, run.id, 'waiting-approval');
+    await s.engine.decide(run.id, 'swap', APPROVER_A, 'approve');
+    const failed = await untilStatus(s, run.id, 'failed');
+    expect(failed.error).toBe(
+      'step swap (Count swap) failed: half way; undo of step swap (Count swap) failed: undo of swap broke',
+    );
+    expect(step(failed, 'swap').status).toBe('failed');
+  });
+
   it('retries a failing step with doubling backoff, then goes on', async () => {
     const s = setup([
       {
