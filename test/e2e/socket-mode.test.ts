@@ -4,6 +4,7 @@
  * envelopes, acknowledgements, refreshes and dead connections), a real Redis, the real engine with a
  * test runbook, and the Web API stand-in recording what the bot sent.
  */
+import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RUN_ACTIONS } from '../../src/views/action-ids.js';
 import { RecordingLogger } from '../fakes/recording-logger.js';
@@ -54,7 +55,7 @@ afterEach(async () => {
   }
 });
 
-async function setup(bots = 1): Promise<Env> {
+async function setup(bots = 1, registry?: Registry): Promise<Env> {
   const slack = await startSlackStandIn();
   slack.usergroups.set('S0ONCALL', ONCALL);
   const socket = await startSocketModeStandIn(slack);
@@ -71,6 +72,7 @@ async function setup(bots = 1): Promise<Env> {
         ownerId: `socket-bot-${i}-${prefix}`,
         logger,
         appToken: socket.appToken,
+        ...(registry === undefined ? {} : { registry, metrics: () => registry.metrics() }),
       }),
     );
   }
@@ -175,9 +177,12 @@ describe('Socket Mode end to end', () => {
   });
 
   it("reconnects after Slack's refresh_requested, after a dropped TCP connection and after a silent stall", async () => {
-    const env = await setup();
+    const registry = new Registry();
+    const env = await setup(1, registry);
     const [bot] = env.bots as [TestBot];
     let connection = env.socket.open()[0]!;
+    const metrics = async () => (await fetch(`${bot.healthUrl}/metrics`)).text();
+    expect(await metrics()).toMatch(/^cellops_slack_socket_connected 1$/m);
 
     env.socket.refresh(connection);
     connection = await reconnected(env, bot, connection);
@@ -192,6 +197,7 @@ describe('Socket Mode end to end', () => {
       return probe.status === 503 ? probe : undefined;
     });
     expect(String(down.body.socket)).toMatch(/Socket Mode not connected/);
+    expect(await metrics()).toMatch(/^cellops_slack_socket_connected 0$/m);
     expect(await (await fetch(`${bot.healthUrl}/livez`)).json()).toEqual({ ok: true });
     connection = await reconnected(env, bot, connection);
     await answerTo(env, (await command(env, '/cell help', OPERATOR)).id);
@@ -202,6 +208,8 @@ describe('Socket Mode end to end', () => {
     expect(afterStall.delivery.connection.id).toBe(last.id);
     await answerTo(env, afterStall.id);
     expect(env.slack.callsOf('apps.connections.open')).toHaveLength(4);
+    expect(await metrics()).toMatch(/^cellops_slack_socket_connected 1$/m);
+    expect(await metrics()).toMatch(/^cellops_slack_socket_reconnects_total 3$/m);
   }, 120_000);
 
   it('keeps reconnecting while apps.connections.open fails, where the Slack client alone would give up', async () => {

@@ -5,6 +5,7 @@
  * replicas do.
  */
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import { startSlackApp, type SlackAppHandle } from '../../src/bot/slack-app.js';
 import { createSlackChat, createSlackWebClient } from '../../src/bot/slack-chat.js';
 import {
@@ -83,6 +84,8 @@ export async function startTestBot(options: {
   readonly healthPort?: number;
   /** Prometheus text for /metrics. */
   readonly metrics?: () => Promise<string>;
+  /** Where the Socket Mode gauges go. */
+  readonly registry?: Registry;
   /** Socket Mode: waits before reconnection attempts in a row. */
   readonly socketReconnectDelaysMs?: readonly number[];
 }): Promise<TestBot> {
@@ -129,6 +132,7 @@ export async function startTestBot(options: {
       ...(options.healthPort === undefined ? {} : { healthPort: options.healthPort }),
     },
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
     ...(options.socketReconnectDelaysMs === undefined
       ? {}
       : { socketReconnectDelaysMs: options.socketReconnectDelaysMs }),
