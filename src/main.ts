@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { collectDefaultMetrics } from 'prom-client';
 import { readEnv, describeEnv, type EnvConfig } from './config/env.js';
 import { loadConfigFile } from './config/load.js';
 import type { CellopsConfig } from './config/config.js';
@@ -109,6 +110,8 @@ export async function startBot(
     commandLogger: logger.child({ component: 'slack' }),
   });
 
+  // Process metrics (CPU, memory, event loop lag, GC, handles) next to the bot's own.
+  collectDefaultMetrics({ register: metrics.registry });
   const app = await startSlackApp({
     env: {
       botToken: env.botToken,
@@ -116,6 +119,8 @@ export async function startBot(
       appToken: env.appToken,
       apiUrl: env.slackApiUrl,
       port: env.port,
+      healthPort: env.healthPort,
+      healthHost: env.healthHost,
     },
     config,
     handlers,
@@ -124,6 +129,7 @@ export async function startBot(
     chat,
     clock,
     metrics: () => metrics.render(),
+    registry: metrics.registry,
   });
 
   const stopRecovery = every(

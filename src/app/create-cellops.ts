@@ -25,6 +25,7 @@ import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js
 import { createFencedWatch } from '../monitor/fenced-watch.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
+import { createRunMetrics } from './run-metrics.js';
 
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
@@ -71,12 +72,13 @@ export interface Cellops {
   readonly handlers: CommandHandlers;
 }
 
-function observerOf(presenter: RunPresenter, extra: RunObserver | undefined): RunObserver {
-  if (extra === undefined) return presenter;
+function observerOf(presenter: RunPresenter, ...extras: (RunObserver | undefined)[]): RunObserver {
+  const others = extras.filter((o): o is RunObserver => o !== undefined);
+  if (others.length === 0) return presenter;
   return {
     onRunEvent: async (run, event) => {
       await presenter.onRunEvent(run, event);
-      await extra.onRunEvent(run, event);
+      for (const other of others) await other.onRunEvent(run, event);
     },
   };
 }
@@ -98,6 +100,13 @@ export function createCellops(deps: CellopsDeps): Cellops {
     recordThread: async (runId, ref) => late.engine?.setThread(runId, ref),
   });
   const runbooks = deps.runbooks ?? createRunbooks();
+  const metrics = createMonitorMetrics();
+  const runMetrics = createRunMetrics({
+    registry: metrics.registry,
+    setRunStates: (counts) => metrics.setRunStates(counts),
+    approvalTimeoutMs: config.slack.approvalTimeoutMs,
+    clock,
+  });
   const engine = createEngine({
     store: stores.runs,
     lock: stores.lock,
@@ -105,7 +114,7 @@ export function createCellops(deps: CellopsDeps): Cellops {
     ports,
     config,
     policy,
-    observer: observerOf(presenter, deps.observer),
+    observer: observerOf(presenter, deps.observer, runMetrics),
     clock,
     logger,
     ownerId: deps.ownerId,
@@ -113,7 +122,6 @@ export function createCellops(deps: CellopsDeps): Cellops {
   });
   late.engine = engine;
 
-  const metrics = createMonitorMetrics();
   const monitor = createMonitor({
     config,
     rpc: ports.rpc,

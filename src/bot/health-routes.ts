@@ -1,8 +1,14 @@
 /**
- * `GET /healthz` and `GET /metrics`, served next to the Bolt receiver in both modes (HTTP and Socket Mode).
- * /healthz checks Redis and Slack auth (retrying auth.test until it works) plus any extra checks, each
- * bounded by a timeout, and answers 200 or 503 with the details; /metrics is Prometheus text, or 404 when
- * metrics are not enabled.
+ * The probes and `/metrics`, served next to the Bolt receiver (HTTP mode) or on their own server
+ * (Socket Mode, or HEALTH_PORT; ./health-server.ts):
+ *
+ * - `GET /livez`: the process is alive. 200 whenever the event loop runs; it touches nothing outside the
+ *   process, so a Redis or Slack outage never makes a liveness probe restart a healthy bot.
+ * - `GET /readyz`: the bot can do its job. Redis answers, Slack accepted the token (auth.test, retried
+ *   here until it works) and, in Socket Mode, the socket is connected; plus any extra checks. Each check
+ *   is bounded by a timeout; 200, or 503 with the reasons.
+ * - `GET /healthz`: the same as /readyz, kept for existing probes.
+ * - `GET /metrics`: Prometheus text, or 404 when metrics are not enabled.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CustomRoute } from '@slack/bolt';
@@ -16,6 +22,13 @@ export interface HealthReport {
   readonly details: Record<string, unknown>;
 }
 
+/** The Socket Mode connection as readiness sees it. */
+export interface SocketHealth {
+  readonly connected: boolean;
+  /** For people: "connected", or what the socket is doing instead and since when. */
+  readonly detail: string;
+}
+
 export interface HealthRoutesDeps {
   readonly redis: Pick<Redis, 'ping'>;
   readonly identity: SlackIdentity;
@@ -24,10 +37,14 @@ export interface HealthRoutesDeps {
   readonly metrics?: (() => Promise<string>) | undefined;
   /** Extra health checks (Redis and Slack auth are always checked). */
   readonly healthy?: (() => Promise<HealthReport>) | undefined;
+  /** Socket Mode only: the connection's state; absent in HTTP mode. */
+  readonly socket?: (() => SocketHealth) | undefined;
 }
 
+export const HEALTH_PATHS = ['/livez', '/readyz', '/healthz', '/metrics'] as const;
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
 
@@ -49,7 +66,8 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-export async function checkHealth(deps: HealthRoutesDeps): Promise<HealthReport> {
+/** Readiness: Redis, Slack auth, the socket (Socket Mode) and the extra checks. */
+export async function checkReadiness(deps: HealthRoutesDeps): Promise<HealthReport> {
   const { identity } = deps;
   const details: Record<string, unknown> = {};
   let ok = true;
@@ -64,6 +82,11 @@ export async function checkHealth(deps: HealthRoutesDeps): Promise<HealthReport>
     await withTimeout(identity.check(), 3_000, 'Slack auth.test').catch(() => undefined);
   details.slack = identity.current() ? 'ok' : (identity.problem() ?? 'auth.test has not succeeded');
   if (!identity.current()) ok = false;
+  if (deps.socket) {
+    const socket = deps.socket();
+    details.socket = socket.detail;
+    if (!socket.connected) ok = false;
+  }
   if (deps.healthy) {
     try {
       const extra = await deps.healthy();
@@ -96,22 +119,30 @@ function serveMetrics(deps: HealthRoutesDeps, res: ServerResponse): void {
   );
 }
 
+function serveReadiness(deps: HealthRoutesDeps, res: ServerResponse): void {
+  void checkReadiness(deps).then(
+    (result) => sendJson(res, result.ok ? 200 : 503, { ok: result.ok, ...result.details }),
+    (error: unknown) => sendJson(res, 503, { ok: false, error: problemOf(error) }),
+  );
+}
+
+/** GET handlers by path, for Bolt's customRoutes and for the separate health server alike. */
+export function healthHandlers(
+  deps: HealthRoutesDeps,
+): Record<(typeof HEALTH_PATHS)[number], (res: ServerResponse) => void> {
+  return {
+    '/livez': (res) => sendJson(res, 200, { ok: true }),
+    '/readyz': (res) => serveReadiness(deps, res),
+    '/healthz': (res) => serveReadiness(deps, res),
+    '/metrics': (res) => serveMetrics(deps, res),
+  };
+}
+
 export function healthRoutes(deps: HealthRoutesDeps): CustomRoute[] {
-  return [
-    {
-      path: '/healthz',
-      method: ['GET'],
-      handler: (_req: IncomingMessage, res: ServerResponse) => {
-        void checkHealth(deps).then(
-          (result) => sendJson(res, result.ok ? 200 : 503, { ok: result.ok, ...result.details }),
-          (error: unknown) => sendJson(res, 503, { ok: false, error: String(error) }),
-        );
-      },
-    },
-    {
-      path: '/metrics',
-      method: ['GET'],
-      handler: (_req: IncomingMessage, res: ServerResponse) => serveMetrics(deps, res),
-    },
-  ];
+  const handlers = healthHandlers(deps);
+  return HEALTH_PATHS.map((path) => ({
+    path,
+    method: ['GET'],
+    handler: (_req: IncomingMessage, res: ServerResponse) => handlers[path](res),
+  }));
 }

@@ -20,6 +20,10 @@ export interface EnvConfig {
   readonly slackApiUrl?: string;
   /** PORT, default 3000. */
   readonly port: number;
+  /** HEALTH_PORT: the probes and /metrics on a port of their own (default: on PORT). */
+  readonly healthPort?: number;
+  /** HEALTH_HOST: the address the health port listens on (default: all interfaces). */
+  readonly healthHost?: string;
   /**
    * REDIS_URL, default redis://127.0.0.1:6379; checked by parseRedisUrl (Sentinel and TLS forms), with
    * REDIS_SENTINEL_PASSWORD, which createRedisClient reads from the environment again.
@@ -35,12 +39,22 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 }
 
+function tcpPort(name: string, text: string, problems: string[]): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    problems.push(`${name}: "${text}" is not a TCP port (0–65535)`);
+  return port;
+}
+
 export function readEnv(env: NodeJS.ProcessEnv): EnvConfig {
   const problems: string[] = [];
-  const portText = nonEmpty(env.PORT) ?? '3000';
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    problems.push(`PORT: "${portText}" is not a TCP port (0–65535)`);
+  const port = tcpPort('PORT', nonEmpty(env.PORT) ?? '3000', problems);
+  const healthPortText = nonEmpty(env.HEALTH_PORT);
+  const healthPort =
+    healthPortText === undefined ? undefined : tcpPort('HEALTH_PORT', healthPortText, problems);
+  if (healthPort !== undefined && healthPort !== 0 && healthPort === port)
+    problems.push('HEALTH_PORT: must differ from PORT (leave it unset to serve the probes on PORT)');
+  const healthHost = nonEmpty(env.HEALTH_HOST);
 
   const botToken = nonEmpty(env.SLACK_BOT_TOKEN);
   const appToken = nonEmpty(env.SLACK_APP_TOKEN);
@@ -73,6 +87,8 @@ export function readEnv(env: NodeJS.ProcessEnv): EnvConfig {
     ...(appToken === undefined ? {} : { appToken }),
     ...(slackApiUrl === undefined ? {} : { slackApiUrl }),
     port,
+    ...(healthPort === undefined ? {} : { healthPort }),
+    ...(healthHost === undefined ? {} : { healthHost }),
     redisUrl: redisUrl ?? DEFAULT_REDIS_URL,
     redisUrlSet: redisUrl !== undefined,
     logLevel: nonEmpty(env.LOG_LEVEL) ?? 'info',
@@ -88,6 +104,7 @@ export function describeEnv(env: EnvConfig): Record<string, unknown> {
     slackMode: env.botToken === undefined ? 'sandbox' : env.appToken ? 'socket' : 'http',
     slackApiUrl: env.slackApiUrl ?? 'https://slack.com/api/',
     port: env.port,
+    ...(env.healthPort === undefined ? {} : { healthPort: env.healthPort }),
     redisUrl: redactRedisUrl(env.redisUrl),
   };
 }

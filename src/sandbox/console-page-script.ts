@@ -3,32 +3,51 @@
  * would (mrkdwn, emoji, buttons with confirm dialogs, threads) and posts commands, button clicks and
  * faults back to the console server. `userNames` is the JSON of user id → display name.
  */
+/** JSON inside a <script>: "<" as \u003c, so no value can close the script element. */
+function scriptJson(json: string): string {
+  return json.replace(/</g, '\\u003c');
+}
+
 export function consolePageScript(userNames: string, channel: string): string {
   return `
-const USERS = ${userNames};
+const USERS = ${scriptJson(userNames)};
 // The emoji shortcodes cellops' messages use, as Slack shows them; unknown ones stay as text.
 const EMOJI = {"x": "❌", "white_check_mark": "✅", "arrow_forward": "▶️", "octagonal_sign": "🛑", "warning": "⚠️", "stopwatch": "⏱️", "red_circle": "🔴", "raised_hand": "✋", "no_entry": "⛔", "lock": "🔒", "bell": "🔔", "white_circle": "⚪", "test_tube": "🧪", "mute": "🔇", "large_yellow_circle": "🟡", "eyes": "👀", "double_vertical_bar": "⏸️", "rotating_light": "🚨", "no_bell": "🔕", "loud_sound": "🔊", "leftwards_arrow_with_hook": "↩️", "large_green_circle": "🟢", "information_source": "ℹ️", "hourglass_flowing_sand": "⏳", "hourglass": "⌛", "grey_question": "❔", "fast_forward": "⏩", "ballot_box_with_check": "☑️", "arrows_counterclockwise": "🔄", "heavy_check_mark": "✔️", "no_entry_sign": "🚫", "wrench": "🔧", "rewind": "⏪"};
-const CHANNEL = ${JSON.stringify(channel)};
+const CHANNEL = ${scriptJson(JSON.stringify(channel))};
 const messages = new Map();
 let openThread = null;
 const $ = (id) => document.getElementById(id);
 const me = () => $('user').value;
 
-function esc(t) { return String(t).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;'); }
-function mrkdwn(text) {
-  // Slack escapes &, < and > itself; undo that first, then render our own escaped HTML.
-  let t = String(text).replace(/&lt;/g,'<').replace(/&gt;/g,'>').replace(/&amp;/g,'&');
-  const parts = [];
-  t = t.replace(/\`\`\`([\\s\\S]*?)\`\`\`/g, (_, code) => { parts.push('<pre>' + esc(code) + '</pre>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/\`([^\`]+)\`/g, (_, code) => { parts.push('<code>' + esc(code) + '</code>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/<@([A-Z0-9_]+)>/g, (_, id) => { parts.push('<span class="mention">@' + esc(USERS[id] || id) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/<#([CG][A-Z0-9]+)(?:\\|([^>]*))?>/g, (_, id, label) => { parts.push('<span class="mention">#' + esc(label || (id === CHANNEL ? 'cell-ops' : id)) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
+function esc(t) { return String(t).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;').replace(/"/g,'&quot;').replace(/'/g,'&#39;'); }
+// Slack's own escapes (&amp; &lt; &gt;) back to characters, for text that is then escaped as HTML.
+function unslack(t) { return String(t).replace(/&lt;/g,'<').replace(/&gt;/g,'>').replace(/&amp;/g,'&'); }
+// Links as Slack makes them: http(s) URLs only; and the sandbox's own permalinks, anchors in this page.
+function safeUrl(url) { return /^https?:\\/\\/[^\\s"'<>]+$/i.test(url) || /^\\/#msg-[0-9.]+$/.test(url) ? url : null; }
+function token(inner) {
+  const bar = inner.indexOf('|');
+  const target = bar < 0 ? inner : inner.slice(0, bar);
+  const label = bar < 0 ? '' : unslack(inner.slice(bar + 1));
+  let m;
+  if ((m = /^@([A-Z0-9_]+)$/.exec(target))) return '<span class="mention">@' + esc(USERS[m[1]] || m[1]) + '</span>';
+  if ((m = /^#([CG][A-Z0-9]+)$/.exec(target))) return '<span class="mention">#' + esc(label || (m[1] === CHANNEL ? 'cell-ops' : m[1])) + '</span>';
   // Slack shows <!date^EPOCH^{tokens}|fallback> in the reader's time zone.
-  t = t.replace(/<!date\\^(\\d+)\\^[^|>]*(?:\\|([^>]*))?>/g, (_, epoch, fallback) => { const d = new Date(Number(epoch) * 1000); parts.push(esc(isNaN(d.getTime()) ? (fallback || epoch) : d.toLocaleString())); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/<!subteam\\^([A-Z0-9]+)(?:\\|([^>]*))?>/g, (_, id, label) => { parts.push('<span class="mention">' + esc(label || '@' + id) + '</span>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/<(https?:[^|>]+|\\/[^|>]*)\\|([^>]+)>/g, (_, url, label) => { parts.push('<a href="' + esc(url) + '">' + esc(label) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = t.replace(/<(https?:[^>]+)>/g, (_, url) => { parts.push('<a href="' + esc(url) + '">' + esc(url) + '</a>'); return '\\u0000' + (parts.length - 1) + '\\u0000'; });
-  t = esc(t).replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m).replace(/\\*([^*\\n]+)\\*/g, '<b>$1</b>').replace(/(^|\\s)_([^_\\n]+)_/g, '$1<i>$2</i>').replace(/~([^~\\n]+)~/g, '<s>$1</s>');
+  if ((m = /^!date\\^(\\d+)\\^/.exec(target))) { const d = new Date(Number(m[1]) * 1000); return esc(isNaN(d.getTime()) ? (label || m[1]) : d.toLocaleString()); }
+  if ((m = /^!subteam\\^([A-Z0-9]+)$/.exec(target))) return '<span class="mention">' + esc(label || '@' + m[1]) + '</span>';
+  const url = safeUrl(unslack(target));
+  if (url) return '<a href="' + esc(url) + '" rel="noopener noreferrer">' + esc(label || url) + '</a>';
+  return null;
+}
+function mrkdwn(text) {
+  // Markup (<…>) is read from the text as sent, before Slack's escapes are undone: a "<" typed by a user
+  // arrives as "&lt;" and stays text; it never becomes a link, a mention or an attribute.
+  let t = String(text).replace(/\\u0000/g, '');
+  const parts = [];
+  const keep = (html) => { parts.push(html); return '\\u0000' + (parts.length - 1) + '\\u0000'; };
+  t = t.replace(/\`\`\`([\\s\\S]*?)\`\`\`/g, (_, code) => keep('<pre>' + esc(unslack(code)) + '</pre>'));
+  t = t.replace(/\`([^\`]+)\`/g, (_, code) => keep('<code>' + esc(unslack(code)) + '</code>'));
+  t = t.replace(/<([^<>]*)>/g, (whole, inner) => keep(token(inner) ?? esc(unslack(whole))));
+  t = esc(unslack(t)).replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m).replace(/\\*([^*\\n]+)\\*/g, '<b>$1</b>').replace(/(^|\\s)_([^_\\n]+)_/g, '$1<i>$2</i>').replace(/~([^~\\n]+)~/g, '<s>$1</s>');
   return t.replace(/\\u0000(\\d+)\\u0000/g, (_, i) => parts[Number(i)]);
 }
 function textOf(obj) { if (!obj) return ''; return obj.type === 'plain_text' ? esc(obj.text).replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m) : mrkdwn(obj.text); }
@@ -54,17 +73,17 @@ function renderBlocks(msg) {
 }
 function button(e, msg) {
   const data = encodeURIComponent(JSON.stringify({ action_id: e.action_id, value: e.value || '', confirm: e.confirm || null, ts: msg.ts, thread: msg.threadTs || msg.ts }));
-  return '<button class="' + (e.style || '') + '" data-action="' + data + '">' + esc(e.text && e.text.text || 'Button') + '</button>';
+  return '<button class="' + esc(e.style || '') + '" data-action="' + esc(data) + '">' + esc(e.text && e.text.text || 'Button') + '</button>';
 }
 function visible(m) { return !m.onlyFor || m.onlyFor === me(); }
 function renderMessage(m) {
   const replies = [...messages.values()].filter((r) => r.threadTs === m.ts && visible(r)).length;
   const you = m.onlyFor ? ' <span class="meta">Only visible to you</span>' : '';
   const time = new Date(m.at).toLocaleTimeString();
-  return '<div class="msg' + (m.onlyFor ? ' eph' : '') + '" id="msg-' + m.ts + '"><div class="avatar">co</div><div class="body">' +
+  return '<div class="msg' + (m.onlyFor ? ' eph' : '') + '" id="msg-' + esc(m.ts) + '"><div class="avatar">co</div><div class="body">' +
     '<span class="who">cellops</span><span class="meta">' + time + ' · sandbox</span>' + you +
     renderBlocks(m) + (m.edited ? '<div class="edited">(edited)</div>' : '') +
-    (!m.threadTs && replies > 0 ? '<div class="replies" data-thread="' + m.ts + '">' + replies + (replies === 1 ? ' reply' : ' replies') + '</div>' : '') +
+    (!m.threadTs && replies > 0 ? '<div class="replies" data-thread="' + esc(m.ts) + '">' + replies + (replies === 1 ? ' reply' : ' replies') + '</div>' : '') +
     '</div></div>';
 }
 function render() {

@@ -1,7 +1,10 @@
 /**
  * The sandbox's HTTP server: the web console page, a server-sent event stream of messages, and JSON
  * endpoints for slash commands, button clicks and faults. It listens on loopback only: the sandbox has no
- * authentication, so it must not be reachable from elsewhere.
+ * authentication, so it must not be reachable from elsewhere. For the same reason /api/* answers only
+ * requests to its own loopback name (a DNS-rebinding page sends another Host) and from its own origin
+ * (403 otherwise), and POSTs only as JSON (415 otherwise): a cross-site form cannot send JSON, and a
+ * cross-site fetch of JSON needs a CORS preflight this server never grants.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +49,28 @@ function str(body: Record<string, unknown>, key: string): string {
   return value;
 }
 
+/** The mediatype of a Content-Type header, lower case, without parameters. */
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Why a request to /api/* is refused, or undefined when it may go on. */
+export function refusal(
+  req: Pick<IncomingMessage, 'method' | 'headers'>,
+  port: number,
+): { status: 403 | 415; error: string } | undefined {
+  const host = req.headers.host ?? '';
+  if (![`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`].includes(host.toLowerCase()))
+    return { status: 403, error: 'this console answers only on its own loopback address' };
+  const origin = req.headers.origin;
+  // Browsers send Origin with every cross-origin request and with same-origin POSTs; tools send none.
+  if (origin !== undefined && origin.toLowerCase() !== `http://${host.toLowerCase()}`)
+    return { status: 403, error: 'requests from other origins are refused' };
+  if (req.method === 'POST' && mediaType(req.headers['content-type']) !== 'application/json')
+    return { status: 415, error: 'send JSON (content-type: application/json)' };
+  return undefined;
+}
+
 export interface ConsoleServer {
   readonly url: string;
   readonly port: number;
@@ -61,6 +86,8 @@ export async function startConsoleServer(deps: {
 }): Promise<ConsoleServer> {
   const page = renderConsolePage(deps.page);
   const streams = new Set<ServerResponse>();
+  // Set once listening (deps.port may be 0).
+  let port = deps.port;
 
   const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json'): void => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -70,9 +97,14 @@ export async function startConsoleServer(deps: {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/') return send(res, 200, page, 'text/html; charset=utf-8');
-    if (req.method === 'GET' && path === '/healthz') {
+    if (req.method === 'GET' && path === '/livez') return send(res, 200, { ok: true });
+    if (req.method === 'GET' && (path === '/readyz' || path === '/healthz')) {
       const health = await deps.handlers.health();
       return send(res, health.ok ? 200 : 503, health);
+    }
+    if (path?.startsWith('/api/')) {
+      const refused = refusal(req, port);
+      if (refused) return send(res, refused.status, { ok: false, error: refused.error });
     }
     if (req.method === 'GET' && path === '/metrics')
       return send(res, 200, await deps.handlers.metrics(), 'text/plain; version=0.0.4');
@@ -133,7 +165,7 @@ export async function startConsoleServer(deps: {
     server.once('error', reject);
     server.listen(deps.port, '127.0.0.1', () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
     port,

@@ -96,7 +96,22 @@ export function renderAlertMessage(view: AlertView): RenderedMessage {
     // A failover replaces a CN; it makes no sense for a PN, a standby of its own, or with no standby.
     ...(view.kind === 'standby-lagging' || view.kind === 'no-standby' || view.standbyOf
       ? []
-      : [button({ actionId: ALERT_ACTIONS.startFailover, text: 'Start failover', style: 'danger', value })]),
+      : [
+          button({
+            actionId: ALERT_ACTIONS.startFailover,
+            text: 'Start failover',
+            style: 'danger',
+            value,
+            // One click starts a run that replaces a consensus node: ask first, as Approve and Abort do.
+            confirm: {
+              title: `Fail over ${view.node}?`,
+              text: `This starts the failover runbook for ${view.node}. Its destructive steps still wait for approval.`,
+              confirm: 'Start failover',
+              deny: 'Cancel',
+              style: 'danger',
+            },
+          }),
+        ]),
     button({ actionId: ALERT_ACTIONS.mute, text: 'Mute 30m', value }),
     button({ actionId: ALERT_ACTIONS.acknowledge, text: 'Acknowledge', value }),
   ];

@@ -116,12 +116,21 @@ describe('cellops started as a process', () => {
     await redis?.stop();
   });
 
-  it('serves /healthz with Redis and Slack auth checked, and /metrics', async () => {
-    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
-    expect(health.status).toBe(200);
+  it('serves /livez, /readyz and /healthz with Redis and Slack auth checked, and /metrics', async () => {
+    for (const path of ['/healthz', '/readyz', '/livez'])
+      expect((await fetch(`http://127.0.0.1:${port}${path}`)).status, path).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()).toEqual({
+      ok: true,
+      redis: 'ok',
+      slack: 'ok',
+    });
     expect(slack.callsOf('auth.test').length).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/cellops_/);
+    expect(metrics).toMatch(/^cellops_runs\{state="running"\} 0$/m);
+    expect(metrics).toMatch(/^# TYPE cellops_run_duration_seconds histogram$/m);
+    // prom-client's default process metrics.
+    expect(metrics).toMatch(/^process_cpu_seconds_total /m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds /m);
   });
 
   it('answers a signed /cell status and refuses a forged one with 401', async () => {

@@ -13,6 +13,7 @@ import { closeRedis, testRedis, uniquePrefix } from '../support/redis-client.js'
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { ONCALL } from '../support/redis-engine.js';
 import { blockActionsBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
+import { approvalRequest, blocksText, updatesOf, waitForResult } from '../support/slack-run-messages.js';
 import { startSlackStandIn, type ApiCall, type SlackStandIn } from '../support/slack-stand-in.js';
 
 let redisServer: RedisServer;
@@ -85,33 +86,6 @@ async function click(env: Env, bot: TestBot, actionId: string, value: string, us
   return { ...response, id };
 }
 
-function blocksText(call: ApiCall): string {
-  return JSON.stringify(call.args.blocks ?? []);
-}
-
-interface ApprovalRequest {
-  readonly ts: string;
-  readonly value: string;
-}
-
-/** Waits for the approval request of `stepId` and returns its ts and button value. */
-async function approvalRequest(env: Env, stepId: string): Promise<ApprovalRequest> {
-  const call = await env.slack.waitFor(`the approval request of ${stepId}`, () =>
-    env.slack
-      .callsOf('chat.postMessage')
-      .find(
-        (c) =>
-          blocksText(c).includes(RUN_ACTIONS.approve) && blocksText(c).includes(`"stepId\\":\\"${stepId}`),
-      ),
-  );
-  const blocks = call.args.blocks as { type: string; elements?: { action_id: string; value: string }[] }[];
-  const approve = blocks
-    .find((b) => b.type === 'actions')
-    ?.elements?.find((e) => e.action_id === RUN_ACTIONS.approve);
-  if (!approve) throw new Error('no Approve button');
-  return { ts: String(call.result?.ts), value: approve.value };
-}
-
 /** The ts Slack gave a post. */
 function tsOf(call: ApiCall): string {
   return String(call.result?.ts);
@@ -143,16 +117,6 @@ async function eventually(what: string, check: () => Promise<boolean>): Promise<
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`never happened: ${what}`);
-}
-
-function updatesOf(env: Env, ts: string): ApiCall[] {
-  return env.slack.callsOf('chat.update').filter((c) => c.args.ts === ts);
-}
-
-async function waitForResult(env: Env, text: RegExp): Promise<ApiCall> {
-  return env.slack.waitFor(`a post matching ${String(text)}`, () =>
-    env.slack.callsOf('chat.postMessage').find((c) => text.test(String(c.args.text))),
-  );
 }
 
 describe('Slack bot end to end', () => {
@@ -356,14 +320,55 @@ describe('Slack bot end to end', () => {
     expect(run?.steps.find((s) => s.id === 'fence')?.approvals).toHaveLength(1);
   });
 
-  it('serves /healthz (Redis and Slack auth) and /metrics next to /slack/events', async () => {
+  it('serves /livez, /readyz and /healthz (Redis and Slack auth) and /metrics next to /slack/events', async () => {
     const env = await setup();
     const [bot] = env.bots as [TestBot];
     const base = bot.url.replace('/slack/events', '');
-    const health = await fetch(`${base}/healthz`);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ ok: true, redis: 'ok', slack: 'ok' });
+    expect(bot.healthUrl).toBe(base);
+    for (const path of ['/readyz', '/healthz']) {
+      const health = await fetch(`${base}${path}`);
+      expect(health.status, path).toBe(200);
+      expect(await health.json()).toEqual({ ok: true, redis: 'ok', slack: 'ok' });
+    }
+    expect(await (await fetch(`${base}/livez`)).json()).toEqual({ ok: true });
     expect((await fetch(`${base}/metrics`)).status).toBe(404);
+  });
+
+  it('serves the probes and /metrics only on HEALTH_PORT when one is given, not next to /slack/events', async () => {
+    const env = await setup(0);
+    const bot = await startTestBot({
+      redisUrl: redisServer.url,
+      config: testConfig({ prefix: env.prefix }),
+      slack: env.slack,
+      ownerId: 'bot-health-port',
+      logger: env.logger,
+      healthPort: 0,
+      metrics: async () => 'cellops_test_metric 1\n',
+    });
+    env.bots.push(bot);
+    const slackBase = bot.url.replace('/slack/events', '');
+    expect(bot.healthUrl).not.toBe(slackBase);
+    for (const path of ['/livez', '/readyz', '/healthz', '/metrics']) {
+      expect((await fetch(`${bot.healthUrl}${path}`)).status, path).toBe(200);
+      expect((await fetch(`${slackBase}${path}`)).status, path).toBe(404);
+    }
+    expect(await (await fetch(`${bot.healthUrl}/metrics`)).text()).toBe('cellops_test_metric 1\n');
+    expect((await fetch(`${bot.healthUrl}/slack/events`, { method: 'POST' })).status).toBe(404);
+    expect((await fetch(`${bot.healthUrl}/readyz`, { method: 'POST' })).status).toBe(405);
+    await command(env, bot, '/cell', 'help', OPERATOR);
+  });
+
+  it('answers /readyz 503 with the reason when Redis does not answer, while /livez stays 200', async () => {
+    const env = await setup();
+    const [bot] = env.bots as [TestBot];
+    const base = bot.url.replace('/slack/events', '');
+    bot.redis.disconnect();
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(503);
+    const body = (await ready.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ ok: false, slack: 'ok' });
+    expect(String(body.redis)).not.toBe('ok');
+    expect((await fetch(`${base}/livez`)).status).toBe(200);
   });
 
   it('starts when Slack is unreachable at start, reports it on /healthz, and recovers', async () => {

@@ -5,6 +5,7 @@
  * replicas do.
  */
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import { startSlackApp, type SlackAppHandle } from '../../src/bot/slack-app.js';
 import { createSlackChat, createSlackWebClient } from '../../src/bot/slack-chat.js';
 import {
@@ -60,7 +61,10 @@ export function testFailoverRunbook(): RunbookDefinition<FailoverParams> {
 }
 
 export interface TestBot {
+  /** POST /slack/events (HTTP mode). */
   readonly url: string;
+  /** Where /livez, /readyz, /healthz and /metrics are served. */
+  readonly healthUrl: string;
   readonly engine: Engine;
   readonly presenter: RunPresenter;
   readonly app: SlackAppHandle;
@@ -74,6 +78,16 @@ export async function startTestBot(options: {
   readonly slack: SlackStandIn;
   readonly ownerId: string;
   readonly logger: Logger;
+  /** Socket Mode with this app-level token (see ./socket-mode-stand-in.ts); default the HTTP receiver. */
+  readonly appToken?: string;
+  /** Serve the probes and /metrics on a port of their own (0: any free one), as HEALTH_PORT does. */
+  readonly healthPort?: number;
+  /** Prometheus text for /metrics. */
+  readonly metrics?: () => Promise<string>;
+  /** Where the Socket Mode gauges go. */
+  readonly registry?: Registry;
+  /** Socket Mode: waits before reconnection attempts in a row. */
+  readonly socketReconnectDelaysMs?: readonly number[];
 }): Promise<TestBot> {
   const { config, logger } = options;
   const redis = testRedis(options.redisUrl);
@@ -114,7 +128,14 @@ export async function startTestBot(options: {
       apiUrl: options.slack.apiUrl,
       port: 0,
       host: '127.0.0.1',
+      ...(options.appToken === undefined ? {} : { appToken: options.appToken }),
+      ...(options.healthPort === undefined ? {} : { healthPort: options.healthPort }),
     },
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
+    ...(options.socketReconnectDelaysMs === undefined
+      ? {}
+      : { socketReconnectDelaysMs: options.socketReconnectDelaysMs }),
     config,
     handlers: createCommandHandlers({
       config,
@@ -132,6 +153,7 @@ export async function startTestBot(options: {
   });
   return {
     url: `http://127.0.0.1:${app.port}/slack/events`,
+    healthUrl: `http://127.0.0.1:${app.healthPort}`,
     engine,
     presenter,
     app,

@@ -123,3 +123,16 @@ export async function postSigned(
   });
   return { status: response.status, text: await response.text() };
 }
+
+/** A slash command as Socket Mode carries it: the same fields, as an object instead of a form. */
+export function slashCommandPayload(command: SlashCommand): Record<string, unknown> {
+  return Object.fromEntries(new URLSearchParams(slashCommandBody(command)));
+}
+
+/** A block_actions payload as Socket Mode carries it: the JSON object itself. */
+export function blockActionsPayload(click: ButtonClick): Record<string, unknown> {
+  return JSON.parse(new URLSearchParams(blockActionsBody(click)).get('payload') ?? '{}') as Record<
+    string,
+    unknown
+  >;
+}

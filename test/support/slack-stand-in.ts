@@ -35,6 +35,11 @@ export interface SlackStandIn {
   rateLimit(method: string, retryAfterS: number, times?: number): void;
   /** The next `times` calls of `method` answer HTTP `status` (or `{ok:false, error}` when status is 200). */
   fail(method: string, status: number, times?: number, error?: string): void;
+  /** Answers `method` with `answer` from now on (e.g. apps.connections.open for the Socket Mode stand-in). */
+  answerWith(
+    method: string,
+    answer: (args: Record<string, unknown>, token: string | undefined) => Record<string, unknown>,
+  ): void;
   /** Waits until `check` returns something truthy; throws with `what` after `timeoutMs`. */
   waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs?: number): Promise<T>;
   close(): Promise<void>;
@@ -68,6 +73,7 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
   const usergroups = new Map<string, string[]>();
   const limits = new Map<string, { retryAfterS: number; times: number }>();
   const failures = new Map<string, { status: number; times: number; error: string }>();
+  const custom = new Map<string, Parameters<SlackStandIn['answerWith']>[1]>();
   let seq = 0;
 
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -128,7 +134,7 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
           else json(res, failure.status, { ok: false, error: failure.error });
           return;
         }
-        call.result = answer(method, args);
+        call.result = custom.get(method)?.(args, call.token) ?? answer(method, args);
         json(res, 200, call.result);
         return;
       }
@@ -158,6 +164,7 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
     responses,
     usergroups,
     callsOf: (method) => calls.filter((c) => c.method === method),
+    answerWith: (method, answer) => custom.set(method, answer),
     rateLimit: (method, retryAfterS, times = 1) => limits.set(method, { retryAfterS, times }),
     fail: (method, status, times = 1, error = 'internal_error') =>
       failures.set(method, { status, times, error }),

@@ -56,4 +56,15 @@ describe('environment', () => {
     }
     expect(() => readEnv({ REDIS_SENTINEL_PASSWORD: 'x' })).toThrow(/not a redis\+sentinel:\/\/ URL/);
   });
+
+  it('takes HEALTH_PORT and HEALTH_HOST for the probes, refusing a port clash or a non-port', () => {
+    expect(readEnv({ HEALTH_PORT: '9102', HEALTH_HOST: '10.0.0.5' })).toMatchObject({
+      port: 3000,
+      healthPort: 9102,
+      healthHost: '10.0.0.5',
+    });
+    expect(readEnv({}).healthPort).toBeUndefined();
+    expect(() => readEnv({ HEALTH_PORT: '3000' })).toThrow(/HEALTH_PORT: must differ from PORT/);
+    expect(() => readEnv({ HEALTH_PORT: 'metrics' })).toThrow(/HEALTH_PORT: "metrics" is not a TCP port/);
+  });
 });

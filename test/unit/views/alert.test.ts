@@ -37,6 +37,16 @@ describe('alert blocks', () => {
       ALERT_ACTIONS.acknowledge,
     ]);
     expect(actions.elements[0]?.style).toBe('danger');
+    // Start failover asks first, as Approve and Abort do; Mute and Acknowledge change nothing on the cell.
+    expect(actions.elements[0]).toMatchObject({
+      confirm: {
+        title: { type: 'plain_text', text: 'Fail over cn1?' },
+        confirm: { type: 'plain_text', text: 'Start failover' },
+        deny: { type: 'plain_text', text: 'Cancel' },
+        style: 'danger',
+      },
+    });
+    expect(actions.elements.slice(1).some((e) => 'confirm' in e)).toBe(false);
     for (const e of actions.elements)
       expect(JSON.parse(e.value)).toEqual({ node: 'cn1', incident: 'cn1-abc' });
   });
