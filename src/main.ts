@@ -32,6 +32,10 @@ import { boltLogger } from './bot/bolt-logger.js';
 import { startSlackApp } from './bot/slack-app.js';
 import { createCellops } from './app/create-cellops.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
+import { readPagerSecrets } from './escalation/pager-env.js';
+import { createPagers } from './adapters/pager/create-pagers.js';
+import { createRedisEscalationStore } from './escalation/redis-escalation-store.js';
+import type { Pager } from './ports/pager.js';
 
 /** How often this replica looks for runs whose owner died. */
 const RECOVER_EVERY_MS = 15_000;
@@ -71,6 +75,10 @@ export async function startBot(
   logger: Logger,
 ): Promise<Running> {
   const clock = createSystemClock();
+  // Pager secrets are read before anything starts: a missing one is a ConfigError and the bot does not start.
+  const pagers: Pager[] | undefined = config.escalation
+    ? createPagers(config.escalation, readPagerSecrets(config.escalation, process.env), { clock })
+    : undefined;
   const redis = createRedisClient(env.redisUrl, process.env, { logger });
   const keys = createRedisKeys(config.redisPrefix);
   const ownerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -90,7 +98,7 @@ export async function startBot(
 
   const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
   const chat = createSlackChat({ client, redis, keys, clock, logger });
-  const { engine, presenter, monitor, metrics, handlers } = createCellops({
+  const { engine, presenter, monitor, metrics, handlers, escalation } = createCellops({
     config,
     ports,
     chat,
@@ -106,7 +114,17 @@ export async function startBot(
     readinessChecks: true,
     // Command refusals and failures are logged with the Slack requests that caused them.
     commandLogger: logger.child({ component: 'slack' }),
+    ...(config.escalation && pagers
+      ? {
+          escalation: {
+            settings: config.escalation,
+            pagers,
+            store: createRedisEscalationStore({ redis, keys, logger }),
+          },
+        }
+      : {}),
   });
+  await escalation?.start();
 
   const app = await startSlackApp({
     env: {
@@ -142,6 +160,7 @@ export async function startBot(
     stop: async () => {
       logger.info({}, 'cellops is stopping; runs stay in Redis and resume on the next start or replica');
       await monitor.stop();
+      await escalation?.stop();
       await stopRecovery();
       await app.stop();
       await engine.close();
@@ -190,7 +209,18 @@ async function main(): Promise<void> {
       }
       throw error;
     }
-    running = await startBot({ ...env, botToken: env.botToken }, config, logger);
+    try {
+      running = await startBot({ ...env, botToken: env.botToken }, config, logger);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+        process.stderr.write(
+          'cellops did not start: set the variables above or change escalation in the configuration\n',
+        );
+        process.exit(1);
+      }
+      throw error;
+    }
   }
 
   let stopping = false;

@@ -46,6 +46,8 @@ import { probeRound, updateTracks, type Tracks } from './probe-round.js';
 import { createProbeScheduler, type ProbeScheduler } from './probe-scheduler.js';
 import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects, type Subject } from './subjects.js';
 import type { CellView, MonitorControl } from './types.js';
+import type { AlertEscalation, ExpectedDisturbances } from './monitor-hooks.js';
+import { initialExpected, refreshExpected, type ExpectedState } from './run-expected.js';
 
 export interface MonitorOptions {
   /**
@@ -83,6 +85,10 @@ export interface MonitorDeps {
   /** Identity of this replica in the lease. Default: random. */
   readonly replicaId?: string;
   readonly options?: MonitorOptions;
+  /** Told of every open and resolved alert (paging the on-call). */
+  readonly escalation?: AlertEscalation;
+  /** Nodes runs are working on: no alert for what the run causes. */
+  readonly expected?: ExpectedDisturbances;
 }
 
 export interface Monitor extends MonitorControl {
@@ -120,6 +126,7 @@ interface MonitorContext {
   readonly replicaId: string;
   readonly leaseTtlMs: number;
   readonly viewSaveIntervalMs: number;
+  readonly expected: ExpectedDisturbances | undefined;
 }
 
 /** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
@@ -132,6 +139,7 @@ interface MonitorState {
   /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
   viewSavedAt: number | undefined;
   viewMutes: ReadonlyMap<string, MuteRecord>;
+  readonly expected: ExpectedState;
 }
 
 export function createMonitor(deps: MonitorDeps): Monitor {
@@ -146,6 +154,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     reference: undefined,
     viewSavedAt: undefined,
     viewMutes: new Map(),
+    expected: initialExpected(),
   };
   let current: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
@@ -257,6 +266,7 @@ function monitorContext(
       orphanAfterMs: options.orphanAfterMs ?? 60_000,
       lagBlocks: config.monitor.lagBlocks,
       metrics,
+      escalation: deps.escalation,
     },
     checks: {
       cnRoles,
@@ -268,6 +278,7 @@ function monitorContext(
     replicaId: deps.replicaId ?? randomBytes(8).toString('hex'),
     leaseTtlMs: options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000),
     viewSaveIntervalMs: Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000),
+    expected: deps.expected,
   };
 }
 
@@ -279,6 +290,7 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
   const subjects = await resolveSubjects(ctx.config.nodes, ctx.cnRoles, ctx.cellState, logger);
   st.subjects = subjects;
   let viewChanged = !sameSubjects(previousSubjects, subjects);
+  await refreshExpected(ctx.expected, st.expected, st.tracks, subjects, logger);
   const { outcomes, reference } = await probeRound(
     ctx.scheduler,
     subjects,
@@ -306,6 +318,7 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
     mutes,
     reference,
     now,
+    expected: st.expected,
   });
 
   if (!sameMutes(st.viewMutes, liveMutes)) viewChanged = true;
@@ -334,6 +347,8 @@ async function holdLease(ctx: MonitorContext, st: MonitorState): Promise<boolean
   if (!st.leader) {
     if (wasLeader) logger.warn({ replica: replicaId }, 'lost the monitor lease');
     st.tracks.clear();
+    st.expected.expected = new Map();
+    st.expected.noted.clear();
     st.checkDue.clear();
     st.viewSavedAt = undefined;
     return false;

@@ -138,6 +138,10 @@ function stopPn(timings: SnapshotFailoverTimings): FailoverStep {
     id: 'stop-pn',
     title: STOP_PN_TITLE,
     destructive: true,
+    disturbs: (ctx) => {
+      const pn = ctx.fact<string>(SNAPSHOT_FACTS.pn);
+      return pn === undefined ? [] : [pn];
+    },
     timeoutMs: timings.serviceStopMs + 30_000,
     describe: (ctx) => {
       const pn = pnWords(ctx);
@@ -447,6 +451,7 @@ function fenceAndMoveIp(timings: SnapshotFailoverTimings): FailoverStep {
     id: 'fence-and-move-ip',
     title: "Fence the failed CN's instance, then move its Elastic IP",
     destructive: true,
+    disturbs: (ctx) => [ctx.params.cn],
     timeoutMs: 2 * timings.instanceStoppedMs + 2 * timings.fenceSshMs + 60_000,
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);

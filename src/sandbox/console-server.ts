@@ -3,6 +3,7 @@
  * endpoints for slash commands, button clicks and faults. It listens on loopback only: the sandbox has no
  * authentication, so it must not be reachable from elsewhere.
  */
+import type { PagerPanel } from './sandbox-pager.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../ports/logger.js';
@@ -21,6 +22,8 @@ export interface ConsoleHandlers {
   fault(node: string, fault: string, user: string): Promise<void>;
   health(): Promise<{ ok: boolean; details: Record<string, unknown> }>;
   metrics(): Promise<string>;
+  /** The Pager panel: pages the sandbox would have sent and what escalation waits for. */
+  pager?(): Promise<PagerPanel>;
 }
 
 const MAX_BODY = 16 * 1024;
@@ -77,6 +80,8 @@ export async function startConsoleServer(deps: {
     if (req.method === 'GET' && path === '/metrics')
       return send(res, 200, await deps.handlers.metrics(), 'text/plain; version=0.0.4');
     if (req.method === 'GET' && path === '/api/messages') return send(res, 200, deps.chat.messages());
+    if (req.method === 'GET' && path === '/api/pager')
+      return send(res, 200, (await deps.handlers.pager?.()) ?? { sent: [], waiting: [] });
     if (req.method === 'GET' && path === '/api/events') {
       res.writeHead(200, {
         'content-type': 'text/event-stream',
