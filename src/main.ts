@@ -171,6 +171,20 @@ export async function startBot(
   };
 }
 
+/** Runs `start`; a ConfigError prints its problems and what to do, and the process exits without starting. */
+async function refuseOnConfigError<T>(start: () => Promise<T>, hint: string): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+      process.stderr.write(`cellops did not start: ${hint}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
   let env: EnvConfig;
   try {
@@ -196,31 +210,15 @@ async function main(): Promise<void> {
     process.stdout.write(`\ncellops sandbox: open ${sandbox.url}\n  state: ${sandbox.store.description}\n\n`);
     running = sandbox;
   } else {
-    let config: CellopsConfig;
-    try {
-      config = await loadConfigFile(env.configPath);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        for (const problem of error.problems) process.stderr.write(`${problem}\n`);
-        process.stderr.write(
-          'cellops did not start: fix the configuration above (check it with: npm run cellops -- check-config)\n',
-        );
-        process.exit(1);
-      }
-      throw error;
-    }
-    try {
-      running = await startBot({ ...env, botToken: env.botToken }, config, logger);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        for (const problem of error.problems) process.stderr.write(`${problem}\n`);
-        process.stderr.write(
-          'cellops did not start: set the variables above or change escalation in the configuration\n',
-        );
-        process.exit(1);
-      }
-      throw error;
-    }
+    const botToken = env.botToken;
+    const config = await refuseOnConfigError(
+      () => loadConfigFile(env.configPath),
+      'fix the configuration above (check it with: npm run cellops -- check-config)',
+    );
+    running = await refuseOnConfigError(
+      () => startBot({ ...env, botToken }, config, logger),
+      'set the variables above or change escalation in the configuration',
+    );
   }
 
   let stopping = false;
