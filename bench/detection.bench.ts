@@ -22,7 +22,15 @@ const silent = createSilentLogger();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function trial(index: number, standIns: Awaited<ReturnType<typeof startStandIns>>): Promise<number> {
+interface TrialResult {
+  readonly detectionMs: number;
+  readonly recoveryMs: number;
+}
+
+async function trial(
+  index: number,
+  standIns: Awaited<ReturnType<typeof startStandIns>>,
+): Promise<TrialResult> {
   const cn = standIns.add(`t${index}-cn1`);
   const pn = standIns.add(`t${index}-pn1`);
   const config = monitorConfig({
@@ -32,13 +40,20 @@ async function trial(index: number, standIns: Awaited<ReturnType<typeof startSta
     },
   });
   let postedAt: number | undefined;
+  let recoveredAt: number | undefined;
   let notify: () => void = () => undefined;
+  let notifyRecovered: () => void = () => undefined;
   const posted = new Promise<void>((resolve) => (notify = resolve));
+  const recovered = new Promise<void>((resolve) => (notifyRecovered = resolve));
   const chat: Chat = {
     post: async (message) => {
       if (message.threadTs === undefined && postedAt === undefined && message.text.startsWith('cn1')) {
         postedAt = performance.now();
         notify();
+      }
+      if (message.threadTs !== undefined && recoveredAt === undefined && message.text.includes('Recovered')) {
+        recoveredAt = performance.now();
+        notifyRecovered();
       }
       return { channel: message.channel, ts: String(performance.now()) };
     },
@@ -68,9 +83,18 @@ async function trial(index: number, standIns: Awaited<ReturnType<typeof startSta
   await cn.stall();
   const stalledAt = performance.now();
   await Promise.race([posted, sleep(60_000)]);
+  if (postedAt === undefined) {
+    await monitor.stop();
+    throw new Error(`trial ${index}: no alert within 60 s of the stall`);
+  }
+  // Recovery at a random moment relative to the probes.
+  await sleep(3_000 + Math.random() * 3_000);
+  cn.resume();
+  const resumedAt = performance.now();
+  await Promise.race([recovered, sleep(60_000)]);
   await monitor.stop();
-  if (postedAt === undefined) throw new Error(`trial ${index}: no alert within 60 s of the stall`);
-  return postedAt - stalledAt;
+  if (recoveredAt === undefined) throw new Error(`trial ${index}: no recovery note within 60 s`);
+  return { detectionMs: postedAt - stalledAt, recoveryMs: recoveredAt - resumedAt };
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -78,7 +102,13 @@ export async function run(): Promise<BenchRow[]> {
   // One block per second, like Kaia.
   const standIns = await startStandIns(() => 1_000_000 + Math.floor((Date.now() - t0) / 1_000));
   try {
-    const latencies = await Promise.all(Array.from({ length: TRIALS }, (_, i) => trial(i, standIns)));
+    const results = await Promise.all(Array.from({ length: TRIALS }, (_, i) => trial(i, standIns)));
+    const latencies = results.map((r) => r.detectionMs);
+    const recoveries = results.map((r) => r.recoveryMs);
+    const recoveryP95 = percentile(
+      [...recoveries].sort((a, b) => a - b),
+      95,
+    );
     const defaults = monitorConfig().monitor;
     const sorted = [...latencies].sort((a, b) => a - b);
     const p95 = percentile(sorted, 95);
@@ -92,6 +122,10 @@ export async function run(): Promise<BenchRow[]> {
       summarize('detection: latency − stall threshold', overThreshold, {
         unit: 'ms',
         note: `${withinInterval}/${TRIALS} within one interval (${defaults.intervalMs} ms) of the threshold`,
+      }),
+      summarize('recovery: node moves again → "Recovered" in the thread', recoveries, {
+        unit: 'ms',
+        note: `p95 ${(recoveryP95 / 1000).toFixed(1)} s (goal ≤ 10 s); ${TRIALS} concurrent trials, real time`,
       }),
     ];
   } finally {

@@ -34,6 +34,10 @@ import { boltLogger } from './bot/bolt-logger.js';
 import { startSlackApp } from './bot/slack-app.js';
 import { createCellops } from './app/create-cellops.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
+import { readPagerSecrets } from './escalation/pager-env.js';
+import { createPagers } from './adapters/pager/create-pagers.js';
+import { createRedisEscalationStore } from './escalation/redis-escalation-store.js';
+import type { Pager } from './ports/pager.js';
 
 /** How often this replica looks for runs whose owner died. */
 const RECOVER_EVERY_MS = 15_000;
@@ -73,6 +77,10 @@ export async function startBot(
   logger: Logger,
 ): Promise<Running> {
   const clock = createSystemClock();
+  // Pager secrets are read before anything starts: a missing one is a ConfigError and the bot does not start.
+  const pagers: Pager[] | undefined = config.escalation
+    ? createPagers(config.escalation, readPagerSecrets(config.escalation, process.env), { clock })
+    : undefined;
   const redis = createRedisClient(env.redisUrl, process.env, { logger });
   const keys = createRedisKeys(config.redisPrefix);
   const ownerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -92,7 +100,7 @@ export async function startBot(
 
   const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
   const chat = createSlackChat({ client, redis, keys, clock, logger });
-  const { engine, presenter, monitor, metrics, handlers } = createCellops({
+  const { engine, presenter, monitor, metrics, handlers, escalation } = createCellops({
     config,
     ports,
     chat,
@@ -108,7 +116,17 @@ export async function startBot(
     readinessChecks: true,
     // Command refusals and failures are logged with the Slack requests that caused them.
     commandLogger: logger.child({ component: 'slack' }),
+    ...(config.escalation && pagers
+      ? {
+          escalation: {
+            settings: config.escalation,
+            pagers,
+            store: createRedisEscalationStore({ redis, keys, logger }),
+          },
+        }
+      : {}),
   });
+  await escalation?.start();
 
   // Process metrics (CPU, memory, event loop lag, GC, handles) next to the bot's own.
   collectDefaultMetrics({ register: metrics.registry });
@@ -149,6 +167,7 @@ export async function startBot(
     stop: async () => {
       logger.info({}, 'cellops is stopping; runs stay in Redis and resume on the next start or replica');
       await monitor.stop();
+      await escalation?.stop();
       await stopRecovery();
       await app.stop();
       await engine.close();
@@ -157,6 +176,20 @@ export async function startBot(
       redis.disconnect();
     },
   };
+}
+
+/** Runs `start`; a ConfigError prints its problems and what to do, and the process exits without starting. */
+async function refuseOnConfigError<T>(start: () => Promise<T>, hint: string): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) process.stderr.write(`${problem}\n`);
+      process.stderr.write(`cellops did not start: ${hint}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
 }
 
 async function main(): Promise<void> {
@@ -184,23 +217,18 @@ async function main(): Promise<void> {
     process.stdout.write(`\ncellops sandbox: open ${sandbox.url}\n  state: ${sandbox.store.description}\n\n`);
     running = sandbox;
   } else {
-    let config: CellopsConfig;
-    try {
-      config = await loadConfigFile(env.configPath);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        for (const problem of error.problems) process.stderr.write(`${problem}\n`);
-        process.stderr.write(
-          'cellops did not start: fix the configuration above (check it with: npm run cellops -- check-config)\n',
-        );
-        process.exit(1);
-      }
-      throw error;
-    }
+    const botToken = env.botToken;
+    const config = await refuseOnConfigError(
+      () => loadConfigFile(env.configPath),
+      'fix the configuration above (check it with: npm run cellops -- check-config)',
+    );
     // The exact values of the secrets this process holds are scrubbed wherever they would appear, even
     // where they have no recognisable shape (a signing secret is just hex).
     setKnownSecrets(secretsFromEnv(process.env, config.ssh.passphraseEnv));
-    running = await startBot({ ...env, botToken: env.botToken }, config, logger);
+    running = await refuseOnConfigError(
+      () => startBot({ ...env, botToken }, config, logger),
+      'set the variables above or change escalation in the configuration',
+    );
   }
 
   let stopping = false;

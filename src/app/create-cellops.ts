@@ -26,6 +26,9 @@ import { createFencedWatch } from '../monitor/fenced-watch.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
 import { createRunMetrics } from './run-metrics.js';
+import { runDisturbances } from '../runbooks/run-disturbances.js';
+import type { ExpectedDisturbance, ExpectedDisturbances } from '../monitor/monitor-hooks.js';
+import { createEscalation, type Escalation, type EscalationSetup } from './create-escalation.js';
 
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
@@ -60,6 +63,8 @@ export interface CellopsDeps {
   readonly commandLogger?: Logger;
   readonly engineOptions?: EngineOptions;
   readonly monitorOptions?: MonitorOptions;
+  /** Pages the on-call for alerts and approvals nobody answers (config.escalation and the pagers). */
+  readonly escalation?: EscalationSetup;
 }
 
 export interface Cellops {
@@ -70,15 +75,39 @@ export interface Cellops {
   readonly metrics: MonitorMetrics;
   /** What slash commands and button clicks call, under Bolt and in the sandbox console alike. */
   readonly handlers: CommandHandlers;
+  /** Present when `deps.escalation` is: the caller starts it after the engine and stops it before. */
+  readonly escalation?: Escalation;
 }
 
-function observerOf(presenter: RunPresenter, ...extras: (RunObserver | undefined)[]): RunObserver {
-  const others = extras.filter((o): o is RunObserver => o !== undefined);
-  if (others.length === 0) return presenter;
+/** The presenter first (people see the run), then escalation and the caller's extra observer. */
+function observerOf(presenter: RunPresenter, others: readonly (RunObserver | undefined)[]): RunObserver {
+  const rest = others.filter((o): o is RunObserver => o !== undefined);
+  if (rest.length === 0) return presenter;
   return {
     onRunEvent: async (run, event) => {
       await presenter.onRunEvent(run, event);
-      for (const other of others) await other.onRunEvent(run, event);
+      for (const observer of rest) await observer.onRunEvent(run, event);
+    },
+  };
+}
+
+/** What the unfinished runs are working on, from the run store: the same answer on every replica. */
+function expectedFromRuns(
+  runs: RunStore,
+  runbooks: readonly AnyRunbook[],
+  config: CellopsConfig,
+): ExpectedDisturbances {
+  return {
+    async current() {
+      const out = new Map<string, ExpectedDisturbance>();
+      for (const id of await runs.activeRunIds()) {
+        const run = await runs.loadRun(id);
+        if (!run) continue;
+        const runbook = runbooks.find((r) => r.id === run.runbook);
+        for (const [node, why] of runDisturbances(run, runbook, config))
+          if (!out.has(node)) out.set(node, why);
+      }
+      return out;
     },
   };
 }
@@ -107,6 +136,9 @@ export function createCellops(deps: CellopsDeps): Cellops {
     approvalTimeoutMs: config.slack.approvalTimeoutMs,
     clock,
   });
+  const escalation =
+    deps.escalation &&
+    createEscalation({ setup: deps.escalation, config, chat, clock, logger, registry: metrics.registry });
   const engine = createEngine({
     store: stores.runs,
     lock: stores.lock,
@@ -114,7 +146,7 @@ export function createCellops(deps: CellopsDeps): Cellops {
     ports,
     config,
     policy,
-    observer: observerOf(presenter, deps.observer, runMetrics),
+    observer: observerOf(presenter, [escalation?.runs, deps.observer, runMetrics]),
     clock,
     logger,
     ownerId: deps.ownerId,
@@ -146,6 +178,8 @@ export function createCellops(deps: CellopsDeps): Cellops {
         runThread: async (runId) => (await late.engine?.get(runId))?.thread,
       }),
     ],
+    expected: expectedFromRuns(stores.runs, runbooks, config),
+    ...(escalation ? { escalation: escalation.alerts } : {}),
     ...(deps.readinessChecks
       ? {
           startCheck: readinessCheckStarter({
@@ -175,5 +209,5 @@ export function createCellops(deps: CellopsDeps): Cellops {
     ...(deps.drill === undefined ? {} : { drill: deps.drill }),
   });
 
-  return { policy, presenter, engine, monitor, metrics, handlers };
+  return { policy, presenter, engine, monitor, metrics, handlers, ...(escalation ? { escalation } : {}) };
 }

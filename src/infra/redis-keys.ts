@@ -49,6 +49,8 @@ export interface RedisKeys {
   dedup(id: string): string;
   /** Slack message refs of a run (hash: `run` and `approval:<step>:<round>` -> JSON {channel, ts}). */
   slackRefs(runId: string): string;
+  /** Escalation entries: what to page, remind or resolve, and when (hash: entry key -> JSON). */
+  escalation(): string;
 }
 
 export function createRedisKeys(prefix: string): RedisKeys {
@@ -77,5 +79,6 @@ export function createRedisKeys(prefix: string): RedisKeys {
     usergroup: (id) => k('usergroup', id),
     dedup: (id) => k('dedup', id),
     slackRefs: (runId) => k('run', runId, 'slack'),
+    escalation: () => k('escalation'),
   };
 }

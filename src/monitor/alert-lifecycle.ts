@@ -17,6 +17,7 @@ import {
 } from '../views/alert.js';
 import { updateIncident, type IncidentRecord, type IncidentStore, type MuteRecord } from './incidents.js';
 import type { AlertState } from './metrics.js';
+import type { AlertEscalation } from './monitor-hooks.js';
 
 export interface AlertDeps {
   readonly store: IncidentStore;
@@ -26,6 +27,22 @@ export interface AlertDeps {
   readonly channel: string;
   /** At most one thread message per incident this often. */
   readonly threadIntervalMs: number;
+  /** Told of every alert posted, still open and resolved (paging). */
+  readonly escalation?: AlertEscalation | undefined;
+}
+
+/** Tells escalation; its failure is logged and never stops the monitor. */
+export async function tellEscalation(
+  deps: Pick<AlertDeps, 'escalation' | 'logger'>,
+  record: IncidentRecord,
+  tell: (escalation: AlertEscalation) => Promise<void>,
+): Promise<void> {
+  if (!deps.escalation) return;
+  try {
+    await tell(deps.escalation);
+  } catch (error) {
+    deps.logger.error({ node: record.node, incident: record.id, err: error }, 'escalation failed');
+  }
 }
 
 /** Store key of a node's failed-readiness-check incident. */
@@ -65,9 +82,10 @@ export async function openIncident(
   }
   logger.info({ node: record.node, kind: record.kind, incident: record.id }, 'alert posted');
   const message = ref;
-  await updateIncident(store, record.subject, (cur) =>
+  const stored = await updateIncident(store, record.subject, (cur) =>
     cur.id === record.id ? { ...cur, message, lastPostAt: now } : undefined,
   );
+  if (stored) await tellEscalation(deps, stored, (e) => e.alertOpen(stored, { posted: true }));
 }
 
 /** Deletes the record (compare-and-set) and, if this replica did, tells the thread and edits the parent. */
@@ -83,6 +101,7 @@ export async function resolveIncident(
     const record = await store.get(subject);
     if (!record) return;
     if (!(await store.remove(subject, record.version))) continue;
+    await tellEscalation(deps, record, (e) => e.alertClosed(record));
     if (!record.message) return;
     const lasted = now - record.openedAt;
     const notes = [...Object.values(record.pending), reason ?? recoveredNote(lasted)];

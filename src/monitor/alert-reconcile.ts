@@ -11,12 +11,14 @@ import {
   checkSubject,
   openIncident,
   resolveIncident,
+  tellEscalation,
   type AlertDeps,
 } from './alert-lifecycle.js';
 import type { IncidentKind, IncidentRecord, MuteRecord } from './incidents.js';
 import type { MonitorMetrics } from './metrics.js';
 import { trackOf, type Tracks } from './probe-round.js';
 import type { Subject } from './subjects.js';
+import { expectedFor, noteExpected, type ExpectedState } from './run-expected.js';
 
 export interface ReconcileDeps extends AlertDeps {
   /** An incident record without its message after this long is taken to be orphaned. */
@@ -35,6 +37,8 @@ export interface AlertRound {
   readonly mutes: ReadonlyMap<string, MuteRecord>;
   readonly reference: number | undefined;
   readonly now: number;
+  /** Nodes runs are working on: no new alert for them, a note in the run's thread instead. */
+  readonly expected?: ExpectedState;
 }
 
 /** Brings every subject's and every CN check's incident in step; returns the mutes still live, by node. */
@@ -53,7 +57,16 @@ export async function reconcileAlerts(
     // The common case at scale, a healthy node without alert or mute, has nothing to reconcile.
     if (record || mute || isAlerting(track.condition)) {
       try {
-        const { live, expired } = await reconcile(deps, subject, track, record, mute, reference, now);
+        const { live, expired } = await reconcile(
+          deps,
+          subject,
+          track,
+          record,
+          mute,
+          reference,
+          now,
+          round.expected,
+        );
         if (live) liveMutes.set(subject.name, live);
         if (expired) expiredMutes.add(subject.name);
       } catch (error) {
@@ -61,16 +74,31 @@ export async function reconcileAlerts(
       }
     }
     metrics?.setAlertState(subject.name, alertState(record, liveMutes.get(subject.name)));
+    if (record?.message && isAlerting(track.condition))
+      await stillOpen(deps, record, liveMutes.get(subject.name));
   }
   for (const cn of round.cnRoles) {
-    if (!records.has(checkSubject(cn))) continue;
+    const record = records.get(checkSubject(cn));
+    if (!record) continue;
     try {
       await reconcileCheck(deps, cn, liveMutes.get(cn), expiredMutes.has(cn), now);
     } catch (error) {
       logger.error({ node: cn, err: error }, 'check alert upkeep failed');
     }
+    if (record.message) await stillOpen(deps, record, liveMutes.get(cn));
   }
   return liveMutes;
+}
+
+/** Tells escalation an alert is still open, as read at the start of the round (acknowledged, muted…). */
+async function stillOpen(
+  deps: ReconcileDeps,
+  record: IncidentRecord,
+  mute: MuteRecord | undefined,
+): Promise<void> {
+  await tellEscalation(deps, record, (e) =>
+    e.alertOpen(record, { ...(mute ? { mute } : {}), posted: false }),
+  );
 }
 
 /**
@@ -108,6 +136,7 @@ async function reconcile(
   mute: MuteRecord | undefined,
   reference: number | undefined,
   now: number,
+  expected: ExpectedState | undefined,
 ): Promise<{ live?: MuteRecord; expired: boolean }> {
   const { store } = deps;
   let liveMute = mute;
@@ -130,6 +159,11 @@ async function reconcile(
   const condition = track.condition;
   if (!record) {
     if (!isAlerting(condition) || muted) return result;
+    const byRun = expected && expectedFor(expected, subject);
+    if (expected && byRun) {
+      await noteExpected(deps, expected, byRun.node, byRun.why, condition);
+      return result;
+    }
     await openIncident(
       deps,
       {

@@ -2,15 +2,22 @@
  * What a node's probes mean: pure functions from the previous track of a node and one probe observation to
  * the next track. No I/O and no clock: the observation carries its time.
  *
- * Every condition is a latch with a raise criterion and a clear criterion, each of which must hold
- * continuously for a while. Clearing is deliberately harder than raising (hysteresis), so a node that
- * hovers at a threshold keeps one incident open instead of opening and resolving one every few seconds:
- * - lagging: raised when lag > lagBlocks for `for`; cleared when lag ≤ lagBlocks/2 for `for`.
- * - stalled: raised when the height has not moved for `stall`; cleared when it has moved within the
- *   last stall/2 continuously for `for` (one lucky block does not clear it).
+ * Every condition is a latch with a raise criterion and a clear criterion. Raising waits for its
+ * criterion to hold for a while (`for`, `stall`, `failures`); clearing counts healthy probes instead of
+ * waiting out a window, so a recovery is told within a few probes (`clearProbes`, default 3: about two
+ * intervals, 6 s with the defaults) while the clear thresholds stay stricter than the raise thresholds
+ * (hysteresis): a node that hovers at a threshold keeps one incident open instead of flapping.
+ * - lagging: raised when lag > lagBlocks for `for`; cleared after `clearProbes` probes in a row with
+ *   lag ≤ lagBlocks/2.
+ * - stalled: raised when the height has not moved for `stall`; cleared after the height advanced at
+ *   `clearProbes` probes while it kept moving (moved within the last stall/2 throughout): one lucky block
+ *   does not clear it. When probes come faster than blocks, so that not every probe sees a new block,
+ *   it also clears once it has kept moving for `for`, as before.
  * - down: raised after `failures` consecutive failed probes; cleared after two consecutive successes.
- * - isolated (active CNs only): raised when the node reports 0 CN peers for `for`; cleared when it has
- *   CN peers again for `for`.
+ * - isolated (active CNs only): raised when the node reports 0 CN peers for `for`; cleared after
+ *   `clearProbes` probes in a row with CN peers.
+ * A condition that clears while another one is pending keeps the incident open until the other is
+ * raised (the incident changes condition) or dropped (it resolves): one incident, not two.
  * Standbys report lagging as `standby-lagging`: a standby that is behind cannot take over quickly.
  */
 import type { NodeCondition } from './types.js';
@@ -22,7 +29,11 @@ export interface ConditionSettings {
   readonly forMs: number;
   readonly stallMs: number;
   readonly failures: number;
+  /** Healthy probes in a row that clear a lagging, stalled or isolated node. Default 3. */
+  readonly clearProbes?: number;
 }
+
+export const DEFAULT_CLEAR_PROBES = 3;
 
 export interface Latch {
   readonly active: boolean;
@@ -30,6 +41,8 @@ export interface Latch {
   readonly since?: number;
   /** When the criterion that would flip the latch began holding continuously. */
   readonly pendingSince?: number;
+  /** Healthy probes counted since `pendingSince` while a raised latch is clearing. */
+  readonly clearCount?: number;
 }
 
 export interface NodeTrack {
@@ -123,8 +136,10 @@ export function seededTrack(
 
 /**
  * Moves a latch one observation forward. `raise` / `clear` say whether the raise / clear criterion holds
- * now; the latch flips once its criterion has held for `raiseForMs` / `clearForMs`. `raisedSince` lets a
- * criterion that already carries its own history (a stall, a failure streak) date the condition back.
+ * now. A lowered latch is raised once `raise` has held for `raiseForMs`; `raisedSince` lets a criterion
+ * that already carries its own history (a stall, a failure streak) date the condition back. A raised latch
+ * is cleared once `clear` has held without a break for `clearProbes` observations that `count` (default:
+ * every observation counts), or for `clearForMs` when that is given.
  */
 export function stepLatch(
   latch: Latch,
@@ -133,7 +148,9 @@ export function stepLatch(
     readonly raise: boolean;
     readonly clear: boolean;
     readonly raiseForMs: number;
-    readonly clearForMs: number;
+    readonly clearProbes: number;
+    readonly count?: boolean;
+    readonly clearForMs?: number;
     readonly raisedSince?: number;
   },
 ): Latch {
@@ -143,15 +160,19 @@ export function stepLatch(
     if (now - pendingSince >= criteria.raiseForMs) return { active: true, since: pendingSince };
     return { active: false, pendingSince };
   }
-  if (!criteria.clear) return { active: true, since: latch.since ?? now };
+  const since = latch.since ?? now;
+  if (!criteria.clear) return { active: true, since };
   const pendingSince = latch.pendingSince ?? now;
-  if (now - pendingSince >= criteria.clearForMs) return IDLE;
-  return { active: true, since: latch.since ?? now, pendingSince };
+  const clearCount = (latch.clearCount ?? 0) + (criteria.count === false ? 0 : 1);
+  if (clearCount >= criteria.clearProbes) return IDLE;
+  if (criteria.clearForMs !== undefined && now - pendingSince >= criteria.clearForMs) return IDLE;
+  return { active: true, since, pendingSince, clearCount };
 }
 
 /** The next track of a node after one probe. */
 export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext): NodeTrack {
   const { settings } = ctx;
+  const clearProbes = settings.clearProbes ?? DEFAULT_CLEAR_PROBES;
   const now = obs.at;
   if (!obs.ok) {
     const consecutiveFailures = prev.consecutiveFailures + 1;
@@ -160,7 +181,7 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
       raise: consecutiveFailures >= settings.failures,
       clear: false,
       raiseForMs: 0,
-      clearForMs: 0,
+      clearProbes: 1,
       raisedSince: failingSince,
     });
     // Height, lag and peers are unknown while probes fail: their latches keep their state.
@@ -184,7 +205,7 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
     raise: false,
     clear: consecutiveSuccesses >= 2,
     raiseForMs: 0,
-    clearForMs: 0,
+    clearProbes: 1,
   });
 
   // The height changed somewhere between the previous successful probe and this one: take the middle
@@ -201,6 +222,9 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
     raise: unchangedMs >= settings.stallMs,
     clear: unchangedMs <= settings.stallMs / 2,
     raiseForMs: 0,
+    clearProbes,
+    // Only a probe that sees a new block counts as healthy: a stalled node must keep producing.
+    count: prev.height !== undefined && obs.height > prev.height,
     clearForMs: settings.forMs,
     raisedSince: heightChangedAt,
   });
@@ -213,7 +237,7 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
           raise: lag > settings.lagBlocks,
           clear: lag <= Math.floor(settings.lagBlocks / 2),
           raiseForMs: settings.forMs,
-          clearForMs: settings.forMs,
+          clearProbes,
         });
 
   const isolated =
@@ -225,7 +249,7 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
           raise: obs.cnPeers === 0,
           clear: obs.cnPeers > 0,
           raiseForMs: settings.forMs,
-          clearForMs: settings.forMs,
+          clearProbes,
         });
 
   return finish(
@@ -270,6 +294,12 @@ function finish(prev: NodeTrack, next: Draft, role: EvaluateContext['role']): No
   }
   if (raised) {
     since = raised.since;
+  } else if (isAlerting(prev.condition) && (latches.lagging.pendingSince ?? latches.isolated.pendingSince)) {
+    // Cleared while another condition is on its way up (a stalled node that moves again but is still far
+    // behind): keep the incident open until that one is raised or dropped, rather than resolve it and
+    // open a new one a few seconds later.
+    condition = prev.condition;
+    since = prev.conditionSince;
   } else if (next.lastSuccessAt === undefined) {
     // Never answered, not yet down: nothing known.
     since = prev.condition === 'unknown' ? prev.conditionSince : next.lastProbeAt;

@@ -52,6 +52,8 @@ import { gatherProtection, protectionSubject, reconcileProtection } from './prot
 import type { CheckOutcome, CnProtection } from './protection.js';
 import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects, type Subject } from './subjects.js';
 import type { CellView, MonitorControl } from './types.js';
+import type { AlertEscalation, ExpectedDisturbances } from './monitor-hooks.js';
+import { initialExpected, refreshExpected, type ExpectedState } from './run-expected.js';
 
 export interface MonitorOptions {
   /**
@@ -94,6 +96,10 @@ export interface MonitorDeps {
   /** Identity of this replica in the lease. Default: random. */
   readonly replicaId?: string;
   readonly options?: MonitorOptions;
+  /** Told of every open and resolved alert (paging the on-call). */
+  readonly escalation?: AlertEscalation;
+  /** Nodes runs are working on: no alert for what the run causes. */
+  readonly expected?: ExpectedDisturbances;
 }
 
 export interface Monitor extends MonitorControl {
@@ -137,6 +143,7 @@ export interface MonitorContext {
   readonly leaseTtlMs: number;
   readonly viewSaveIntervalMs: number;
   readonly watchers: readonly { tick(): Promise<void> }[];
+  readonly expected: ExpectedDisturbances | undefined;
 }
 
 /** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
@@ -155,6 +162,7 @@ export interface MonitorState {
   /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
   viewSavedAt: number | undefined;
   viewMutes: ReadonlyMap<string, MuteRecord>;
+  readonly expected: ExpectedState;
 }
 
 export function createMonitor(deps: MonitorDeps): Monitor {
@@ -173,6 +181,7 @@ export function createMonitor(deps: MonitorDeps): Monitor {
     reference: undefined,
     viewSavedAt: undefined,
     viewMutes: new Map(),
+    expected: initialExpected(),
   };
   let current: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
@@ -285,6 +294,7 @@ function monitorContext(
       orphanAfterMs: options.orphanAfterMs ?? 60_000,
       lagBlocks: config.monitor.lagBlocks,
       metrics,
+      escalation: deps.escalation,
     },
     checks: {
       cnRoles,
@@ -297,6 +307,7 @@ function monitorContext(
     leaseTtlMs: options.leaseTtlMs ?? Math.max(3 * intervalMs, 5_000),
     viewSaveIntervalMs: Math.max(intervalMs, options.viewSaveIntervalMs ?? 5_000),
     watchers: deps.watchers ?? [],
+    expected: deps.expected,
   };
 }
 
@@ -311,6 +322,7 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
   st.subjects = subjects;
   st.roles = resolved.roles;
   st.rolesVersion = resolved.rolesVersion;
+  await refreshExpected(ctx.expected, st.expected, st.tracks, subjects, logger);
   const { outcomes, reference } = await probeRound(
     ctx.scheduler,
     subjects,
@@ -338,6 +350,7 @@ async function doTick(ctx: MonitorContext, st: MonitorState): Promise<void> {
     mutes,
     reference,
     now,
+    expected: st.expected,
   });
 
   const protection = await gatherProtection({
@@ -385,6 +398,8 @@ async function holdLease(ctx: MonitorContext, st: MonitorState): Promise<boolean
   if (!st.leader) {
     if (wasLeader) logger.warn({ replica: replicaId }, 'lost the monitor lease');
     st.tracks.clear();
+    st.expected.expected = new Map();
+    st.expected.noted.clear();
     st.checkDue.clear();
     st.viewSavedAt = undefined;
     return false;

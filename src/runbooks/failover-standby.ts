@@ -117,6 +117,7 @@ function fenceOldActive(timings: StandbyFailoverTimings): FailoverStep {
     id: 'fence-old-active',
     title: 'Fence the old active',
     destructive: true,
+    disturbs: (ctx) => [standbyTargetOf(ctx).cn.name],
     timeoutMs: timings.instanceStoppedMs + 60_000,
     describe(ctx) {
       const t = standbyTargetOf(ctx);
@@ -215,6 +216,7 @@ const stopStandby: FailoverStep = {
   id: 'stop-standby',
   title: 'Stop kcnd on the standby',
   destructive: true,
+  disturbs: (ctx) => [standbyTargetOf(ctx).standby.name],
   describe(ctx) {
     const t = standbyTargetOf(ctx);
     return [
@@ -400,6 +402,7 @@ const startStandby: FailoverStep = {
   id: 'start-standby',
   title: 'Start kcnd on the standby',
   destructive: true,
+  disturbs: (ctx) => [standbyTargetOf(ctx).standby.name],
   describe(ctx) {
     const t = standbyTargetOf(ctx);
     return [

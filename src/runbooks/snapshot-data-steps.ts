@@ -68,6 +68,11 @@ export function stopPn(timings: SnapshotFailoverTimings): FailoverStep {
     id: 'stop-pn',
     title: STOP_PN_TITLE,
     destructive: true,
+    // The PN is down on purpose until the snapshot has started: no alert for that.
+    disturbs: (ctx) => {
+      const pn = ctx.fact<string>(SNAPSHOT_FACTS.pn);
+      return pn === undefined ? [] : [pn];
+    },
     timeoutMs: timings.serviceStopMs + 30_000,
     describe: (ctx) => {
       const pn = pnWords(ctx);

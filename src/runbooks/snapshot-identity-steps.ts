@@ -39,6 +39,7 @@ export function fenceFailedCn(timings: SnapshotFailoverTimings): FailoverStep {
     id: 'fence-failed-cn',
     title: 'Fence the failed CN: stop its instance and see it stopped',
     destructive: true,
+    disturbs: (ctx) => [ctx.params.cn],
     timeoutMs: 2 * timings.instanceStoppedMs + 4 * timings.fenceSshMs + 60_000,
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);

@@ -83,6 +83,12 @@ export interface StepDefinition<P> {
   readonly retry?: RetryPolicy;
   /** Read-only steps run during a dry run (the preflight). */
   readonly readOnly?: boolean;
+  /**
+   * Inventory nodes this step takes out on purpose (stops or restarts their service, stops their
+   * machine). From the step's start until the run ends or pauses, the monitor opens no alert for them and
+   * notes what it sees in the run's thread instead (src/runbooks/run-disturbances.ts).
+   */
+  disturbs?(ctx: PlanContext<P>): readonly string[];
 }
 
 /** What `describe` may look at: parameters, configuration and the facts recorded so far. */

@@ -34,6 +34,7 @@ export interface ConsoleHandlerDeps {
   readonly say: (mrkdwn: string, threadTs?: string) => Promise<MessageRef>;
   readonly health: ConsoleHandlers['health'];
   readonly metrics: ConsoleHandlers['metrics'];
+  readonly pager?: ConsoleHandlers['pager'];
 }
 
 const ACTIVE: readonly RunStatus[] = ['pending', 'running', 'waiting-approval', 'paused'];
@@ -165,5 +166,6 @@ export function createConsoleHandlers(deps: ConsoleHandlerDeps): ConsoleHandlers
     fault: (node, fault, user) => injectFault(deps, node, fault, user),
     health: deps.health,
     metrics: deps.metrics,
+    ...(deps.pager === undefined ? {} : { pager: deps.pager }),
   };
 }

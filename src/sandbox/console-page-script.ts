@@ -122,6 +122,18 @@ $('compose').addEventListener('submit', async (ev) => {
   $('command').value = '';
   await fetch('/api/command', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text, user: me() }) });
 });
+// The Pager panel: what escalation waits for, and the pages it would have sent (newest first).
+async function refreshPager() {
+  try {
+    const panel = await (await fetch('/api/pager')).json();
+    const waiting = panel.waiting.map((w) => '<div class="page-wait">⏳ ' + esc(w.what) + ' — ' + esc(w.state) + (w.dueAt ? ' · next at ' + esc(new Date(w.dueAt).toLocaleTimeString()) : '') + '</div>');
+    const sent = panel.sent.map((p) => '<div class="page-sent page-' + esc(p.action) + '"><b>' + esc(p.action) + '</b> ' + esc(p.severity) + ' · ' + esc(new Date(p.at).toLocaleTimeString()) + '<br>' + esc(p.summary) + '</div>');
+    const body = waiting.concat(sent).join('');
+    $('pager').innerHTML = body || '<div class="meta">Nothing waiting, nothing paged. Stall a node and leave its alert unacknowledged to see a page.</div>';
+  } catch { /* the next refresh tries again */ }
+}
+refreshPager();
+setInterval(refreshPager, 2000);
 const events = new EventSource('/api/events');
 events.onmessage = (ev) => {
   const event = JSON.parse(ev.data);

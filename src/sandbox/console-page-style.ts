@@ -42,4 +42,9 @@ export const CONSOLE_PAGE_STYLE = `
   .compose button { padding:8px 14px; border-radius:6px; border:0; background:var(--green); color:#fff; font-weight:700; }
   .hint { color:var(--muted); font-size:12px; margin-top:4px; }
   .edited { color:var(--muted); font-size:11px; }
+  .pager { font-size:12px; max-height:40vh; overflow:auto; }
+  .page-wait, .page-sent { padding:4px 6px; margin:3px 0; border-radius:4px; background:rgba(255,255,255,.08); }
+  .page-trigger { border-left:3px solid #e01e5a; }
+  .page-acknowledge { border-left:3px solid #ecb22e; }
+  .page-resolve { border-left:3px solid #2eb67d; }
 `;

@@ -52,6 +52,8 @@ export function renderConsolePage(options: ConsolePageOptions): string {
     <div class="chan"># cell-ops <span style="opacity:.7">(${escapeHtml(options.channel)})</span></div>
     <h2>You are</h2><select id="user">${users}</select>
     <h2>Inject faults</h2>${faults}${cellActions ? `<div class="fault-row">${cellActions}</div>` : ''}
+    <h2>Pager</h2>
+    <div class="pager" id="pager"><div class="meta">Pages cellops would send to PagerDuty, Opsgenie or a webhook appear here; nothing is sent anywhere.</div></div>
   </aside>
   <section class="main">
     <div class="head"><span># cell-ops</span><span class="meta">sandbox</span></div>

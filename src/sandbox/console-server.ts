@@ -6,6 +6,7 @@
  * (403 otherwise), and POSTs only as JSON (415 otherwise): a cross-site form cannot send JSON, and a
  * cross-site fetch of JSON needs a CORS preflight this server never grants.
  */
+import type { PagerPanel } from './sandbox-pager.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../ports/logger.js';
@@ -24,6 +25,8 @@ export interface ConsoleHandlers {
   fault(node: string, fault: string, user: string): Promise<void>;
   health(): Promise<{ ok: boolean; details: Record<string, unknown> }>;
   metrics(): Promise<string>;
+  /** The Pager panel: pages the sandbox would have sent and what escalation waits for. */
+  pager?(): Promise<PagerPanel>;
 }
 
 const MAX_BODY = 16 * 1024;
@@ -109,6 +112,8 @@ export async function startConsoleServer(deps: {
     if (req.method === 'GET' && path === '/metrics')
       return send(res, 200, await deps.handlers.metrics(), 'text/plain; version=0.0.4');
     if (req.method === 'GET' && path === '/api/messages') return send(res, 200, deps.chat.messages());
+    if (req.method === 'GET' && path === '/api/pager')
+      return send(res, 200, (await deps.handlers.pager?.()) ?? { sent: [], waiting: [] });
     if (req.method === 'GET' && path === '/api/events') {
       res.writeHead(200, {
         'content-type': 'text/event-stream',

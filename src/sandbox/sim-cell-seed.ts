@@ -144,6 +144,12 @@ export interface SandboxConfigOptions {
   readonly monitor?: SandboxMonitorSettings;
   /** Approval timeout, e.g. "15m" (the default). */
   readonly approvalTimeout?: string;
+  /** Escalation delays; default short ones (30s, 1m, 2m), so a newcomer sees paging happen. */
+  readonly escalation?: {
+    readonly pageAfter?: string;
+    readonly approvalReminder?: string;
+    readonly approvalPage?: string;
+  };
 }
 
 const yamlString = (value: string) => JSON.stringify(value);
@@ -180,6 +186,11 @@ monitor:
 ${monitorLines.join('\n')}
 aws:
   region: ${CLOUD.region}
+# No pager targets: the sandbox records the pages it would send (the console's Pager panel).
+escalation:
+  pageAfter: ${options.escalation?.pageAfter ?? '30s'}
+  approvalReminder: ${options.escalation?.approvalReminder ?? '1m'}
+  approvalPage: ${options.escalation?.approvalPage ?? '2m'}
 redis:
   prefix: ${yamlString(options.redisPrefix)}
 nodes:

@@ -52,6 +52,9 @@ import {
 } from './sim-cell-seed.js';
 import type { SimDelays } from './sim-cloud.js';
 import { createDrills, type Drills } from './drill.js';
+import type { Pager } from '../ports/pager.js';
+import { createSandboxPager, type SandboxPager } from './sandbox-pager.js';
+import type { SandboxConfigOptions } from './sim-cell-seed.js';
 
 export interface StartSandboxOptions {
   /** REDIS_URL and whether it was set (see openSandboxStore). */
@@ -75,6 +78,10 @@ export interface StartSandboxOptions {
   readonly cloudPollMs?: number;
   /** How long a drill leaves each approval request up before its approver clicks. Default 1.5 s. */
   readonly drillApprovalDelayMs?: number;
+  /** Escalation delays as in cellops.yaml; default short ones (30s, 1m, 2m). */
+  readonly escalation?: SandboxConfigOptions['escalation'];
+  /** Pagers besides the recording one of the Pager panel (tests point real adapters at stand-ins). */
+  readonly pagers?: readonly Pager[];
 }
 
 export interface Sandbox {
@@ -170,6 +177,7 @@ function buildApp(
     logger: Logger;
     sandboxId: string;
     say: (mrkdwn: string) => Promise<MessageRef>;
+    pager: SandboxPager;
   },
 ): { app: Cellops; drills: Drills } {
   const { config, cell, chat, stores, clock, logger } = env;
@@ -217,6 +225,16 @@ function buildApp(
     },
     ...(options.engineOptions === undefined ? {} : { engineOptions: options.engineOptions }),
     ...(options.monitorOptions === undefined ? {} : { monitorOptions: options.monitorOptions }),
+    ...(config.escalation
+      ? {
+          escalation: {
+            settings: config.escalation,
+            pagers: [env.pager.pager, ...(options.pagers ?? [])],
+            // A pager stand-in that fails in a test should fail fast.
+            retry: { attempts: 3, baseMs: 100, maxMs: 1_000 },
+          },
+        }
+      : {}),
   });
   late.app = app;
   return { app, drills };
@@ -229,6 +247,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
   const config = sandboxConfig({
     redisPrefix: `cellops:sandbox:${sandboxId}:`,
     ...(options.monitor === undefined ? {} : { monitor: options.monitor }),
+    ...(options.escalation === undefined ? {} : { escalation: options.escalation }),
   });
   const channel = config.slack.channel;
 
@@ -252,8 +271,19 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
   const chat = createConsoleChat({ clock, usergroups: SANDBOX_USERGROUPS });
   const say = async (mrkdwn: string, threadTs?: string): Promise<MessageRef> =>
     chat.post({ channel, ...(threadTs === undefined ? {} : { threadTs }), ...renderNotice(mrkdwn) });
-  const { app, drills } = buildApp(options, { config, cell, chat, stores, clock, logger, sandboxId, say });
-  const { engine, monitor, metrics, presenter } = app;
+  const pager = createSandboxPager();
+  const { app, drills } = buildApp(options, {
+    config,
+    cell,
+    chat,
+    stores,
+    clock,
+    logger,
+    sandboxId,
+    say,
+    pager,
+  });
+  const { engine, monitor, metrics, presenter, escalation } = app;
 
   const handlers = createConsoleHandlers({
     chat,
@@ -271,6 +301,9 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       details: { sandbox: true, store: store.kind, monitorLeader: monitor.isLeader() },
     }),
     metrics: async () => metrics.render(),
+    ...(escalation
+      ? { pager: async () => pager.panel(escalation.policy.entries(), escalation.settings) }
+      : {}),
   });
 
   const page = {
@@ -289,6 +322,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
   });
   logger.info({ url: server.url }, `SANDBOX console at ${server.url} (loopback only)`);
 
+  await escalation?.start();
   monitor.start();
 
   let stopped = false;
@@ -307,6 +341,7 @@ export async function startSandbox(options: StartSandboxOptions): Promise<Sandbo
       stopped = true;
       drills.close();
       await monitor.stop().catch((error: unknown) => logger.warn({ err: error }, 'monitor stop'));
+      await escalation?.stop().catch((error: unknown) => logger.warn({ err: error }, 'escalation stop'));
       await engine.close().catch((error: unknown) => logger.warn({ err: error }, 'engine close'));
       await presenter.idle();
       await server.close();

@@ -223,3 +223,25 @@ describe('cellops with a broken configuration', () => {
     expect(bot.output()).not.toContain(TOKEN);
   });
 });
+
+describe('cellops with a pager whose secret is not set', () => {
+  it('names the variable and does not start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cellops-pager-'));
+    const file = join(dir, 'cellops.yaml');
+    writeFileSync(
+      file,
+      'cell: x\nslack: { channel: C0X, approvers: { users: [U0A] } }\nssh: { user: ops, privateKey: /k, knownHosts: /h }\nnodes:\n  pn1: { role: pn, host: 10.0.0.2 }\nescalation:\n  pagerduty: { routingKeyEnv: CELLOPS_TEST_PD_KEY }\n',
+    );
+    const bot = startMain({
+      CELLOPS_CONFIG: file,
+      SLACK_BOT_TOKEN: TOKEN,
+      SLACK_SIGNING_SECRET: SECRET,
+      PORT: String(await freePort()),
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(await bot.exited).toBe(1);
+    expect(bot.output()).toContain('CELLOPS_TEST_PD_KEY: is not set');
+    expect(bot.output()).toContain('cellops did not start');
+    expect(bot.output()).not.toContain(TOKEN);
+  });
+});

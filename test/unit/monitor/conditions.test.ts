@@ -103,8 +103,21 @@ describe('conditions', () => {
     ]);
     expect(transitions(recovering)).toEqual(['healthy', 'stalled', 'healthy']);
     const clearedAt = recovering.findIndex((t, i) => i > 11 && t.condition === 'healthy') * 3;
-    // Moving again from t=33; cleared once that has held for `for` (10 s): the probe at t=45.
-    expect(clearedAt).toBe(45);
+    // Moving again from t=33: three probes in a row see a new block (t=33, 36, 39), cleared at t=39.
+    expect(clearedAt).toBe(39);
+  });
+
+  it('a stalled node that moves a block now and then is not cleared by the few probes that see one', () => {
+    // Stalled, then one block every 12 s: every fourth probe sees a new one, never three in a row, and the
+    // height is older than stall/2 at times, so it stays stalled rather than clearing and stalling again.
+    const tracks = feed([
+      ...every3s(0, 30, () => ({ height: 100, reference: 100 })),
+      ...every3s(33, 120, (t) => ({
+        height: 100 + Math.floor((t - 30) / 12),
+        reference: 100 + Math.floor((t - 30) / 12),
+      })),
+    ]);
+    expect(transitions(tracks)).toEqual(['healthy', 'stalled']);
   });
 
   it('a node more than lagBlocks behind is lagging only after it stayed behind for `for`', () => {
@@ -148,7 +161,7 @@ describe('conditions', () => {
     expect(transitions(tracks)).toEqual(['healthy']);
   });
 
-  it('lagging clears once the lag stays at or below half the threshold for `for`', () => {
+  it('lagging clears after three probes in a row at or below half the threshold', () => {
     const tracks = feed(
       every3s(0, 60, (t) => {
         const lag = t < 3 ? 0 : t <= 27 ? 20 : 4;
@@ -156,8 +169,16 @@ describe('conditions', () => {
       }),
     );
     expect(transitions(tracks)).toEqual(['healthy', 'lagging', 'healthy']);
-    // Lag 4 from t=30: cleared at the first probe ≥ 40 s.
-    expect(tracks.findIndex((t, i) => i > 10 && t.condition === 'healthy') * 3).toBe(42);
+    // Lag 4 from t=30: the probes at t=30, 33 and 36 clear it.
+    expect(tracks.findIndex((t, i) => i > 10 && t.condition === 'healthy') * 3).toBe(36);
+  });
+
+  it('a recovering lag that goes back above half the threshold starts counting again', () => {
+    const lagAt = (t: number) => (t < 3 ? 0 : t <= 27 ? 20 : t === 36 ? 7 : 4);
+    const tracks = feed(every3s(0, 60, (t) => ({ height: 1000 + t, reference: 1000 + t + lagAt(t) })));
+    expect(transitions(tracks)).toEqual(['healthy', 'lagging', 'healthy']);
+    // 30, 33 healthy, 36 not (7 > 5), then 39, 42, 45: cleared at t=45.
+    expect(tracks.findIndex((t, i) => i > 10 && t.condition === 'healthy') * 3).toBe(45);
   });
 
   it('a node is down after `failures` consecutive failed probes, dated from the first, and back after two answers', () => {
