@@ -23,6 +23,9 @@ function renderer(users: Record<string, string> = { U0AAA: 'Alice' }, channel = 
     document: { getElementById: element, addEventListener: () => undefined },
     window: {},
     EventSource: class {},
+    // The page polls its Pager panel; the renderer under test never needs the timer to fire.
+    setInterval: () => 0,
+    fetch: () => new Promise(() => undefined),
   };
   runInNewContext(consolePageScript(JSON.stringify(users), channel), context);
   return context as unknown as Renderer;
