@@ -5,7 +5,7 @@
 import type { FailoverContext } from './failover-params.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import { pnReferenceHeight, snapshotTargetOf } from './cell-nodes.js';
-import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
+import { SNAPSHOT_FACTS, recordSigning, requireFact } from './failover-facts.js';
 import { opsOf } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { replacementEndpoint, replacementOf } from './replacement.js';
@@ -97,6 +97,7 @@ export async function reportSigning(ctx: FailoverContext, timings: SnapshotFailo
       signal: ctx.signal,
     });
     const signed = blocks.filter((b) => b.committers.some((a) => sameAddress(a, address))).length;
+    recordSigning(ctx, blocks, (a) => sameAddress(a, address));
     const inCommittee = blocks.filter((b) => b.committee.some((a) => sameAddress(a, address))).length;
     ctx.output(
       signed > 0

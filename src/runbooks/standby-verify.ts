@@ -13,7 +13,7 @@ import {
   reportedAddress,
   type StandbyTarget,
 } from './cell-nodes.js';
-import { STANDBY_FACTS } from './failover-facts.js';
+import { STANDBY_FACTS, recordSigning } from './failover-facts.js';
 import { sameAddress } from './nodekey.js';
 import { SafetyGateError, describeError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
@@ -119,6 +119,7 @@ export async function waitForSigning(
       });
       inCommittee ||= blocks.some((b) => b.committee.some((a) => sameAddress(a, failedAddress)));
       signed = blocks.some((b) => b.committers.some((a) => sameAddress(a, failedAddress)));
+      recordSigning(ctx, blocks, (a) => sameAddress(a, failedAddress));
     } catch (error) {
       if (ctx.signal.aborted) throw error;
       readError = describeError(error);
