@@ -24,6 +24,7 @@ import type { IncidentStore } from '../monitor/incidents.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
+import { createReportSource } from '../report/gather-report.js';
 
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
@@ -146,6 +147,8 @@ export function createCellops(deps: CellopsDeps): Cellops {
     clock,
     logger: deps.commandLogger ?? logger,
     runbooks: runbooks.map((r) => r.id),
+    incidents: stores.incidents,
+    reports: createReportSource({ store: stores.runs, clock, chain: { config, rpc: ports.rpc } }),
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
     ...(deps.drill === undefined ? {} : { drill: deps.drill }),
   });

@@ -30,6 +30,7 @@ export type CellCommand =
   | { readonly kind: 'help' }
   | { readonly kind: 'abort'; readonly runId: string }
   | { readonly kind: 'resume'; readonly runId: string }
+  | { readonly kind: 'report'; readonly runId: string }
   | { readonly kind: 'mute'; readonly node: string; readonly durationMs: number }
   | { readonly kind: 'unmute'; readonly node: string }
   | { readonly kind: 'backup-nodekey'; readonly cn: string }
@@ -203,7 +204,8 @@ export function parseCell(
       expect(0, '');
       return { kind: sub };
     case 'abort':
-    case 'resume': {
+    case 'resume':
+    case 'report': {
       const [runId = ''] = expect(1, 'a run id (see /cell runs)');
       if (!RUN_ID.test(runId)) throw new UsageError(`"${runId.slice(0, 40)}" is not a run id.`, usage);
       return { kind: sub, runId };

@@ -15,6 +15,10 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
   ['/cell backup-nodekey <cn>', "copy the CN's nodekey to its backup location"],
   ['/cell image <cn>', 'create a machine image of the CN'],
   ['/cell check <cn>', 'readiness check of the CN, its standby, backup and image'],
+  [
+    '/cell report <run>',
+    "post-incident report in the run's thread: timeline, time to recover, missed blocks",
+  ],
   ['/cell help', 'this help'],
 ];
 

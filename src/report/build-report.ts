@@ -120,6 +120,8 @@ export interface RunReport {
   readonly endedAt?: number;
   readonly error?: string;
   readonly incident?: RunIncident;
+  /** The run's Slack message, where the report is posted. */
+  readonly thread?: { readonly channel: string; readonly ts: string };
   readonly timeline: readonly TimelineEntry[];
   readonly steps: readonly StepSummary[];
   readonly recovery: TimeToRecover;
@@ -419,6 +421,7 @@ export function buildReport(input: ReportInput): RunReport {
     ...(run.endedAt === undefined ? {} : { endedAt: run.endedAt }),
     ...(run.error === undefined ? {} : { error: run.error }),
     ...(run.incident === undefined ? {} : { incident: run.incident }),
+    ...(run.thread === undefined ? {} : { thread: { channel: run.thread.channel, ts: run.thread.ts } }),
     timeline: buildTimeline(run, audit),
     steps: run.steps.map(summarizeStep),
     recovery: {
