@@ -255,9 +255,12 @@ function auditTimeline(run: RunRecord, audit: readonly StoredAuditEntry[]): Time
   return entries;
 }
 
-/** Inserts an entry before the first later one, keeping the stream's order among equal times. */
+/**
+ * Inserts an entry before the first one at the same time or later: what the run's record notes (the
+ * alert, the moment Verify saw the seal) happened before the audit entry written in that millisecond.
+ */
 function insertByTime(entries: TimelineEntry[], entry: TimelineEntry): void {
-  const index = entries.findIndex((e) => e.at > entry.at);
+  const index = entries.findIndex((e) => e.at >= entry.at);
   if (index === -1) entries.push(entry);
   else entries.splice(index, 0, entry);
 }
