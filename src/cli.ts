@@ -48,7 +48,7 @@ async function execute(command: CliCommand, env: NodeJS.ProcessEnv, io: CliIo): 
     case 'audit':
       return printAudit({ ...command.store, runId: command.runId }, env, io);
     case 'report':
-      return printReport({ ...command.store, runId: command.runId }, env);
+      return printReport({ ...command.store, runId: command.runId }, env, io);
   }
 }
 

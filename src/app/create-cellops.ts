@@ -29,6 +29,7 @@ import { createRunMetrics } from './run-metrics.js';
 import { runDisturbances } from '../runbooks/run-disturbances.js';
 import type { ExpectedDisturbance, ExpectedDisturbances } from '../monitor/monitor-hooks.js';
 import { createEscalation, type Escalation, type EscalationSetup } from './create-escalation.js';
+import { createReportSource } from '../report/gather-report.js';
 
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
@@ -205,6 +206,8 @@ export function createCellops(deps: CellopsDeps): Cellops {
     clock,
     logger: deps.commandLogger ?? logger,
     runbooks: runbooks.map((r) => r.id),
+    incidents: stores.incidents,
+    reports: createReportSource({ store: stores.runs, clock, chain: { config, rpc: ports.rpc } }),
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
     ...(deps.drill === undefined ? {} : { drill: deps.drill }),
   });

@@ -13,7 +13,8 @@ commands:
                        (file default: $CELLOPS_CONFIG, else ./cellops.yaml)
   runs                 list recent runs, newest first
   audit <run>          print a run's audit trail as JSON lines, oldest first
-  report <run>         print a run's report
+  report <run>         print a run's post-incident report as Markdown (timeline, time to
+                       recover, blocks the CN missed, what was left behind)
 
 options:
   --config <file>   runs, audit, report: the configuration whose Redis key prefix to read

@@ -5,11 +5,18 @@
  * CLI shows exactly what the bot stored, and never write.
  */
 import { Redis } from 'ioredis';
+import type { CellopsConfig } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { readEnv } from '../config/env.js';
 import { CellopsError, describeError } from '../errors.js';
 import { createRedisKeys } from '../infra/redis-keys.js';
 import { scrubDeep } from '../infra/redact.js';
+import { createLogger } from '../infra/logger.js';
+import { createSystemClock } from '../infra/system-clock.js';
+import { createSshShell } from '../adapters/ssh/ssh-shell.js';
+import { createNodeRpc } from '../adapters/rpc/node-rpc.js';
+import { createReportSource } from '../report/gather-report.js';
+import { renderReportMarkdown } from '../report/markdown.js';
 import { redactSecrets } from '../infra/redact.js';
 import { createRedisRunStore } from '../runbooks/engine/redis-run-store.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
@@ -30,6 +37,8 @@ export interface CliOutput {
 interface OpenStore {
   readonly store: RunStore;
   readonly prefix: string;
+  /** The configuration, when one was read (not with --prefix alone). */
+  readonly config?: CellopsConfig;
   close(): Promise<void>;
 }
 
@@ -38,15 +47,19 @@ function safeUrl(url: string): string {
   return redactSecrets(url.replace(/\/\/[^@/]*@/, '//***@'));
 }
 
-async function resolvePrefix(options: StoreOptions, env: NodeJS.ProcessEnv): Promise<string> {
-  if (options.prefix !== undefined) return options.prefix;
+/** The key prefix: --prefix, else the configuration's (which is then returned too). */
+async function resolvePrefix(
+  options: StoreOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<{ prefix: string; config?: CellopsConfig }> {
+  if (options.prefix !== undefined && options.config === undefined) return { prefix: options.prefix };
   const file = options.config ?? readEnv(env).configPath;
   const config = await loadConfigFile(file);
-  return config.redisPrefix;
+  return { prefix: options.prefix ?? config.redisPrefix, config };
 }
 
 async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv): Promise<OpenStore> {
-  const prefix = await resolvePrefix(options, env);
+  const { prefix, config } = await resolvePrefix(options, env);
   const url = readEnv(env).redisUrl;
   // One attempt, then a clear error: a person at a terminal wants an answer, not endless retries.
   const redis = new Redis(url, {
@@ -66,6 +79,7 @@ async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv): Promise
   return {
     store: createRedisRunStore({ redis, keys: createRedisKeys(prefix) }),
     prefix,
+    ...(config === undefined ? {} : { config }),
     close: async () => {
       try {
         await redis.quit();
@@ -150,14 +164,39 @@ export async function printAudit(
   });
 }
 
+/**
+ * The run's report as Markdown. With a configuration, the blocks the CN missed are read from the PNs it
+ * lists (JSON-RPC, else IPC over the bot's SSH settings); with --prefix alone there is no inventory, and
+ * the report says so.
+ */
 export async function printReport(
   options: StoreOptions & { readonly runId: string },
   env: NodeJS.ProcessEnv,
+  io: CliOutput,
 ): Promise<number> {
-  return withStore(options, env, async ({ store, prefix }) => {
-    const run = await requireRun(store, prefix, options.runId);
-    throw new CliError(
-      `no report for run ${run.id} yet (status ${run.status}); its audit trail: cellops audit ${run.id}`,
-    );
+  return withStore(options, env, async ({ store, prefix, config }) => {
+    // Failures to read blocks are reported in the report itself; the log would only repeat them.
+    const logger = createLogger({ level: 'silent' });
+    const shell = config ? createSshShell({ ssh: config.ssh, logger }) : undefined;
+    try {
+      const source = createReportSource({
+        store,
+        clock: createSystemClock(),
+        ...(config && shell
+          ? {
+              chain: {
+                config,
+                rpc: createNodeRpc({ shell, attachCommand: config.ssh.attachCommand, logger }),
+              },
+            }
+          : { noChainReason: 'no configuration given (--prefix alone), so no PN to read blocks from' }),
+      });
+      const report = await source.report(options.runId);
+      if (report === undefined) await requireRun(store, prefix, options.runId);
+      if (report !== undefined) io.out(redactSecrets(renderReportMarkdown(report)));
+      return 0;
+    } finally {
+      await shell?.close();
+    }
   });
 }

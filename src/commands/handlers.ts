@@ -7,7 +7,9 @@ import type { CellopsConfig } from '../config/config.js';
 import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import type { Engine, RunRecord, RunStatus } from '../runbooks/types.js';
+import type { Engine, RunIncident, RunRecord, RunStatus } from '../runbooks/types.js';
+import type { IncidentStore } from '../monitor/incidents.js';
+import type { ReportSource } from '../report/gather-report.js';
 import type { MonitorControl } from '../monitor/types.js';
 import type { ApprovalPolicy, PolicyVerdict } from '../runbooks/approval-policy.js';
 import { LockBusyError } from '../locks/types.js';
@@ -28,6 +30,7 @@ import { ALERT_MUTE_MS } from '../views/alert.js';
 import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCommand } from './parse.js';
 import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
 import { helpUsage } from './usage.js';
+import { openIncidentOf, reportCommand } from './report-command.js';
 import type { Reply } from './reply.js';
 import { currentRoles, type CellState } from '../ports/cell-state.js';
 import { claimedMachines, refuseTakenMachines } from '../runbooks/set-roles.js';
@@ -43,7 +46,12 @@ export interface CommandDeps {
   readonly state?: CellState | undefined;
   /** Absent while the monitor is not running: commands that need it say so. */
   readonly monitor?: MonitorControl | undefined;
-  readonly chat: Pick<Chat, 'permalink'>;
+  /** `post` is needed for `/cell report` to post in a run's thread. */
+  readonly chat: Pick<Chat, 'permalink'> & Partial<Pick<Chat, 'post'>>;
+  /** Builds run reports for `/cell report`; absent: the command says reports are not available. */
+  readonly reports?: ReportSource;
+  /** Open alerts, so that a failover keeps the alert it answers (for its report). */
+  readonly incidents?: Pick<IncidentStore, 'get'>;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Enables `/cell drill failover <cn>`. */
@@ -133,6 +141,7 @@ async function startRunbook(
   params: Record<string, unknown>,
   user: string,
   dryRun: boolean,
+  incident?: RunIncident,
 ): Promise<Reply> {
   if (deps.runbooks !== undefined && !deps.runbooks.includes(runbook)) {
     return notice(
@@ -141,20 +150,27 @@ async function startRunbook(
   }
   const verdict = await deps.policy.canStart(user);
   if (!verdict.allowed) return refusal(verdict);
-  const run = await deps.engine.start({ runbook, params, requester: user, dryRun });
+  const run = await deps.engine.start({
+    runbook,
+    params,
+    requester: user,
+    dryRun,
+    ...(incident === undefined ? {} : { incident }),
+  });
   const what = `${dryRun ? 'Dry run of ' : ''}*${escapeText(run.summary)}*`;
   return notice(
     `:arrow_forward: Started ${what} (run \`${escapeText(run.id)}\`). Follow it in ${channelLink(deps.config)}${dryRun ? ': the plan and the preflight results are posted there; nothing is changed' : ''}.`,
   );
 }
 
-function startFailover(deps: CommandDeps, command: FailoverCommand, user: string): Promise<Reply> {
+async function startFailover(deps: CommandDeps, command: FailoverCommand, user: string): Promise<Reply> {
   return startRunbook(
     deps,
     'failover',
     { cn: command.cn, ...(command.mode === undefined ? {} : { mode: command.mode }), force: command.force },
     user,
     command.dryRun,
+    await openIncidentOf(deps.incidents, command.cn),
   );
 }
 
@@ -222,6 +238,10 @@ async function runCell(deps: CommandDeps, command: CellCommand, user: string): P
           `:arrow_forward: ${mention(user)} resumed *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`).`,
         ),
       );
+    }
+    case 'report': {
+      const outcome = await reportCommand(deps, command.runId, user);
+      return outcome.kind === 'posted' ? ephemeral(outcome.notice) : visible(outcome.report);
     }
     case 'mute': {
       if (!deps.monitor) return notice(NO_MONITOR);

@@ -31,6 +31,7 @@ export type CellCommand =
   | { readonly kind: 'abort'; readonly runId: string }
   | { readonly kind: 'resume'; readonly runId: string }
   | { readonly kind: 'cleanup'; readonly runId: string }
+  | { readonly kind: 'report'; readonly runId: string }
   | { readonly kind: 'mute'; readonly node: string; readonly durationMs: number }
   | { readonly kind: 'unmute'; readonly node: string }
   | { readonly kind: 'backup-nodekey'; readonly cn: string }
@@ -209,7 +210,8 @@ export function parseCell(
       return { kind: sub };
     case 'abort':
     case 'resume':
-    case 'cleanup': {
+    case 'cleanup':
+    case 'report': {
       const [runId = ''] = expect(1, 'a run id (see /cell runs)');
       if (!RUN_ID.test(runId)) throw new UsageError(`"${runId.slice(0, 40)}" is not a run id.`, usage);
       return { kind: sub, runId };

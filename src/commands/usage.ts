@@ -24,6 +24,10 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
     '/cell cleanup <run>',
     'terminate and delete the cloud resources a run left (tagged with its id), after an approval',
   ],
+  [
+    '/cell report <run>',
+    "post-incident report in the run's thread: timeline, time to recover, missed blocks",
+  ],
   ['/cell help', 'this help'],
 ];
 

@@ -104,6 +104,9 @@ export interface ImageRecord {
   readonly imageId: string;
   readonly at: number;
   readonly runId: string;
+  /** sha256 of the kcn binary and of kcnd.conf when the image was taken (absent in older records). */
+  readonly binarySha256?: string;
+  readonly confSha256?: string;
 }
 
 export interface CellState {

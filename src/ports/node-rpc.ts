@@ -38,6 +38,13 @@ export interface BlockConsensusInfo {
   /** Addresses (lower-case 0x…) whose committed seals are in the block. */
   readonly committers: readonly string[];
   readonly committee: readonly string[];
+  /** Block time in epoch seconds, when the source gives it (kaia's blocks do). */
+  readonly timestamp?: number;
+}
+
+/** Where a window of blocks ends: at the head (default), or at block `upTo` when the head is past it. */
+export interface BlockWindowOptions extends ProbeOptions {
+  readonly upTo?: number;
 }
 
 export interface NodeRpc {
@@ -45,10 +52,10 @@ export interface NodeRpc {
   health(node: NodeEndpoint, options: ProbeOptions): Promise<NodeHealth>;
   /** The address derived from the nodekey the running node loaded (kaia_nodeAddress, or IPC over SSH). */
   nodeAddress(node: NodeEndpoint, options: ProbeOptions): Promise<string>;
-  /** Consensus info of recent blocks, newest last: `count` blocks ending at the head. */
+  /** Consensus info of recent blocks, newest last: `count` blocks ending at the head (or at `upTo`). */
   recentBlocks(
     node: NodeEndpoint,
     count: number,
-    options: ProbeOptions,
+    options: BlockWindowOptions,
   ): Promise<readonly BlockConsensusInfo[]>;
 }

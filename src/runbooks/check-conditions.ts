@@ -1,7 +1,7 @@
 /**
  * What the readiness conditions of `check` (check.ts) look at besides the shared node helpers: the
- * standby they are about, where kcnd reads static-nodes.json, the CN's address, the files whose change
- * calls for a new image, and the wording of a condition that does not apply to the CN's mode.
+ * standby they are about, where kcnd reads static-nodes.json, the CN's address, and the wording of a
+ * condition that does not apply to the CN's mode.
  */
 import type { CnContext, CnPlan } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
@@ -50,9 +50,4 @@ export async function cnAddress(ctx: CnContext, ops: NodeOps, t: CnTarget): Prom
   const recorded = await ctx.ports.state.nodekeyBackup(t.cn.name);
   if (recorded) return recorded.nodeAddress;
   return keyFileAddress(ops, t.backupHost.host, t.backupPath);
-}
-
-/** Files whose change calls for a new machine image: the node's configuration and its binary. */
-export function configFiles(node: NodeInventoryEntry): string[] {
-  return [`/etc/${node.service}/conf/${node.service}.conf`, `/usr/bin/${node.endpoint.binary}`];
 }

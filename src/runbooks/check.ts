@@ -16,7 +16,6 @@ import {
 } from './cell-nodes.js';
 import {
   cnAddress,
-  configFiles,
   describeStandbyCondition,
   isStandbyMode,
   reaching,
@@ -36,6 +35,7 @@ import {
   sameAddress,
 } from './nodekey.js';
 import { HostError, ReadinessCheckError } from '../errors.js';
+import { contentChange, imageContentFiles, readImageContent, servingHost } from './image-content.js';
 
 export function checkSteps(): CnStep[] {
   return [
@@ -253,15 +253,14 @@ const backupMatches: CnStep = {
 
 const imageFresh: CnStep = {
   id: 'image-fresh',
-  title: 'The machine image is newer than the last configuration change',
+  title: "The machine image holds the live CN's kcn binary and kcnd.conf",
   destructive: false,
   readOnly: true,
   describe(ctx) {
     const t = cnTargetOf(ctx);
     if (t.failover.mode !== 'snapshot') return 'Not applicable: standby mode uses no machine image.';
-    return `The image recorded by /cell image ${t.cn.name} must be newer than ${configFiles(t.cn)
-      .map((path) => onHost(t.cn.host, nodeCommands.mtime(path)))
-      .join(' and ')}.`;
+    const files = imageContentFiles(t.cn);
+    return `\`sudo -n sha256sum\` of ${files.binary} and ${files.conf} on the machine serving ${t.cn.name} now must equal the checksums recorded with the image by /cell image ${t.cn.name} (content, not file times: package upgrades keep build times).`;
   },
   async when(ctx) {
     return cnTargetOf(ctx).failover.mode === 'snapshot';
@@ -273,27 +272,36 @@ const imageFresh: CnStep = {
       throw new ReadinessCheckError(
         `No machine image of ${t.cn.name} is recorded: run /cell image ${t.cn.name}.`,
       );
-    const ops = opsOf(ctx);
-    let newest = 0;
-    let newestPath = '';
+    if (image.binarySha256 === undefined || image.confSha256 === undefined)
+      throw new ReadinessCheckError(
+        `The latest image of ${t.cn.name}, ${image.imageId}, records no checksums of its kcn binary and kcnd.conf, so its freshness cannot be judged: run /cell image ${t.cn.name}.`,
+      );
+    const host = await servingHost(ctx.ports.state, t.cn);
+    let live;
     try {
-      for (const path of configFiles(t.cn)) {
-        const mtime = await ops.mtime(t.cn.host, path);
-        if (mtime !== undefined && mtime > newest) [newest, newestPath] = [mtime, path];
-      }
+      live = await readImageContent(opsOf(ctx), host, t.cn);
     } catch (error) {
       if (!(error instanceof HostError)) throw error;
-      // A failed CN cannot tell; the image's age alone is still worth reporting.
+      // A failed CN cannot tell; the failover it needs then uses the image as it is.
       ctx.output(
-        `could not read ${t.cn.name}'s configuration times (${error.message}); image ${image.imageId} recorded by run ${image.runId}`,
+        `could not read ${t.cn.name}'s files on ${host.name} (${error.message}); image ${image.imageId} recorded by run ${image.runId}`,
       );
       return;
     }
-    if (newest > image.at)
+    if ('missing' in live)
+      throw new ReadinessCheckError(`${host.name} (${host.address}) has no ${live.missing}: check the CN.`);
+    const change = contentChange(
+      t.cn,
+      { binarySha256: image.binarySha256, confSha256: image.confSha256 },
+      live,
+    );
+    if (change !== undefined)
       throw new ReadinessCheckError(
-        `${t.cn.name}:${newestPath} changed after the latest image ${image.imageId} was taken: run /cell image ${t.cn.name}.`,
+        `A fresh image of ${t.cn.name} is due: ${change} on ${host.name} differ${change.includes(' and ') ? '' : 's'} from the latest image ${image.imageId} (run ${image.runId}). Run /cell image ${t.cn.name}.`,
       );
-    ctx.output(`image ${image.imageId} is newer than ${t.cn.name}'s configuration and binary`);
+    ctx.output(
+      `image ${image.imageId} holds ${t.cn.name}'s current kcn binary and kcnd.conf (as on ${host.name})`,
+    );
   },
 };
 

@@ -16,7 +16,23 @@ const SHARED_FACTS = {
   /** Set by Verify when every check passed, so that a Verify interrupted midway runs again in full. */
   verifiedAt: 'verifiedAt',
   timeToRecoverMs: 'timeToRecoverMs',
+  /** When Verify first saw the CN's address among the committers (epoch ms): the end of the outage. */
+  signedAt: 'signedAt',
+  /** The oldest block of that look with the CN's seal: where the report stops counting missed blocks. */
+  signedBlock: 'signedBlock',
 } as const;
+
+/** Records when and in which block the CN was first seen signing again (the report's end of the outage). */
+export function recordSigning(
+  ctx: StepContext<unknown>,
+  blocks: readonly { readonly number: number; readonly committers: readonly string[] }[],
+  signs: (committer: string) => boolean,
+): void {
+  const first = blocks.find((b) => b.committers.some(signs));
+  if (first === undefined || ctx.fact(SHARED_FACTS.signedAt) !== undefined) return;
+  ctx.setFact(SHARED_FACTS.signedAt, ctx.ports.clock.now());
+  ctx.setFact(SHARED_FACTS.signedBlock, first.number);
+}
 
 /** Facts of the standby mode (failover-standby.ts). */
 export const STANDBY_FACTS = {

@@ -25,6 +25,7 @@ import { KCND_CONF_PATH } from './kcnd-conf.js';
 import { keyLocation } from './key-files.js';
 import { mapHostError, opsOf } from './node-ops.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
+import { imageContentFiles, readImageContent, servingHost } from './image-content.js';
 
 export interface ImageTimings {
   /** CreateImage until `available`: it snapshots every volume kept in the image. Default 60 min. */
@@ -39,6 +40,9 @@ const IMAGE_FACTS = {
   dataDevice: 'dataDevice',
   imageId: 'imageId',
   imageName: 'imageName',
+  /** sha256 of the kcn binary and of kcnd.conf on the CN when it was imaged. */
+  binarySha256: 'binarySha256',
+  confSha256: 'confSha256',
 } as const;
 
 export function imageSteps(overrides: Partial<ImageTimings> = {}): CnStep[] {
@@ -77,10 +81,14 @@ const preflight: CnStep = {
   timeoutMs: 60_000,
   describe: (ctx) => {
     const node = ctx.config.nodes[ctx.params.cn];
+    const files = node ? imageContentFiles(node) : undefined;
     return (
       `Read-only. EC2 DescribeInstances ${instanceWords(ctx)} (the machine serving ${ctx.params.cn} now): it exists, and its DATA_DIR volume` +
       `${node?.dataVolumeId ? ` ${node.dataVolumeId}` : ''} is attached at ${node?.dataDevice ?? '/dev/sdf'}, so that leaving that device out keeps DATA_DIR (chaindata and nodekey) out of the image. ` +
-      `Over SSH, \`sudo -n cat ${KCND_CONF_PATH}\` (kept in memory): a --nodekey file outside ${node?.dataDir ?? 'DATA_DIR'}, or --nodekeyhex, is refused, since the image would copy the key.`
+      `Over SSH, \`sudo -n cat ${KCND_CONF_PATH}\` (kept in memory): a --nodekey file outside ${node?.dataDir ?? 'DATA_DIR'}, or --nodekeyhex, is refused, since the image would copy the key.` +
+      (files
+        ? ` Then \`sudo -n sha256sum\` of ${files.binary} and ${files.conf} on that machine, recorded with the image so that the readiness check can tell when the live CN no longer matches it.`
+        : '')
     );
   },
   run: async (ctx) => {
@@ -88,6 +96,9 @@ const preflight: CnStep = {
     const node = resolveCnNode(ctx.config, cn);
     const role = await ctx.ports.state.role(cn);
     const instanceId = role?.instanceId ?? node.instanceId;
+    // A replacement from a snapshot failover has DATA_DIR on the volume that run made, at the launch device.
+    const replacement = role?.instanceId !== undefined && role.instanceId !== node.instanceId;
+    const dataDevice = replacement ? (node.failover?.launch?.dataDevice ?? node.dataDevice) : node.dataDevice;
     if (instanceId === undefined)
       throw new InputError(`${cn} has no EC2 instance id: set nodes.${cn}.instanceId to image it`);
     const info = await ctx.ports.cloud.describeInstance(instanceId);
@@ -96,31 +107,44 @@ const preflight: CnStep = {
         `${cn}'s instance ${instanceId} is ${info ? info.state : 'not found'}: there is nothing to image`,
       );
     const volumes = await ctx.ports.cloud.describeInstanceVolumes(instanceId);
-    const atDevice = volumes.find((v) => v.device === node.dataDevice);
+    const atDevice = volumes.find((v) => v.device === dataDevice);
     if (!atDevice)
       throw new SafetyGateError(
-        `${instanceId} has no volume at ${node.dataDevice} (it has ${volumes.map((v) => `${v.volumeId} at ${v.device}`).join(', ') || 'none'}): ` +
+        `${instanceId} has no volume at ${dataDevice} (it has ${volumes.map((v) => `${v.volumeId} at ${v.device}`).join(', ') || 'none'}): ` +
           `DATA_DIR, with the nodekey, would go into the image. Set nodes.${cn}.dataDevice to the DATA_DIR volume's device.`,
       );
-    if (node.dataVolumeId !== undefined && atDevice.volumeId !== node.dataVolumeId)
+    if (!replacement && node.dataVolumeId !== undefined && atDevice.volumeId !== node.dataVolumeId)
       throw new SafetyGateError(
         `${instanceId} has ${atDevice.volumeId} at ${node.dataDevice}, not the configured DATA_DIR volume ${node.dataVolumeId}: check nodes.${cn}.dataDevice and dataVolumeId`,
       );
     await refuseKeyOutsideDataDir(ctx, node, role?.address ?? node.host.address);
     ctx.output(
-      `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${node.dataDevice} will be left out; kept: ${
+      `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${dataDevice} will be left out; kept: ${
         volumes
           .filter((v) => v !== atDevice)
           .map((v) => `${v.volumeId} at ${v.device}`)
           .join(', ') || 'nothing else'
       }`,
     );
+    const host = await servingHost(ctx.ports.state, node);
+    const content = await readImageContent(opsOf(ctx), host, node);
+    if ('missing' in content)
+      throw new SafetyGateError(
+        `${host.name} (${host.address}) has no ${content.missing}: the image would record nothing to judge its freshness by. Check nodes.${cn}.service.`,
+      );
+    ctx.output(
+      `content on ${host.name}: ${imageContentFiles(node).binary} sha256 ${content.binarySha256.slice(0, 12)}…, ${imageContentFiles(node).conf} sha256 ${content.confSha256.slice(0, 12)}…`,
+    );
     ctx.setFact(IMAGE_FACTS.instanceId, instanceId);
-    ctx.setFact(IMAGE_FACTS.dataDevice, node.dataDevice);
+    ctx.setFact(IMAGE_FACTS.dataDevice, dataDevice);
+    ctx.setFact(IMAGE_FACTS.binarySha256, content.binarySha256);
+    ctx.setFact(IMAGE_FACTS.confSha256, content.confSha256);
   },
   verify: (ctx) =>
     Promise.resolve(
-      ctx.fact(IMAGE_FACTS.instanceId) !== undefined && ctx.fact(IMAGE_FACTS.dataDevice) !== undefined,
+      ctx.fact(IMAGE_FACTS.instanceId) !== undefined &&
+        ctx.fact(IMAGE_FACTS.dataDevice) !== undefined &&
+        ctx.fact(IMAGE_FACTS.confSha256) !== undefined,
     ),
 };
 
@@ -228,11 +252,15 @@ const record: CnStep = {
     const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
     if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
     const previous = await ctx.ports.state.image(ctx.params.cn);
+    const binarySha256 = ctx.fact<string>(IMAGE_FACTS.binarySha256);
+    const confSha256 = ctx.fact<string>(IMAGE_FACTS.confSha256);
     await ctx.ports.state.setImage({
       cn: ctx.params.cn,
       imageId,
       at: ctx.ports.clock.now(),
       runId: ctx.runId,
+      ...(binarySha256 === undefined ? {} : { binarySha256 }),
+      ...(confSha256 === undefined ? {} : { confSha256 }),
     });
     ctx.output(
       `${ctx.params.cn}'s latest image is now ${imageId}${previous ? ` (was ${previous.imageId}, which is kept)` : ''}`,

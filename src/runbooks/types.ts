@@ -170,6 +170,18 @@ export interface StepRecord {
   approvalsRequired?: number;
 }
 
+/** The alert a run answers (for its report): kept with the run because a resolved incident is deleted. */
+export interface RunIncident {
+  readonly id: string;
+  /** The node condition or failed check, e.g. `down`. */
+  readonly kind: string;
+  /** When the condition began (epoch ms). */
+  readonly openedAt: number;
+  /** When the alert was posted (epoch ms). */
+  readonly postedAt: number;
+  readonly message?: { readonly channel: string; readonly ts: string };
+}
+
 export interface RunRecord {
   readonly id: string;
   readonly runbook: string;
@@ -196,6 +208,8 @@ export interface RunRecord {
   note?: string;
   /** The run's Slack message, once posted. */
   thread?: { channel: string; ts: string };
+  /** The open alert about the run's node when it was requested. */
+  readonly incident?: RunIncident;
 }
 
 /** What the engine tells the outside world (Slack, the sandbox console, metrics). */
@@ -240,6 +254,8 @@ export interface StartRequest {
   readonly params: unknown;
   readonly requester: string;
   readonly dryRun?: boolean;
+  /** The open alert this run answers, recorded with it for the report. */
+  readonly incident?: RunIncident;
 }
 
 /** The engine's public face, used by src/commands, src/monitor and the sandbox. */

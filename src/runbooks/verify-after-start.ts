@@ -8,7 +8,7 @@ import type { FailoverContext, FailoverPlan } from './failover-params.js';
 import type { HostRef } from '../ports/shell.js';
 import type { NodeEndpoint } from '../ports/node-rpc.js';
 import { PROBE_TIMEOUT_MS, lagOf, proxyNodes, referenceHeight, reportedAddress } from './cell-nodes.js';
-import { STANDBY_FACTS } from './failover-facts.js';
+import { STANDBY_FACTS, recordSigning } from './failover-facts.js';
 import { opsOf } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { SafetyGateError, describeError } from '../errors.js';
@@ -137,6 +137,8 @@ export async function waitForSigning(
       });
       inCommittee ||= blocks.some((b) => b.committee.some((a) => sameAddress(a, failedAddress)));
       signed = blocks.some((b) => b.committers.some((a) => sameAddress(a, failedAddress)));
+      // The report's end of the outage: when and in which block the CN was first seen signing again.
+      recordSigning(ctx, blocks, (a) => sameAddress(a, failedAddress));
     } catch (error) {
       if (ctx.signal.aborted) throw error;
       readError = describeError(error);

@@ -16,7 +16,7 @@
  * `createSandboxCell` hands out ports that delegate to the current simulation, so `reset()` can re-seed the
  * hosts and the EC2 (same keys, chain height carried on) after a failover and let people try again.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { parseConfigText } from '../config/load.js';
 import type { CellopsConfig } from '../config/config.js';
@@ -67,6 +67,8 @@ const CN_DATA_DIR = '/var/kcnd/data';
 const PN_DATA_DIR = '/var/kpnd/data';
 /** Where kcnd's start script reads DATA_DIR (kaia's RPM layout). */
 export const SANDBOX_KCND_CONF = '/etc/kcnd/conf/kcnd.conf';
+/** The kcn binary of cn2 and its image, whose checksum the image record keeps. */
+export const SANDBOX_KCN_BINARY = '/usr/bin/kcn';
 /** A node's chain database, a stand-in for LevelDB's files. */
 function chaindata(dataDir: string): Record<string, string> {
   return {
@@ -78,6 +80,7 @@ function chaindata(dataDir: string): Record<string, string> {
 /** The root file system of cn2 and of its machine image: kcnd's configuration, no keys, no chain. */
 const CN_ROOT_FILES: Readonly<Record<string, string>> = {
   [SANDBOX_KCND_CONF]: `NETWORK=mainnet\nDATA_DIR=${CN_DATA_DIR}\nLOG_DIR=/var/log/kcnd\n`,
+  [SANDBOX_KCN_BINARY]: 'sandbox kcn v2.0.0 (linux-amd64)\n',
   '/etc/fstab': 'LABEL=/ / ext4 defaults 0 1\n',
 };
 /** What a machine launched from a CN image runs: kcnd installed but not started at boot. */
@@ -398,7 +401,19 @@ export async function recordSandboxState(
       runId,
     });
   }
-  await state.setImage({ cn: 'cn2', imageId: CLOUD.image, at: now, runId });
+  // The seeded image holds cn2's root files as they are, so the readiness check finds it fresh.
+  const sha256 = (path: string) =>
+    createHash('sha256')
+      .update(CN_ROOT_FILES[path] ?? '')
+      .digest('hex');
+  await state.setImage({
+    cn: 'cn2',
+    imageId: CLOUD.image,
+    at: now,
+    runId,
+    binarySha256: sha256(SANDBOX_KCN_BINARY),
+    confSha256: sha256(SANDBOX_KCND_CONF),
+  });
   // cn1 keeps its standby cn1s; cn2 (snapshot mode) has none.
   for (const [cn, standby] of [
     ['cn1', 'cn1s'],

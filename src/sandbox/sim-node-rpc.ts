@@ -82,7 +82,7 @@ export function createSimNodeRpc(deps: SimNodeRpcDeps): NodeRpc {
       const host = answering(endpoint, probe);
       if (!endpoint.rpcUrl)
         throw new ExternalError('rpc_unavailable', `${host.name} has no JSON-RPC endpoint configured`);
-      const head = host.height();
+      const head = Math.min(host.height(), probe.upTo ?? Infinity);
       const signers = deps.hosts().filter(signs);
       const blocks: BlockConsensusInfo[] = [];
       for (let n = Math.max(0, head - count + 1); n <= head; n++) {

@@ -1,6 +1,7 @@
 import type {
   BlockConsensusInfo,
   NodeEndpoint,
+  BlockWindowOptions,
   NodeHealth,
   NodeRpc,
   ProbeOptions,
@@ -92,7 +93,12 @@ export class FakeNodeRpc implements NodeRpc {
     return address;
   }
 
-  async recentBlocks(node: NodeEndpoint, count: number): Promise<readonly BlockConsensusInfo[]> {
-    return (this.blocks.get(node.name) ?? []).slice(-count);
+  async recentBlocks(
+    node: NodeEndpoint,
+    count: number,
+    options?: BlockWindowOptions,
+  ): Promise<readonly BlockConsensusInfo[]> {
+    const upTo = options?.upTo ?? Infinity;
+    return (this.blocks.get(node.name) ?? []).filter((b) => b.number <= upTo).slice(-count);
   }
 }

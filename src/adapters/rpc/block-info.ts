@@ -21,10 +21,12 @@ export function toBlockInfo(raw: unknown): BlockConsensusInfo | undefined {
   const number = toQuantity(b.number);
   if (number === undefined) return undefined;
   const proposer = normalizeAddress(b.proposer);
+  const timestamp = toQuantity(b.timestamp);
   return {
     number,
     ...(proposer !== undefined ? { proposer } : {}),
     committers: addressList(b.committers),
     committee: addressList(b.committee),
+    ...(timestamp !== undefined ? { timestamp } : {}),
   };
 }

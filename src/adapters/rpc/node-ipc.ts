@@ -66,12 +66,14 @@ export async function ipcRecentBlocks(
   node: NodeEndpoint,
   count: number,
   dl: Deadline,
+  upTo?: number,
 ): Promise<BlockConsensusInfo[]> {
   // One attach for all blocks: the console loops over ranges of at most 50 and prints one JSON string.
+  const head = upTo === undefined ? 'kaia.blockNumber' : `Math.min(kaia.blockNumber,${upTo})`;
   const js =
-    `(function(){var h=kaia.blockNumber,o=[];for(var s=Math.max(0,h-${count}+1);s<=h;s+=${MAX_RANGE}){` +
+    `(function(){var h=${head},o=[];for(var s=Math.max(0,h-${count}+1);s<=h;s+=${MAX_RANGE}){` +
     `var r=kaia.getBlockWithConsensusInfoRange(s,Math.min(h,s+${MAX_RANGE - 1}));for(var k in r){var b=r[k];` +
-    `o.push({number:b.number,proposer:b.proposer,committers:b.committers,committee:b.committee})}}` +
+    `o.push({number:b.number,proposer:b.proposer,committers:b.committers,committee:b.committee,timestamp:b.timestamp})}}` +
     `return JSON.stringify(o)})()`;
   const stdout = await ipc(deps, node, js, 'recent blocks', dl);
   const printed = lastConsoleString(stdout);

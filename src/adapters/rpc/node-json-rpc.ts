@@ -97,14 +97,19 @@ export async function rpcNodeAddress(rpc: NodeJsonRpc, url: string, dl: Deadline
   return address;
 }
 
-/** The last `count` blocks, by ranges of at most MAX_RANGE, block by block where ranges are not served. */
+/**
+ * The last `count` blocks up to the head (or `upTo` when the head is past it), by ranges of at most
+ * MAX_RANGE, block by block where ranges are not served.
+ */
 export async function rpcRecentBlocks(
   rpc: NodeJsonRpc,
   url: string,
   count: number,
   dl: Deadline,
+  upTo?: number,
 ): Promise<BlockConsensusInfo[]> {
-  const head = await rpcHeight(rpc, url, dl);
+  const chainHead = await rpcHeight(rpc, url, dl);
+  const head = upTo === undefined ? chainHead : Math.min(chainHead, upTo);
   const from = Math.max(0, head - count + 1);
   const blocks: BlockConsensusInfo[] = [];
   let rangeWorks = true;

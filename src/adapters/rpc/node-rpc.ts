@@ -73,16 +73,17 @@ export function createNodeRpc(deps: NodeRpcDeps): NodeRpc {
     recentBlocks: async (node, count, options) => {
       const dl = deadline(options);
       const n = Math.max(1, Math.floor(count));
+      const upTo = options.upTo === undefined ? undefined : Math.max(0, Math.floor(options.upTo));
       if (node.rpcUrl !== undefined) {
         try {
-          return await rpcRecentBlocks(rpc, node.rpcUrl, n, dl);
+          return await rpcRecentBlocks(rpc, node.rpcUrl, n, dl, upTo);
         } catch (error) {
           if (!isMethodNotFound(error)) return nodeFailure(node, node.rpcUrl, 'recent blocks', dl, error);
           log.info({ node: node.name }, 'consensus info is not served over HTTP; asking over IPC');
         }
       }
       try {
-        return await ipcRecentBlocks(deps, node, n, dl);
+        return await ipcRecentBlocks(deps, node, n, dl, upTo);
       } catch (error) {
         return nodeFailure(node, ipcUrl(node), 'recent blocks', dl, error);
       }

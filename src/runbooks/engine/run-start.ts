@@ -25,6 +25,7 @@ export async function startRun(state: EngineState, request: StartRequest): Promi
     requester: request.requester,
     dryRun: request.dryRun === true,
     createdAt: now,
+    ...(request.incident === undefined ? {} : { incident: request.incident }),
     status: 'running',
     steps: steps.map((step) => newStepRecord(step, plan)),
     facts: {},

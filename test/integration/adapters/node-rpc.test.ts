@@ -72,6 +72,7 @@ function kaiaHandler(options: { range: boolean }): Handler {
       committers: n === 120 ? [OTHER] : [ADDRESS, OTHER],
       committee: [ADDRESS, OTHER],
       round: 0,
+      timestamp: `0x${(1_800_000_000 + n).toString(16)}`,
     });
     switch (method) {
       case 'kaia_blockNumber':
@@ -172,8 +173,25 @@ describe('NodeRpc against real HTTP endpoints on loopback', () => {
       proposer: ADDRESS.toLowerCase(),
       committers: [OTHER.toLowerCase()],
       committee: [ADDRESS.toLowerCase(), OTHER.toLowerCase()],
+      timestamp: 1_800_000_120,
     });
     expect(seen.filter((m) => m.includes('Range'))).toHaveLength(1);
+  });
+
+  it('reads the blocks ending at a given block when the head is past it, ranged or one by one', async () => {
+    const ranged = await jsonRpcServer(kaiaHandler({ range: true }), []);
+    const single = await jsonRpcServer(kaiaHandler({ range: false }), []);
+    servers.push(ranged.server, single.server);
+    for (const url of [ranged.url, single.url]) {
+      const window = await rpc.recentBlocks(endpoint({ rpcUrl: url }), 3, { timeoutMs: 5000, upTo: 60 });
+      expect(window.map((b) => [b.number, b.timestamp])).toEqual([
+        [58, 1_800_000_058],
+        [59, 1_800_000_059],
+        [60, 1_800_000_060],
+      ]);
+    }
+    const past = await rpc.recentBlocks(endpoint({ rpcUrl: ranged.url }), 2, { timeoutMs: 5000, upTo: 500 });
+    expect(past.map((b) => b.number)).toEqual([119, 120]);
   });
 
   it('asks for long histories in ranges kcnd accepts, and block by block where ranges are missing', async () => {

@@ -24,6 +24,11 @@ import { createRedisEngine, type RedisEngineSetup } from '../../support/redis-en
 import { uniquePrefix } from '../../support/redis-client.js';
 import { startRedis, type RedisServer } from '../../support/redis-server.js';
 import { until } from '../../support/until.js';
+import { runEngineFailover } from '../../support/engine-failover.js';
+import { createRedisRunStore } from '../../../src/runbooks/engine/redis-run-store.js';
+import { createRedisKeys } from '../../../src/infra/redis-keys.js';
+import type { StoredAuditEntry } from '../../../src/runbooks/engine/run-store.js';
+import { formatDuration } from '../../../src/config/duration.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const NODEKEY = '5c'.repeat(32);
@@ -176,19 +181,61 @@ describe('the cellops CLI process', () => {
     expect(audit.stdout).not.toContain(NODEKEY);
   });
 
-  it('fails on stderr with status 1 for an unknown run, a report not there yet, and an unreachable Redis', async () => {
+  it('fails on stderr with status 1 for an unknown run and an unreachable Redis', async () => {
     const missing = await fromSources(['audit', 'r-nope'], env);
     expect(missing).toMatchObject({ code: 1, stdout: '' });
     expect(missing.stderr).toContain(`no run r-nope under Redis prefix ${prefix}`);
 
-    const report = await fromSources(['report', run.id], env);
+    const report = await fromSources(['report', 'r-nope', '--prefix', prefix], env);
     expect(report).toMatchObject({ code: 1, stdout: '' });
-    expect(report.stderr).toContain(`no report for run ${run.id} yet`);
+    expect(report.stderr).toContain(`no run r-nope under Redis prefix ${prefix}`);
 
     const down = await fromSources(['runs'], { ...env, REDIS_URL: 'redis://:hunter2-secret@127.0.0.1:1' });
     expect(down).toMatchObject({ code: 1, stdout: '' });
     expect(down.stderr).toContain('cannot reach Redis at redis://***@127.0.0.1:1');
     expect(down.stderr).not.toContain('hunter2');
+  });
+
+  it("prints a failover's report as Markdown, its timeline row by row the audit stream in Redis", async () => {
+    const failoverPrefix = uniquePrefix('cli-report');
+    const { run: failover } = await runEngineFailover({
+      incident: (now) => ({ id: 'cn1-alert', kind: 'down', openedAt: now - 60_000, postedAt: now - 50_000 }),
+      store: () => createRedisRunStore({ redis: setup.redis, keys: createRedisKeys(failoverPrefix) }),
+    });
+    expect(failover.status).toBe('succeeded');
+    const audit: StoredAuditEntry[] = await createRedisRunStore({
+      redis: setup.redis,
+      keys: createRedisKeys(failoverPrefix),
+    }).readAudit(failover.id);
+
+    // --prefix alone: no inventory, so no chain is asked (and nothing leaves loopback).
+    const printed = await fromSources(['report', failover.id, '--prefix', failoverPrefix], env);
+    expect(printed).toMatchObject({ code: 0, stderr: '' });
+    const md = printed.stdout;
+    expect(md).toContain(`# Report of run ${failover.id}: failover cn1 (standby → cn1s)`);
+    const recovered = Number(failover.facts.signedAt) - (failover.incident?.openedAt ?? 0);
+    expect(md).toContain(`- Time to recover: ${formatDuration(recovered)} from alert opened (down)`);
+    expect(md).toContain('- Blocks missed: unknown: no configuration given');
+    expect(md).toContain('nodekey.cellops-r1');
+
+    const rows = md
+      .split('\n')
+      .filter((line) => /^\| \d\d:\d\d:\d\d \|/.test(line))
+      .map((line) => line.split(' | ').map((c) => c.replace(/^\| /, '').trim()));
+    const events = audit.filter((e) => e.what !== 'step-output');
+    // The alert first, the signing just before Verify's end, every other row one audit entry in order.
+    expect(rows[0]?.[2]).toContain("cn1 down: the alert's condition began");
+    const fromAudit = rows.filter(
+      (r) => !r[2]?.includes("the alert's condition") && !r[2]?.includes('seen signing again'),
+    );
+    expect(fromAudit).toHaveLength(events.length);
+    events.forEach((entry, i) => {
+      expect(fromAudit[i]?.[0]).toBe(new Date(entry.at).toISOString().slice(11, 19));
+      expect(fromAudit[i]?.[1]).toBe(entry.who.startsWith('engine:') ? 'cellops' : entry.who);
+    });
+    expect(fromAudit.filter((r) => r[2]?.startsWith('approved')).map((r) => r[1])).toEqual(
+      Array(5).fill('U0AAA'),
+    );
   });
 
   it('runs compiled behind the bin symlink, with the shebang, --version and the same answers', async () => {

@@ -4,6 +4,7 @@
  * requests as they would go over the wire (TagSpecifications, NoDevice, AllowReassociation, waiters
  * polling Describe*) and on the order of those requests and the SSH commands around them.
  */
+import { createHash } from 'node:crypto';
 import * as EC2 from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExternalError } from '../../../src/errors.js';
@@ -440,10 +441,17 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
 
   it('images the CN with a NoDevice mapping for DATA_DIR and NoReboot, polling DescribeImages until available', async () => {
     const config = snapshotConfig();
-    // A healthy CN to image: it answers SSH, so the runbook can see its key lies on the DATA_DIR volume.
-    cell.host('cn2').reachable = true;
+    // Imaging reads what the image will hold on the CN, which answers here.
+    const cn2 = cell.host('cn2');
+    cn2.reachable = true;
+    cn2.files.set('/usr/bin/kcn', 'kcn v2.0.0');
+    cn2.files.set('/etc/kcnd/conf/kcnd.conf', 'DATA_DIR=/var/kcnd/data\n');
     const result = await runSteps(imageSteps(), { params: { cn: 'cn2' }, config, ports, runId: RUN });
     expect(result.error).toBeUndefined();
+    expect(await ports.state.image('cn2')).toMatchObject({
+      binarySha256: createHash('sha256').update('kcn v2.0.0').digest('hex'),
+      confSha256: createHash('sha256').update('DATA_DIR=/var/kcnd/data\n').digest('hex'),
+    });
     const [create] = inputs(EC2.CreateImageCommand);
     expect(create).toMatchObject({
       InstanceId: IDS.cn2,

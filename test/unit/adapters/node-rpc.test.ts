@@ -112,6 +112,19 @@ describe('NodeRpc over IPC (kcn attach --exec through the shell)', () => {
     expect(shell.commands()[0]).toContain('h-2+1');
   });
 
+  it('asks the console for the blocks up to a given block, with their times', async () => {
+    const blocks = [{ number: '0x64', committers: [], committee: [ADDRESS], timestamp: '0x6b49d200' }];
+    const shell = new FakeShell().on('getBlockWithConsensusInfoRange', {
+      stdout: `${JSON.stringify(JSON.stringify(blocks))}\n`,
+    });
+    const got = await rpc(shell).recentBlocks(standby, 1, { timeoutMs: 1000, upTo: 100 });
+    expect(got).toEqual([
+      { number: 100, committers: [], committee: [ADDRESS.toLowerCase()], timestamp: 0x6b49d200 },
+    ]);
+    expect(shell.commands()[0]).toContain('Math.min(kaia.blockNumber,100)');
+    expect(shell.commands()[0]).toContain('timestamp:b.timestamp');
+  });
+
   it('rejects with the caller reason when the run is aborted', async () => {
     const shell = new FakeShell().on('attach', { stdout: `"${ADDRESS}"` });
     const controller = new AbortController();

@@ -11,21 +11,28 @@ import { createJumpClock, runSteps } from '../../support/run-steps.js';
 import { IDS, snapshotConfig } from '../../support/snapshot-fixture.js';
 
 const PARAMS = { cn: 'cn2' };
+const KCN_SHA = 'a1'.repeat(32);
+const CONF_SHA = 'c0'.repeat(32);
 
 function setup(
   volumes: SimInstanceSeed['volumes'] = [
     { volumeId: IDS.cn2Root, device: '/dev/xvda' },
     { volumeId: IDS.cn2Data, device: '/dev/sdf' },
   ],
+  more: readonly SimInstanceSeed[] = [],
 ) {
   const clock = createJumpClock();
   const sim = createSimCloud({
     clock,
-    seed: { instances: [{ instanceId: IDS.cn2, availabilityZone: 'sim-region-1a', volumes }] },
+    seed: { instances: [{ instanceId: IDS.cn2, availabilityZone: 'sim-region-1a', volumes }, ...more] },
   });
   const state = createMemoryCellState();
-  // The image runbook only reads where the CN's key lives; any other command has no scripted reply and fails.
+  // On the CN the runbook reads where the key lives and hashes the kcn binary and kcnd.conf; anything
+  // else it ran has no scripted reply and fails here.
   const shell = new FakeShell()
+    .on('test -e', { exitCode: 0 })
+    .on('sha256sum /usr/bin/kcn', { stdout: `${KCN_SHA} /usr/bin/kcn\n` })
+    .on('sha256sum /etc/kcnd/conf/kcnd.conf', { stdout: `${CONF_SHA} /etc/kcnd/conf/kcnd.conf\n` })
     .on('sudo -n test -e /etc/kcnd/conf/kcnd.conf', { exitCode: 0 })
     .on('sudo -n cat /etc/kcnd/conf/kcnd.conf', { stdout: 'DATA_DIR=/var/kcnd/data\n' })
     .on('sudo -n test -e /var/kcnd/data/nodekey', { exitCode: 1 });
@@ -35,7 +42,7 @@ function setup(
 
 describe('image runbook', () => {
   it('images the CN without its DATA_DIR volume, without rebooting it, and records it as the latest', async () => {
-    const { sim, state, ports, config, clock } = setup();
+    const { sim, state, ports, config, clock, shell } = setup();
     const result = await runSteps(imageRunbook.steps(PARAMS, config), {
       params: PARAMS,
       config,
@@ -58,7 +65,12 @@ describe('image runbook', () => {
       imageId: image?.imageId,
       at: clock.now(),
       runId: 'run-9',
+      binarySha256: KCN_SHA,
+      confSha256: CONF_SHA,
     });
+    // Read on the CN itself, before the image was started.
+    expect(shell.executed.every((e) => e.host.address === '10.0.2.11')).toBe(true);
+    expect(shell.commands()).toContain('sudo -n sha256sum /usr/bin/kcn');
     // Waited for `available` before recording: a pending image cannot launch a replacement.
     const ops = sim.calls.map((c) => c.op);
     expect(ops.indexOf('waitImageAvailable')).toBeLessThan(ops.lastIndexOf('describeImage'));
@@ -98,6 +110,45 @@ describe('image runbook', () => {
     expect(result.failedStep).toBe('preflight');
     expect(String(result.error)).toMatch(/i-0replaced is not found/);
     expect(sim.calls.find((c) => c.op === 'describeInstance')?.args[0]).toBe('i-0replaced');
+  });
+
+  it('images a replacement from a snapshot failover: its DATA_DIR volume is the one that run made', async () => {
+    const replacement = {
+      instanceId: 'i-0replacement',
+      availabilityZone: 'sim-region-1a',
+      privateIp: '10.0.2.77',
+      // Its DATA_DIR volume came from the run's snapshot: not the configured dataVolumeId.
+      volumes: [
+        { volumeId: 'vol-0newroot', device: '/dev/xvda' },
+        { volumeId: 'vol-0fromsnapshot', device: '/dev/sdf' },
+      ],
+    };
+    const { sim, state, ports, config, shell } = setup(undefined, [replacement]);
+    await state.setRole({
+      role: 'cn2',
+      servedBy: replacement.instanceId,
+      instanceId: replacement.instanceId,
+      address: replacement.privateIp,
+      since: 1,
+      runId: 'r-failover',
+    });
+    const result = await runSteps(imageSteps(), { params: PARAMS, config, ports, runId: 'run-9' });
+    expect(result.error).toBeUndefined();
+    expect(sim.calls.find((c) => c.op === 'createImage')?.args[0]).toMatchObject({
+      instanceId: replacement.instanceId,
+      excludeDevices: ['/dev/sdf'],
+    });
+    expect(new Set(shell.executed.map((e) => e.host.address))).toEqual(new Set([replacement.privateIp]));
+    expect(await state.image('cn2')).toMatchObject({ binarySha256: KCN_SHA, confSha256: CONF_SHA });
+  });
+
+  it('refuses to image a CN without a kcn binary to record', async () => {
+    const { sim, ports, config, shell } = setup();
+    shell.on('test -e /usr/bin/kcn', { exitCode: 1 });
+    const result = await runSteps(imageSteps(), { params: PARAMS, config, ports, runId: 'run-9' });
+    expect(result.failedStep).toBe('preflight');
+    expect(String(result.error)).toMatch(/has no \/usr\/bin\/kcn: the image would record nothing/);
+    expect(sim.calls.map((c) => c.op)).not.toContain('createImage');
   });
 
   it('lists the image it left when waiting for it fails, and records nothing', async () => {
