@@ -19,6 +19,7 @@ import { createLogger, shouldPrettyPrint } from './infra/logger.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
+import { createRedisRateLimiter } from './infra/redis-rate-limiter.js';
 import { createRedisClient } from './infra/redis-client.js';
 import { createSshShell } from './adapters/ssh/ssh-shell.js';
 import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
@@ -30,7 +31,7 @@ import { createSlackChat, createSlackWebClient } from './bot/slack-chat.js';
 import { createRedisMessageRefStore } from './bot/run-presenter.js';
 import { boltLogger } from './bot/bolt-logger.js';
 import { startSlackApp } from './bot/slack-app.js';
-import { createCellops } from './app/create-cellops.js';
+import { createCellops, DRY_RUN_WINDOW_MS } from './app/create-cellops.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
 
 /** How often this replica looks for runs whose owner died. */
@@ -85,7 +86,7 @@ export async function startBot(
     }),
     rpc: createNodeRpc({ shell, attachCommand: config.ssh.attachCommand, logger }),
     clock,
-    state: createRedisCellState({ redis, keys }),
+    state: createRedisCellState({ redis, keys, logger }),
   };
 
   const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
@@ -95,10 +96,16 @@ export async function startBot(
     ports,
     chat,
     stores: {
-      runs: createRedisRunStore({ redis, keys, logger }),
+      runs: createRedisRunStore({ redis, keys, logger, retentionMs: config.runs.retentionMs }),
       lock: createRedisLock({ redis, keys, clock, logger }),
-      incidents: createRedisIncidentStore({ redis, keys, clock }),
-      refs: createRedisMessageRefStore(redis, keys),
+      incidents: createRedisIncidentStore({ redis, keys, clock, logger }),
+      refs: createRedisMessageRefStore(redis, keys, 30, logger),
+      dryRuns: createRedisRateLimiter({
+        redis,
+        key: keys.dryRuns,
+        limit: config.runs.dryRunsPerMinute,
+        windowMs: DRY_RUN_WINDOW_MS,
+      }),
     },
     logger,
     ownerId,

@@ -7,6 +7,8 @@
 import type { CellopsConfig } from '../config/config.js';
 import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
+import type { RateLimiter } from '../ports/rate-limiter.js';
+import { createMemoryRateLimiter } from '../infra/memory-rate-limiter.js';
 import type { RunLock } from '../locks/types.js';
 import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
@@ -25,12 +27,17 @@ import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
 import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
 
+/** The window of config runs.dryRunsPerMinute. */
+export const DRY_RUN_WINDOW_MS = 60_000;
+
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
   readonly runs: RunStore;
   readonly lock: RunLock;
   readonly incidents: IncidentStore;
   readonly refs: MessageRefStore;
+  /** Dry runs per user; default: counted in this process (config runs.dryRunsPerMinute). */
+  readonly dryRuns?: RateLimiter;
 }
 
 export interface CellopsDeps {
@@ -146,6 +153,9 @@ export function createCellops(deps: CellopsDeps): Cellops {
     clock,
     logger: deps.commandLogger ?? logger,
     runbooks: runbooks.map((r) => r.id),
+    dryRunLimiter:
+      stores.dryRuns ??
+      createMemoryRateLimiter({ clock, limit: config.runs.dryRunsPerMinute, windowMs: DRY_RUN_WINDOW_MS }),
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
     ...(deps.drill === undefined ? {} : { drill: deps.drill }),
   });

@@ -47,6 +47,10 @@ export interface RedisKeys {
   dedup(id: string): string;
   /** Slack message refs of a run (hash: `run` and `approval:<step>:<round>` -> JSON {channel, ts}). */
   slackRefs(runId: string): string;
+  /** Where a malformed record of `key` is moved aside (same type as the original; expires). */
+  quarantine(key: string): string;
+  /** Dry runs a user started in the current window (integer with TTL): the rate limit. */
+  dryRuns(user: string): string;
 }
 
 export function createRedisKeys(prefix: string): RedisKeys {
@@ -74,5 +78,7 @@ export function createRedisKeys(prefix: string): RedisKeys {
     usergroup: (id) => k('usergroup', id),
     dedup: (id) => k('dedup', id),
     slackRefs: (runId) => k('run', runId, 'slack'),
+    quarantine: (key) => k('quarantine', key.startsWith(prefix) ? key.slice(prefix.length) : key),
+    dryRuns: (user) => k('ratelimit', 'dry-run', user),
   };
 }
