@@ -102,7 +102,7 @@ export async function startBot(
       refs: createRedisMessageRefStore(redis, keys, 30, logger),
       dryRuns: createRedisRateLimiter({
         redis,
-        key: keys.dryRuns,
+        key: (user) => keys.dryRuns(user),
         limit: config.runs.dryRunsPerMinute,
         windowMs: DRY_RUN_WINDOW_MS,
       }),

@@ -32,7 +32,7 @@ export const incidentRecordSchema: z.ZodType<IncidentRecord> = z.looseObject({
   pending: z.record(z.string(), z.string()),
   parentStale: z.boolean().optional(),
   version: z.number().int().nonnegative(),
-}) as z.ZodType<IncidentRecord>;
+});
 
 export const muteRecordSchema: z.ZodType<MuteRecord> = z.looseObject({
   until: epochMs,

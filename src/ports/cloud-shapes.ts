@@ -30,10 +30,15 @@ export const SHAPES = {
   allocationId: awsId('eipalloc', 'an Elastic IP allocation id'),
   /** An IPv4 or IPv6 literal, no port, no brackets, no host name. */
   ipAddress: { what: 'an IP address', test: (value: string) => isIP(value) !== 0 },
-  /** An availability zone such as us-east-1a. */
+  /** Where SSH connects: an IP literal, or a host name as the configuration accepts one. */
+  host: {
+    what: 'an IP address or host name',
+    test: (value: string) => isIP(value) !== 0 || /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(value),
+  },
+  /** An availability zone such as us-east-1a (or a Local Zone's longer name). */
   availabilityZone: {
     what: 'an availability zone',
-    test: (value: string) => /^[a-z]{2}(?:-[a-z]+)+-[0-9][a-z]$/.test(value),
+    test: (value: string) => /^[a-z][a-z0-9-]{1,62}[a-z0-9]$/.test(value),
   },
 } as const satisfies Record<string, IdShape>;
 
@@ -41,5 +46,5 @@ export type ShapeName = keyof typeof SHAPES;
 
 /** A zod string of the shape, for record schemas. */
 export function shaped(shape: IdShape): z.ZodString {
-  return z.string().refine((value) => shape.test(value), `must be ${shape.what}`) as unknown as z.ZodString;
+  return z.string().refine((value) => shape.test(value), `must be ${shape.what}`);
 }

@@ -60,6 +60,7 @@ import {
 } from './snapshot-ops.js';
 import { observe, reportSigning, reportTimeToRecover, waitInSync } from './snapshot-verify.js';
 import { CellopsError, SafetyGateError } from '../errors.js';
+import { factOf, peekFactOf, requireFactOf } from './shaped-facts.js';
 
 /** The steps of DESIGN.md §2.2, in order; every step after the preflight lists what a failure left. */
 export function snapshotFailoverSteps(
@@ -168,7 +169,7 @@ const snapshot: FailoverStep = {
   timeoutMs: 5 * 60_000,
   describe: (ctx) => {
     const pn = pnWords(ctx);
-    const volume = ctx.fact<string>(SNAPSHOT_FACTS.pnVolumeId) ?? `${pn.name}'s dataVolumeId`;
+    const volume = peekFactOf(ctx, SNAPSHOT_FACTS.pnVolumeId, 'volumeId') ?? `${pn.name}'s dataVolumeId`;
     return `EC2 CreateSnapshot of ${volume} (${pn.name}'s DATA_DIR) tagged ${RUN_ID_TAG}; as soon as it has started (EBS snapshots are point-in-time at creation) run ${serviceWords(ctx, 'start', pn.service)} on ${pn.host}. The snapshot completes in the background while the replacement launches.`;
   },
   run: async (ctx) => {
@@ -180,7 +181,7 @@ const snapshot: FailoverStep = {
         throw new SafetyGateError(
           `${pn.service} is running again on ${pn.name}; a snapshot now would not be consistent. Abort, or resume from "${STOP_PN_TITLE}"`,
         );
-      const volumeId = requireFact<string>(ctx, SNAPSHOT_FACTS.pnVolumeId);
+      const volumeId = requireFactOf(ctx, SNAPSHOT_FACTS.pnVolumeId, 'volumeId');
       ({ snapshotId } = await ctx.ports.cloud.createSnapshot(
         volumeId,
         `cellops ${ctx.config.cell} failover of ${ctx.params.cn}: chaindata of ${pn.name} (run ${ctx.runId})`,
@@ -218,7 +219,9 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
       const p = peekSnapshotTarget(ctx);
       const l = p.launch;
       const image =
-        ctx.fact<string>(SNAPSHOT_FACTS.imageId) ?? p.failover?.imageId ?? 'the latest recorded image';
+        peekFactOf(ctx, SNAPSHOT_FACTS.imageId, 'imageId') ??
+        p.failover?.imageId ??
+        'the latest recorded image';
       return (
         `EC2 RunInstances from ${image}` +
         (l
@@ -233,7 +236,7 @@ function launch(timings: SnapshotFailoverTimings): FailoverStep {
       let instanceId = await runResource(ctx, 'instance', SNAPSHOT_FACTS.instanceId);
       if (instanceId === undefined) {
         const info = await cloud.runInstance({
-          imageId: requireFact<string>(ctx, SNAPSHOT_FACTS.imageId),
+          imageId: requireFactOf(ctx, SNAPSHOT_FACTS.imageId, 'imageId'),
           instanceType: t.launch.instanceType,
           subnetId: t.launch.subnetId,
           securityGroupIds: t.launch.securityGroupIds,
@@ -285,8 +288,10 @@ function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
     destructive: false,
     timeoutMs: timings.snapshotCompletedMs + 2 * timings.volumeMs + 60_000,
     describe: (ctx) => {
-      const snap = ctx.fact<string>(SNAPSHOT_FACTS.snapshotId) ?? "the run's snapshot";
-      const az = ctx.fact<string>(SNAPSHOT_FACTS.availabilityZone) ?? "the replacement's availability zone";
+      const snap = peekFactOf(ctx, SNAPSHOT_FACTS.snapshotId, 'snapshotId') ?? "the run's snapshot";
+      const az =
+        peekFactOf(ctx, SNAPSHOT_FACTS.availabilityZone, 'availabilityZone') ??
+        "the replacement's availability zone";
       const device = peekSnapshotTarget(ctx).launch?.dataDevice ?? '/dev/sdf';
       return `Wait until ${snap} is completed (≤ ${Math.round(timings.snapshotCompletedMs / 3_600_000)} h), EC2 CreateVolume from it in ${az} tagged ${RUN_ID_TAG}, wait until available, then EC2 AttachVolume to ${replacementWords(ctx)} as ${device} and wait until in-use.`;
     },
@@ -306,7 +311,7 @@ function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
       if (volumeId === undefined) {
         ({ volumeId } = await cloud.createVolume(
           snapshotId,
-          requireFact<string>(ctx, SNAPSHOT_FACTS.availabilityZone),
+          requireFactOf(ctx, SNAPSHOT_FACTS.availabilityZone, 'availabilityZone'),
           runTags(ctx, `${ctx.params.cn}-data`),
         ));
         ctx.setFact(SNAPSHOT_FACTS.volumeId, volumeId);
@@ -322,7 +327,7 @@ function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
     },
     verify: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      const instanceId = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
+      const instanceId = factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
       if (instanceId === undefined) return false;
       const volumeId = await dataVolumeOf(ctx, SNAPSHOT_FACTS.volumeId, instanceId, t.launch.dataDevice);
       if (volumeId === undefined) return false;
@@ -339,7 +344,7 @@ function prepareData(timings: SnapshotFailoverTimings): FailoverStep {
     timeoutMs: timings.cleanMs + 3 * timings.commandMs,
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);
-      const volume = ctx.fact<string>(SNAPSHOT_FACTS.volumeId) ?? 'the restored volume';
+      const volume = peekFactOf(ctx, SNAPSHOT_FACTS.volumeId, 'volumeId') ?? 'the restored volume';
       return (
         `On ${replacementWords(ctx)}: run ${serviceWords(ctx, 'stop', p.cn?.service ?? 'kcnd')} (the image may start kcnd at boot); ` +
         `mount ${volume} (${p.launch?.dataDevice ?? '/dev/sdf'} or its NVMe name) at ${p.dataDir} and record it in /etc/fstab (nofail); ` +
@@ -352,7 +357,7 @@ function prepareData(timings: SnapshotFailoverTimings): FailoverStep {
       const { host } = replacementOf(ctx);
       const o = opsContextOf(ctx, timings.commandMs);
       await opsOf(ctx, timings.serviceStopMs).service(host, t.cn.service, 'stop');
-      const volumeId = requireFact<string>(ctx, SNAPSHOT_FACTS.volumeId);
+      const volumeId = requireFactOf(ctx, SNAPSHOT_FACTS.volumeId, 'volumeId');
       ctx.output(await mountDataVolume(o, host, volumeId, t.launch.dataDevice, t.cn.dataDir));
       for (const line of await keepOnlyChaindata(
         { ...o, commandTimeoutMs: timings.cleanMs },
@@ -451,7 +456,7 @@ function fenceAndMoveIp(timings: SnapshotFailoverTimings): FailoverStep {
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);
       const failed =
-        ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId) ??
+        peekFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId') ??
         p.cn?.instanceId ??
         `${ctx.params.cn}'s instance`;
       const failedHost = ctx.fact<string>(SNAPSHOT_FACTS.failedHost) ?? p.cn?.host.address ?? '?';
@@ -464,10 +469,10 @@ function fenceAndMoveIp(timings: SnapshotFailoverTimings): FailoverStep {
     run: async (ctx) => {
       const t = snapshotTargetOf(ctx);
       const { cloud } = ctx.ports;
-      const failedInstanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId);
+      const failedInstanceId = requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
       const failedHost = {
         name: ctx.params.cn,
-        address: requireFact<string>(ctx, SNAPSHOT_FACTS.failedHost),
+        address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host'),
       };
       const { instanceId } = replacementOf(ctx);
       await fenceFailedInstance(ctx, { instanceId: failedInstanceId, host: failedHost, node: t.cn }, timings);
@@ -482,8 +487,8 @@ function fenceAndMoveIp(timings: SnapshotFailoverTimings): FailoverStep {
     },
     verify: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      const failedInstanceId = ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId);
-      const instanceId = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
+      const failedInstanceId = factOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
+      const instanceId = factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
       if (failedInstanceId === undefined || instanceId === undefined) return false;
       const failed = await ctx.ports.cloud.describeInstance(failedInstanceId);
       if (!instanceGone(failed?.state)) return false;
@@ -492,7 +497,7 @@ function fenceAndMoveIp(timings: SnapshotFailoverTimings): FailoverStep {
     // The IP goes back to where it was; the failed CN stays stopped (fencing is never undone).
     undo: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      const previous = ctx.fact<string>(SNAPSHOT_FACTS.ipPreviousInstance);
+      const previous = factOf(ctx, SNAPSHOT_FACTS.ipPreviousInstance, 'instanceId');
       if (previous === undefined) {
         ctx.output(`Elastic IP ${t.allocationId} had no previous instance; left on the replacement`);
         return;
@@ -510,10 +515,10 @@ function startKcnd(timings: SnapshotFailoverTimings): FailoverStep {
     destructive: false,
     timeoutMs: timings.commandMs + 60_000,
     describe: (ctx) =>
-      `Check that ${ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId) ?? "the failed CN's instance"} is still stopped, then run ${serviceWords(ctx, 'start', peekSnapshotTarget(ctx).cn?.service ?? 'kcnd')} on ${replacementWords(ctx)}.`,
+      `Check that ${peekFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId') ?? "the failed CN's instance"} is still stopped, then run ${serviceWords(ctx, 'start', peekSnapshotTarget(ctx).cn?.service ?? 'kcnd')} on ${replacementWords(ctx)}.`,
     run: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      const failedInstanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId);
+      const failedInstanceId = requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
       const failed = await ctx.ports.cloud.describeInstance(failedInstanceId);
       if (!instanceGone(failed?.state))
         throw new SafetyGateError(

@@ -21,6 +21,8 @@ import { resolveCnNode } from './cell-nodes.js';
 import { listingLeftovers } from './cloud-leftovers.js';
 import { CELL_TAG, imageName, runImage, runTags } from './run-resources.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
+import { factOf, peekFactOf } from './shaped-facts.js';
+import { recordedRole } from './recorded-role.js';
 
 export interface ImageTimings {
   /** CreateImage until `available`: it snapshots every volume kept in the image. Default 60 min. */
@@ -59,7 +61,7 @@ export const imageRunbook: RunbookDefinition<CnParams> = {
 /** The instance to image, for plan text: recorded by the preflight, else configured. */
 function instanceWords(ctx: CnPlan): string {
   return (
-    ctx.fact<string>(IMAGE_FACTS.instanceId) ??
+    peekFactOf(ctx, IMAGE_FACTS.instanceId, 'instanceId') ??
     ctx.config.nodes[ctx.params.cn]?.instanceId ??
     `${ctx.params.cn}'s instance (nodes.${ctx.params.cn}.instanceId)`
   );
@@ -81,7 +83,7 @@ const preflight: CnStep = {
   run: async (ctx) => {
     const { cn } = ctx.params;
     const node = resolveCnNode(ctx.config, cn);
-    const role = await ctx.ports.state.role(cn);
+    const role = await recordedRole(ctx, cn);
     const instanceId = role?.instanceId ?? node.instanceId;
     if (instanceId === undefined)
       throw new InputError(`${cn} has no EC2 instance id: set nodes.${cn}.instanceId to image it`);
@@ -133,7 +135,7 @@ const createImage: CnStep = {
       ctx.output(`image ${existing} was already started by this run`);
       return;
     }
-    const instanceId = ctx.fact<string>(IMAGE_FACTS.instanceId);
+    const instanceId = factOf(ctx, IMAGE_FACTS.instanceId, 'instanceId');
     const dataDevice = ctx.fact<string>(IMAGE_FACTS.dataDevice);
     if (instanceId === undefined || dataDevice === undefined)
       throw new CellopsError('missing_fact', `run ${ctx.runId} has no preflight facts; run it again`);
@@ -160,7 +162,7 @@ function waitAvailable(timings: ImageTimings): CnStep {
     destructive: false,
     timeoutMs: timings.imageAvailableMs + 60_000,
     describe: (ctx) =>
-      `Wait (EC2 DescribeImages) until ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} is available, at most ${Math.round(timings.imageAvailableMs / 60_000)} min.`,
+      `Wait (EC2 DescribeImages) until ${peekFactOf(ctx, IMAGE_FACTS.imageId, 'imageId') ?? 'the new image'} is available, at most ${Math.round(timings.imageAvailableMs / 60_000)} min.`,
     run: async (ctx) => {
       const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
       if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
@@ -184,7 +186,7 @@ const record: CnStep = {
   destructive: false,
   timeoutMs: 30_000,
   describe: (ctx) =>
-    `Record ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
+    `Record ${peekFactOf(ctx, IMAGE_FACTS.imageId, 'imageId') ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
   run: async (ctx) => {
     const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
     if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);

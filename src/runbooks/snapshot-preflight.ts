@@ -12,6 +12,7 @@ import { sameAddress } from './nodekey.js';
 import { replacementEndpoint } from './replacement.js';
 import { readBackup } from './snapshot-keys.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
+import { recordedRole } from './recorded-role.js';
 
 /** The PNs' heights when the preflight looked (cell-nodes.ts pnReferenceHeight), with one answering. */
 export interface PnHeights {
@@ -25,7 +26,7 @@ export interface PnHeights {
  */
 export async function locateFailedCn(ctx: FailoverContext, t: SnapshotTarget): Promise<string> {
   const { cn } = ctx.params;
-  const role = await ctx.ports.state.role(cn);
+  const role = await recordedRole(ctx, cn);
   const failedInstanceId = role?.instanceId ?? t.cn.instanceId;
   const failedHost = role?.address ?? t.cn.host.address;
   if (failedInstanceId === undefined)

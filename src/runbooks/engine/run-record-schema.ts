@@ -27,7 +27,7 @@ export const controlRequestSchema: z.ZodType<ControlRequest> = z.looseObject({
   at: epochMs,
 });
 
-const factSchema: z.ZodType<Fact> = z.json() as z.ZodType<Fact>;
+const factSchema: z.ZodType<Fact> = z.json();
 
 const stepRecordSchema = z.looseObject({
   id: z.string().min(1),

@@ -90,9 +90,9 @@ describe('image runbook', () => {
       runId: 'r',
     });
     const result = await runSteps(imageSteps(), { params: PARAMS, config, ports, runId: 'run-9' });
-    // The sim has no such instance: what matters is which one was asked for.
+    // The sim has no such instance: what matters is which one was asked for (and that it is refused).
     expect(result.failedStep).toBe('preflight');
-    expect(String(result.error)).toMatch(/i-0replaced is not found/);
+    expect(String(result.error)).toMatch(/instance i-0replaced, which EC2 does not know/);
     expect(sim.calls.find((c) => c.op === 'describeInstance')?.args[0]).toBe('i-0replaced');
   });
 
