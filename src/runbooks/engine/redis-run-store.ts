@@ -28,6 +28,7 @@ import {
   sortDecisions,
   type ApprovalRound,
   type AuditEntry,
+  type RecordDecisionResult,
   type RoundClosure,
   type RunStore,
   type StoredAuditEntry,
@@ -181,6 +182,90 @@ async function parseRound(q: Quarantine, key: string, flat: unknown): Promise<Ap
   return { decisions: sortDecisions(decisions), ...(final ? { final } : {}), ...(closed ? { closed } : {}) };
 }
 
+/** SAVE's keys and arguments for one record. */
+function saveArgs(
+  keys: RedisKeys,
+  record: RunRecord,
+  owner: string,
+  retentionMs: number,
+): { scriptKeys: string[]; args: (string | number)[] } {
+  const { id } = record;
+  return {
+    scriptKeys: [
+      keys.run(id),
+      keys.runIndex(),
+      keys.activeRuns(),
+      keys.runOwner(id),
+      keys.audit(id),
+      keys.runAbort(id),
+      keys.runResume(id),
+    ],
+    args: [
+      JSON.stringify(record),
+      id,
+      record.createdAt,
+      isFinished(record.status) ? '1' : '0',
+      owner,
+      // Relative to the run's own time, so the index and the records age on one time base.
+      record.createdAt - retentionMs,
+      retentionMs,
+    ],
+  };
+}
+
+/** A run record, checked; a malformed one is moved aside and dropped from the indexes. */
+async function checkedRun(
+  redis: Redis,
+  keys: RedisKeys,
+  q: Quarantine,
+  runId: string,
+  raw: string | null | undefined,
+): Promise<RunRecord | undefined> {
+  if (raw === null || raw === undefined) return undefined;
+  const record = await q.value(
+    keys.run(runId),
+    raw,
+    runRecordSchema.refine((r) => r.id === runId, 'is filed under another run id'),
+  );
+  if (!record) await redis.multi().zrem(keys.runIndex(), runId).srem(keys.activeRuns(), runId).exec();
+  return record;
+}
+
+/**
+ * RECORD_DECISION with its answer checked. A malformed field that blocks the round (a `_final`, the
+ * user's own decision, `_closed`) is moved aside, then the decision is recorded on what is left.
+ */
+async function recordChecked(
+  io: {
+    readonly q: Quarantine;
+    readonly record: (key: string, args: readonly (string | number)[]) => Promise<unknown>;
+  },
+  key: string,
+  decision: ApprovalRecord,
+  required: number,
+): Promise<RecordDecisionResult> {
+  const { q } = io;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const [kind, value, third] = (await io.record(key, [
+      decision.user,
+      JSON.stringify(decision),
+      decision.decision,
+      required,
+    ])) as [string, string, unknown?];
+    if (kind === 'recorded') return { kind, final: value === '1', round: await parseRound(q, key, third) };
+    if (kind === 'already') {
+      const field = String(third);
+      const schema = field === '_final' ? approvalRecordSchema : decisionOf(decision.user);
+      const by = await q.field(key, field, value, schema);
+      if (by) return { kind: 'already-decided', by };
+    } else {
+      const closed = await q.field(key, '_closed', value, roundClosureSchema);
+      if (closed) return { kind: 'closed', closed };
+    }
+  }
+  throw new Error(`the approval round ${key} keeps holding malformed records`);
+}
+
 export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
   const { redis, keys } = deps;
   const runAuditMaxLen = deps.runAuditMaxLen ?? 10_000;
@@ -188,17 +273,7 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
   const retentionMs = Math.max(1, Math.round(deps.retentionMs ?? DEFAULT_RETENTION_MS));
   const q = createRedisQuarantine({ redis, keys, logger: deps.logger });
 
-  /** A run record, checked; a malformed one is moved aside and dropped from the indexes. */
-  const runOf = async (runId: string, raw: string | null | undefined): Promise<RunRecord | undefined> => {
-    if (raw === null || raw === undefined) return undefined;
-    const record = await q.value(
-      keys.run(runId),
-      raw,
-      runRecordSchema.refine((r) => r.id === runId, 'is filed under another run id'),
-    );
-    if (!record) await redis.multi().zrem(keys.runIndex(), runId).srem(keys.activeRuns(), runId).exec();
-    return record;
-  };
+  const runOf = (runId: string, raw: string | null | undefined) => checkedRun(redis, keys, q, runId, raw);
   const control = (key: string, raw: unknown) =>
     q.value(key, typeof raw === 'string' ? raw : undefined, controlRequestSchema);
 
@@ -207,29 +282,8 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
 
   return {
     async saveRun(record, guard) {
-      const saved = await run(
-        SAVE,
-        [
-          keys.run(record.id),
-          keys.runIndex(),
-          keys.activeRuns(),
-          keys.runOwner(record.id),
-          keys.audit(record.id),
-          keys.runAbort(record.id),
-          keys.runResume(record.id),
-        ],
-        [
-          JSON.stringify(record),
-          record.id,
-          record.createdAt,
-          isFinished(record.status) ? '1' : '0',
-          guard?.owner ?? '',
-          // Relative to the run's own time, so the index and the records age on one time base.
-          record.createdAt - retentionMs,
-          retentionMs,
-        ],
-      );
-      return saved === 1;
+      const { scriptKeys, args } = saveArgs(keys, record, guard?.owner ?? '', retentionMs);
+      return (await run(SAVE, scriptKeys, args)) === 1;
     },
 
     async loadRun(runId) {
@@ -268,32 +322,20 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
       return (await redis.get(keys.runOwner(runId))) ?? undefined;
     },
 
-    async recordDecision(runId, stepId, round, decision, required) {
-      const key = keys.approval(runId, stepId, round);
-      // A malformed field that blocks the round is moved aside, then the decision is recorded on the rest.
-      for (let attempt = 0; ; attempt++) {
-        const [kind, value, third] = (await run(
-          RECORD_DECISION,
-          [key],
-          [decision.user, JSON.stringify(decision), decision.decision, required, retentionMs],
-        )) as [string, string, unknown?];
-        if (kind === 'recorded') return { kind, final: value === '1', round: await parseRound(q, key, third) };
-        if (kind === 'already') {
-          const field = String(third);
-          const schema = field === '_final' ? approvalRecordSchema : decisionOf(decision.user);
-          const by = await q.field(key, field, value, schema);
-          if (by) return { kind: 'already-decided', by };
-        } else {
-          const closed = await q.field(key, '_closed', value, roundClosureSchema);
-          if (closed) return { kind: 'closed', closed };
-        }
-        if (attempt > 0) throw new Error(`the approval round ${key} keeps holding malformed records`);
-      }
-    },
+    recordDecision: (runId, stepId, round, decision, required) =>
+      recordChecked(
+        { q, record: (key, args) => run(RECORD_DECISION, [key], [...args, retentionMs]) },
+        keys.approval(runId, stepId, round),
+        decision,
+        required,
+      ),
 
     async closeRound(runId, stepId, round, closure) {
       const key = keys.approval(runId, stepId, round);
-      const reply = (await run(CLOSE_ROUND, [key], [JSON.stringify(closure), retentionMs])) as [string, unknown?];
+      const reply = (await run(CLOSE_ROUND, [key], [JSON.stringify(closure), retentionMs])) as [
+        string,
+        unknown?,
+      ];
       return reply[0] === 'decided'
         ? { kind: 'decided', round: await parseRound(q, key, reply[1]) }
         : { kind: 'closed' };

@@ -30,25 +30,22 @@ import { OPERATOR, testConfig } from '../../support/bot-fixtures.js';
 import { memoryCellState } from '../../support/monitor-fixtures.js';
 import { closeRedis, testRedis, uniquePrefix } from '../../support/redis-client.js';
 import { createRedisEngine } from '../../support/redis-engine.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
+import { redisForSuite } from '../../support/redis-suite.js';
 import { startSlackStandIn, type SlackStandIn } from '../../support/slack-stand-in.js';
 
 /** Stands for anything secret a hostile record might carry: it must never reach a log line. */
 const CANARY = 'xoxb-1111-2222-CANARYcanary';
 
-let server: RedisServer;
+const suite = redisForSuite();
 let redis: Redis;
 let slack: SlackStandIn;
-
 beforeAll(async () => {
-  server = await startRedis();
-  redis = testRedis(server.url);
+  redis = testRedis(suite.server.url);
   slack = await startSlackStandIn();
 });
 afterAll(async () => {
   await closeRedis(redis);
   await slack.close();
-  await server.stop();
 });
 
 function runRecord(id: string, overrides: Partial<RunRecord> = {}): RunRecord {
@@ -322,7 +319,7 @@ describe('/cell runs and /cell status over hostile records', () => {
     const keys = createRedisKeys(prefix);
     const logger = new RecordingLogger();
     const engine = createRedisEngine({
-      url: server.url,
+      url: suite.server.url,
       prefix,
       ownerId: 'bot-1',
       steps: () => [{ id: 'prepare' }],

@@ -3,44 +3,48 @@
  * `_final`, a forged self-approval under four-eyes, a bumped `_approvals` count. None of them runs the
  * destructive step: a round settles only on decisions the approver policy allows at settle time.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisKeys } from '../../../../src/infra/redis-keys.js';
 import type { RunRecord } from '../../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../../fakes/recording-logger.js';
 import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER } from '../../../support/bot-fixtures.js';
 import { uniquePrefix } from '../../../support/redis-client.js';
 import { createRedisEngine, type RedisEngineSetup } from '../../../support/redis-engine.js';
-import { startRedis, type RedisServer } from '../../../support/redis-server.js';
-import { until as pollUntil } from '../../../support/until.js';
+import { redisForSuite } from '../../../support/redis-suite.js';
+import { until } from '../../../support/until.js';
 
-const until = <T>(what: string, check: () => Promise<T | undefined>): Promise<T> =>
-  pollUntil(what, check, { timeoutMs: 10_000 });
-
-let server: RedisServer;
+const suite = redisForSuite();
 const setups: RedisEngineSetup[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-});
 afterEach(async () => {
   await Promise.all(setups.splice(0).map((s) => s.close()));
 });
-afterAll(async () => {
-  await server.stop();
-});
 
-function engineOn(prefix = uniquePrefix('hostile-approvals')) {
+function engineOn(approvals = 1) {
+  const prefix = uniquePrefix('hostile-approvals');
   const logger = new RecordingLogger();
   const setup = createRedisEngine({
-    url: server.url,
+    url: suite.server.url,
     prefix,
     ownerId: 'bot-1',
     steps: () => [{ id: 'prepare' }, { id: 'fence', destructive: true }, { id: 'finish' }],
     logger,
     engineOptions: { pollMs: 50 },
+    approvals,
   });
   setups.push(setup);
   return { ...setup, keys: createRedisKeys(prefix), logger };
+}
+
+/** A run by `requester` waiting for the approval of its destructive step. */
+async function waitingRun(setup: RedisEngineSetup, requester: string): Promise<RunRecord> {
+  const run = await setup.engine.start({ runbook: 'counting', params: { node: 'cn1' }, requester });
+  return status(setup, run.id, 'waiting-approval');
+}
+
+/** What a hand-written settling approval by `user` looks like: their decision, and `_final` pointing at it. */
+async function forgeApproval(setup: ReturnType<typeof engineOn>, runId: string, user: string): Promise<void> {
+  const forged = decision(user);
+  await setup.redis.hset(setup.keys.approval(runId, 'fence', 1), `u:${user}`, forged, '_final', forged);
 }
 
 const status = (setup: RedisEngineSetup, id: string, wanted: RunRecord['status']) =>
@@ -54,21 +58,8 @@ const decision = (user: string, at = Date.now()) => JSON.stringify({ user, decis
 describe('approvals forged in Redis', () => {
   it('refuses a forged _final with a decision by someone who is not an approver, and asks again on resume', async () => {
     const setup = engineOn();
-    const run = await setup.engine.start({
-      runbook: 'counting',
-      params: { node: 'cn1' },
-      requester: OPERATOR,
-    });
-    await status(setup, run.id, 'waiting-approval');
-
-    const forged = decision(STRANGER);
-    await setup.redis.hset(
-      setup.keys.approval(run.id, 'fence', 1),
-      `u:${STRANGER}`,
-      forged,
-      '_final',
-      forged,
-    );
+    const run = await waitingRun(setup, OPERATOR);
+    await forgeApproval(setup, run.id, STRANGER);
     await setup.store.publish(run.id);
 
     const paused = await status(setup, run.id, 'paused');
@@ -93,21 +84,8 @@ describe('approvals forged in Redis', () => {
 
   it('refuses a self-approval written into the round under four-eyes', async () => {
     const setup = engineOn();
-    const run = await setup.engine.start({
-      runbook: 'counting',
-      params: { node: 'cn1' },
-      requester: APPROVER_A,
-    });
-    await status(setup, run.id, 'waiting-approval');
-
-    const forged = decision(APPROVER_A);
-    await setup.redis.hset(
-      setup.keys.approval(run.id, 'fence', 1),
-      `u:${APPROVER_A}`,
-      forged,
-      '_final',
-      forged,
-    );
+    const run = await waitingRun(setup, APPROVER_A);
+    await forgeApproval(setup, run.id, APPROVER_A);
 
     const paused = await status(setup, run.id, 'paused');
     expect(paused.pauseReason).toMatch(/slack\.fourEyes requires a second approver/);
@@ -116,12 +94,7 @@ describe('approvals forged in Redis', () => {
 
   it('ignores and moves aside a _final that is not one of the recorded decisions', async () => {
     const setup = engineOn();
-    const run = await setup.engine.start({
-      runbook: 'counting',
-      params: { node: 'cn1' },
-      requester: OPERATOR,
-    });
-    await status(setup, run.id, 'waiting-approval');
+    const run = await waitingRun(setup, OPERATOR);
 
     const key = setup.keys.approval(run.id, 'fence', 1);
     await setup.redis.hset(key, '_final', decision(APPROVER_B));
@@ -144,27 +117,11 @@ describe('approvals forged in Redis', () => {
   });
 
   it('does not let a bumped _approvals count stand in for missing approvers', async () => {
-    const prefix = uniquePrefix('hostile-approvals');
-    const setup = createRedisEngine({
-      url: server.url,
-      prefix,
-      ownerId: 'bot-1',
-      steps: () => [{ id: 'prepare' }, { id: 'fence', destructive: true }, { id: 'finish' }],
-      logger: new RecordingLogger(),
-      engineOptions: { pollMs: 50 },
-      approvals: 2,
-    });
-    setups.push(setup);
-    const keys = createRedisKeys(prefix);
-    const run = await setup.engine.start({
-      runbook: 'counting',
-      params: { node: 'cn1' },
-      requester: OPERATOR,
-    });
-    await status(setup, run.id, 'waiting-approval');
+    const setup = engineOn(2);
+    const run = await waitingRun(setup, OPERATOR);
 
     // The script settles the round when the count reaches 2: a forged count makes one approval "enough".
-    await setup.redis.hset(keys.approval(run.id, 'fence', 1), '_approvals', '7');
+    await setup.redis.hset(setup.keys.approval(run.id, 'fence', 1), '_approvals', '7');
     expect(await setup.engine.decide(run.id, 'fence', APPROVER_B, 'approve', 1)).toMatchObject({
       kind: 'recorded',
       final: true,
