@@ -244,10 +244,7 @@ export function createRedisIncidentStore(deps: {
     quarantine.value(
       key,
       raw,
-      incidentRecordSchema.refine(
-        (r) => keys.incident(r.subject) === key,
-        'is filed under another subject',
-      ),
+      incidentRecordSchema.refine((r) => keys.incident(r.subject) === key, 'is filed under another subject'),
     );
 
   return {

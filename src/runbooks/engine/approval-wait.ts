@@ -57,7 +57,11 @@ async function settleProblem(
 }
 
 /** A settled round whose decisions do not stand: the step is not run; the run pauses to ask again. */
-async function refuseSettlement(ctx: DriverContext, step: StepRecord, problem: string): Promise<ApprovalOutcome> {
+async function refuseSettlement(
+  ctx: DriverContext,
+  step: StepRecord,
+  problem: string,
+): Promise<ApprovalOutcome> {
   const { run } = ctx;
   ctx.logger.warn(
     { stepId: step.id, round: step.approvalRound, problem },

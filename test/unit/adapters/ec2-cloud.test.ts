@@ -350,7 +350,9 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
 
   it('describes only images and snapshots the account owns, so a recorded id cannot name a public one', async () => {
     ec2.on(EC2.DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0img', State: 'available' }] });
-    ec2.on(EC2.DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'completed' }] });
+    ec2
+      .on(EC2.DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'completed' }] });
 
     await cloud.describeImage('ami-0img');
     await cloud.describeSnapshot('snap-1');
