@@ -21,6 +21,7 @@ import { secretsFromEnv, setKnownSecrets } from './infra/redact.js';
 import { createSystemClock } from './infra/system-clock.js';
 import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
+import { createRedisRateLimiter } from './infra/redis-rate-limiter.js';
 import { createRedisClient } from './infra/redis-client.js';
 import { createSshShell } from './adapters/ssh/ssh-shell.js';
 import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
@@ -32,7 +33,7 @@ import { createSlackChat, createSlackWebClient } from './bot/slack-chat.js';
 import { createRedisMessageRefStore } from './bot/run-presenter.js';
 import { boltLogger } from './bot/bolt-logger.js';
 import { startSlackApp } from './bot/slack-app.js';
-import { createCellops } from './app/create-cellops.js';
+import { createCellops, DRY_RUN_WINDOW_MS } from './app/create-cellops.js';
 import { startSandbox } from './sandbox/start-sandbox.js';
 import { readPagerSecrets } from './escalation/pager-env.js';
 import { createPagers } from './adapters/pager/create-pagers.js';
@@ -95,7 +96,7 @@ export async function startBot(
     }),
     rpc: createNodeRpc({ shell, attachCommand: config.ssh.attachCommand, logger }),
     clock,
-    state: createRedisCellState({ redis, keys }),
+    state: createRedisCellState({ redis, keys, logger }),
   };
 
   const client = createSlackWebClient(env.botToken, { apiUrl: env.slackApiUrl, logger: boltLogger(logger) });
@@ -105,10 +106,16 @@ export async function startBot(
     ports,
     chat,
     stores: {
-      runs: createRedisRunStore({ redis, keys, logger }),
+      runs: createRedisRunStore({ redis, keys, logger, retentionMs: config.runs.retentionMs }),
       lock: createRedisLock({ redis, keys, clock, logger }),
-      incidents: createRedisIncidentStore({ redis, keys, clock }),
-      refs: createRedisMessageRefStore(redis, keys),
+      incidents: createRedisIncidentStore({ redis, keys, clock, logger }),
+      refs: createRedisMessageRefStore(redis, keys, 30, logger),
+      dryRuns: createRedisRateLimiter({
+        redis,
+        key: (user) => keys.dryRuns(user),
+        limit: config.runs.dryRunsPerMinute,
+        windowMs: DRY_RUN_WINDOW_MS,
+      }),
     },
     logger,
     ownerId,

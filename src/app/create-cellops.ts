@@ -7,6 +7,8 @@
 import type { CellopsConfig } from '../config/config.js';
 import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
+import type { RateLimiter } from '../ports/rate-limiter.js';
+import { createMemoryRateLimiter } from '../infra/memory-rate-limiter.js';
 import type { RunLock } from '../locks/types.js';
 import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
@@ -31,12 +33,17 @@ import type { ExpectedDisturbance, ExpectedDisturbances } from '../monitor/monit
 import { createEscalation, type Escalation, type EscalationSetup } from './create-escalation.js';
 import { createReportSource } from '../report/gather-report.js';
 
+/** The window of config runs.dryRunsPerMinute. */
+export const DRY_RUN_WINDOW_MS = 60_000;
+
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
   readonly runs: RunStore;
   readonly lock: RunLock;
   readonly incidents: IncidentStore;
   readonly refs: MessageRefStore;
+  /** Dry runs per user; default: counted in this process (config runs.dryRunsPerMinute). */
+  readonly dryRuns?: RateLimiter;
 }
 
 export interface CellopsDeps {
@@ -208,6 +215,9 @@ export function createCellops(deps: CellopsDeps): Cellops {
     runbooks: runbooks.map((r) => r.id),
     incidents: stores.incidents,
     reports: createReportSource({ store: stores.runs, clock, chain: { config, rpc: ports.rpc } }),
+    dryRunLimiter:
+      stores.dryRuns ??
+      createMemoryRateLimiter({ clock, limit: config.runs.dryRunsPerMinute, windowMs: DRY_RUN_WINDOW_MS }),
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
     ...(deps.drill === undefined ? {} : { drill: deps.drill }),
   });

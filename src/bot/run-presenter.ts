@@ -11,6 +11,8 @@
  *   once, on that replica, so each decision is exactly one chat.update of the approval message.
  */
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { createRedisQuarantine } from '../infra/redis-quarantine.js';
 import type { Chat, MessageRef } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -27,8 +29,20 @@ export interface MessageRefStore {
   read(runId: string, field: string): Promise<MessageRef | undefined>;
 }
 
-/** Refs in a Redis hash per run, kept `ttlDays` (default 30) after the last write. */
-export function createRedisMessageRefStore(redis: Redis, keys: RedisKeys, ttlDays = 30): MessageRefStore {
+/** A Slack message ref as stored: a channel id and a message ts, nothing else is followed. */
+const messageRefSchema: z.ZodType<MessageRef> = z.looseObject({
+  channel: z.string().regex(/^[CGD][A-Z0-9]{2,}$/, 'must be a Slack channel id'),
+  ts: z.string().regex(/^[0-9]{1,12}\.[0-9]{1,8}$/, 'must be a Slack message ts'),
+});
+
+/** Refs in a Redis hash per run, kept `ttlDays` (default 30) after the last write; read back checked. */
+export function createRedisMessageRefStore(
+  redis: Redis,
+  keys: RedisKeys,
+  ttlDays = 30,
+  logger?: Logger,
+): MessageRefStore {
+  const quarantine = createRedisQuarantine({ redis, keys, logger });
   return {
     async save(runId, field, ref) {
       const key = keys.slackRefs(runId);
@@ -39,8 +53,8 @@ export function createRedisMessageRefStore(redis: Redis, keys: RedisKeys, ttlDay
         .exec();
     },
     async read(runId, field) {
-      const raw = await redis.hget(keys.slackRefs(runId), field);
-      return raw === null ? undefined : (JSON.parse(raw) as MessageRef);
+      const key = keys.slackRefs(runId);
+      return quarantine.field(key, field, await redis.hget(key, field), messageRefSchema);
     },
   };
 }

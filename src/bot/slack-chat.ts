@@ -8,9 +8,11 @@
  */
 import { webApi, type Logger as SlackLogger } from '@slack/bolt';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { Chat, MessageRef, OutgoingMessage } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
+import { createRedisQuarantine } from '../infra/redis-quarantine.js';
 import type { RedisKeys } from '../infra/redis-keys.js';
 import { ExternalError } from '../errors.js';
 import { redactSecrets } from '../infra/redact.js';
@@ -76,6 +78,12 @@ interface CachedMembers {
   readonly at: number;
 }
 
+/** The cache decides who may approve: only Slack user ids, dated when they were read. */
+const cachedMembersSchema: z.ZodType<CachedMembers> = z.looseObject({
+  users: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'must be Slack user ids')).max(100_000),
+  at: z.number().int().nonnegative(),
+});
+
 const HINTS: Record<string, string> = {
   not_in_channel: 'invite the bot to the channel (/invite @cellops)',
   channel_not_found: 'check slack.channel in the configuration and that the bot was invited',
@@ -139,16 +147,17 @@ export function createSlackChat(deps: SlackChatDeps): Chat {
     ...(message.blocks === undefined ? {} : { blocks: message.blocks }),
   });
 
-  const readCache = async (id: string): Promise<CachedMembers | undefined> => {
-    const raw = await redis.get(keys.usergroup(id));
-    if (raw === null) return undefined;
-    try {
-      const parsed = JSON.parse(raw) as CachedMembers;
-      return Array.isArray(parsed.users) && typeof parsed.at === 'number' ? parsed : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const quarantine = createRedisQuarantine({ redis, keys, logger });
+  /**
+   * A cache entry dated in the future was not written by cellops (we date it with our clock when we
+   * read Slack): it would stay "fresh" forever and keep a removed approver approving, so it is refused.
+   */
+  const readCache = async (id: string): Promise<CachedMembers | undefined> =>
+    quarantine.value(
+      keys.usergroup(id),
+      await redis.get(keys.usergroup(id)),
+      cachedMembersSchema.refine((entry) => entry.at <= clock.now(), 'is dated in the future'),
+    );
 
   return {
     async post(message: OutgoingMessage): Promise<MessageRef> {

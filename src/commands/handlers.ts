@@ -7,6 +7,7 @@ import type { CellopsConfig } from '../config/config.js';
 import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
+import type { RateLimiter } from '../ports/rate-limiter.js';
 import type { Engine, RunIncident, RunRecord, RunStatus } from '../runbooks/types.js';
 import type { IncidentStore } from '../monitor/incidents.js';
 import type { ReportSource } from '../report/gather-report.js';
@@ -62,6 +63,8 @@ export interface CommandDeps {
   readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
   /** How long the alert's Mute button mutes. Default 30 minutes. */
   readonly alertMuteMs?: number;
+  /** Counts dry runs per user (config runs.dryRunsPerMinute). Absent: not limited. */
+  readonly dryRunLimiter?: RateLimiter;
 }
 
 export interface CommandRequest {
@@ -150,6 +153,14 @@ async function startRunbook(
   }
   const verdict = await deps.policy.canStart(user);
   if (!verdict.allowed) return refusal(verdict);
+  if (dryRun && deps.dryRunLimiter) {
+    // A dry run touches every node over SSH and RPC; a loop of them must not load the cell.
+    const rate = await deps.dryRunLimiter.take(user);
+    if (!rate.allowed)
+      return notice(
+        `:hourglass: Too many dry runs: at most ${rate.limit} a minute per person. Try again in ${formatDuration(Math.max(1_000, rate.retryAfterMs))}; nothing ran.`,
+      );
+  }
   const run = await deps.engine.start({
     runbook,
     params,

@@ -77,6 +77,11 @@ export interface CellopsConfig {
   readonly aws: { readonly region?: string };
   /** Prefix of every Redis key, e.g. `cellops:my-core-cell:`. */
   readonly redisPrefix: string;
+  readonly runs: {
+    /** A finished run (record, approvals, audit) is kept this long. */
+    readonly retentionMs: number;
+    readonly dryRunsPerMinute: number;
+  };
   readonly nodes: Readonly<Record<string, NodeInventoryEntry>>;
   /** Absent: nothing is paged and approvals are not reminded. */
   readonly escalation?: EscalationConfig;
@@ -155,6 +160,7 @@ export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
     },
     aws: parsed.aws.region === undefined ? {} : { region: parsed.aws.region },
     redisPrefix: parsed.redis.prefix ?? `cellops:${parsed.cell}:`,
+    runs: { retentionMs: parsed.runs.retention, dryRunsPerMinute: parsed.runs.dryRunsPerMinute },
     nodes,
     ...(parsed.escalation === undefined ? {} : { escalation: resolveEscalation(parsed.escalation) }),
   };

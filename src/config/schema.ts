@@ -387,6 +387,18 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    runs: z
+      .object({
+        /**
+         * How long a finished run is kept (its record, approvals, audit stream and place in `/cell runs`);
+         * Redis then drops it. Default 90d.
+         */
+        retention: duration('90d').refine((ms) => ms >= 86_400_000, 'must be at least 1d'),
+        /** Dry runs one person may start per minute; more are refused until the minute is over. Default 5. */
+        dryRunsPerMinute: z.number().int().min(1).max(1_000).default(5),
+      })
+      .strict()
+      .prefault({}),
     nodes: z.record(nodeName, node),
     escalation: escalation.optional(),
   })

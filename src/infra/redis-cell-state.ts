@@ -7,8 +7,13 @@
  * (former servers), and a script writes them, appends the history entry and bumps the version only if no
  * other change came in between; otherwise the change is worked out again. So two replicas recording at
  * once never lose a former server or a history entry.
+ *
+ * Every record read is checked against its schema (cell-state-schemas.ts): a malformed field is moved
+ * aside and reads as absent, a malformed history entry is skipped, so a hostile write to Redis cannot
+ * steer which machine the next failover fences or starts.
  */
 import type { Redis } from 'ioredis';
+import type { z } from 'zod';
 import {
   assignmentOf,
   changeOfAssignment,
@@ -16,28 +21,29 @@ import {
   ROLE_HISTORY_LIMIT,
   type CellState,
   type CnRoles,
-  type ImageRecord,
-  type NodekeyBackupRecord,
 } from '../ports/cell-state.js';
+import type { Logger } from '../ports/logger.js';
+import {
+  imageRecordSchema,
+  nodekeyBackupSchema,
+  storedRolesSchema,
+  type StoredRoles,
+} from './cell-state-schemas.js';
 import type { RedisKeys } from './redis-keys.js';
+import { createRedisQuarantine, recordProblems } from './redis-quarantine.js';
 
 const VERSION_FIELD = 'roles-version';
 
 /**
- * Roles as stored. Records written before roles had a history (`{role, servedBy, since, runId, …}`) are
- * read as the roles a failover recorded, with no former servers known.
+ * Roles as stored, normalised. Records written before roles had a history (`{role, servedBy, since, runId,
+ * …}`) are read as the roles a failover recorded, with no former servers known.
  */
-function parseRoles(raw: string | null | undefined, cn: string): CnRoles | undefined {
-  if (raw === null || raw === undefined) return undefined;
-  const stored = JSON.parse(raw) as Partial<CnRoles> & {
-    readonly servedBy: string;
-    readonly since: number;
-    readonly runId: string;
-  };
+function normalise(stored: StoredRoles, cn: string): CnRoles {
+  const { role: _legacyRole, ...rest } = stored;
   return {
-    ...stored,
+    ...rest,
     cn,
-    formerServers: Array.isArray(stored.formerServers) ? stored.formerServers : [],
+    formerServers: stored.formerServers ?? [],
     by: stored.by ?? 'cellops',
     reason: stored.reason ?? 'failover',
     version: stored.version ?? 0,
@@ -54,23 +60,26 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 return 1
 `;
 
-export function createRedisCellState(deps: { redis: Redis; keys: RedisKeys }): CellState {
-  const { redis, keys } = deps;
+export function createRedisCellState(deps: { redis: Redis; keys: RedisKeys; logger?: Logger }): CellState {
+  const { redis, keys, logger } = deps;
   const key = keys.cellState();
-  const read = async <T>(field: string): Promise<T | undefined> => {
-    const text = await redis.hget(key, field);
-    return text === null ? undefined : (JSON.parse(text) as T);
-  };
+  const quarantine = createRedisQuarantine(deps);
+  const read = async <T>(field: string, schema: z.ZodType<T>): Promise<T | undefined> =>
+    quarantine.field(key, field, await redis.hget(key, field), schema);
   const write = async (field: string, value: unknown): Promise<void> => {
     await redis.hset(key, field, JSON.stringify(value));
   };
+  const rolesFrom = async (raw: string | null | undefined, cn: string): Promise<CnRoles | undefined> => {
+    const stored = await quarantine.field(key, `role:${cn}`, raw, storedRolesSchema);
+    return stored === undefined ? undefined : normalise(stored, cn);
+  };
   const state: CellState = {
-    roles: async (cn) => parseRoles(await redis.hget(key, `role:${cn}`), cn),
+    roles: async (cn) => rolesFrom(await redis.hget(key, `role:${cn}`), cn),
     async recordRoles(change) {
       const field = `role:${change.cn}`;
       for (let attempt = 0; attempt < 16; attempt++) {
         const [version, raw] = await redis.hmget(key, VERSION_FIELD, field);
-        const previous = parseRoles(raw, change.cn);
+        const previous = await rolesFrom(raw, change.cn);
         const next = nextRoles(previous, change, Number(version ?? 0) + 1);
         const text = JSON.stringify(next);
         const args = [version ?? '', String(next.version), field, text, String(ROLE_HISTORY_LIMIT)];
@@ -82,10 +91,22 @@ export function createRedisCellState(deps: { redis: Redis; keys: RedisKeys }): C
     async roleHistory(cn, limit) {
       if (limit <= 0) return [];
       const raws = await redis.lrange(keys.cellRoleHistory(cn), 0, limit - 1);
-      return raws.map((raw) => JSON.parse(raw) as CnRoles);
+      const history: CnRoles[] = [];
+      for (const raw of raws) {
+        const checked = recordProblems(raw, storedRolesSchema);
+        if (checked.ok) history.push(normalise(checked.value, cn));
+        else
+          logger?.warn(
+            { key: keys.cellRoleHistory(cn), problems: checked.problems },
+            'a role history entry in Redis is not what cellops writes: skipped',
+          );
+      }
+      return history;
     },
     async rolesVersion() {
-      return Number((await redis.hget(key, VERSION_FIELD)) ?? 0);
+      const raw = await redis.hget(key, VERSION_FIELD);
+      const version = Number(raw ?? 0);
+      return Number.isSafeInteger(version) && version >= 0 ? version : 0;
     },
     async role(role) {
       const current = await state.roles(role);
@@ -94,9 +115,9 @@ export function createRedisCellState(deps: { redis: Redis; keys: RedisKeys }): C
     async setRole(assignment) {
       await state.recordRoles(changeOfAssignment(await state.roles(assignment.role), assignment));
     },
-    nodekeyBackup: (cn) => read<NodekeyBackupRecord>(`backup:${cn}`),
+    nodekeyBackup: (cn) => read(`backup:${cn}`, nodekeyBackupSchema),
     setNodekeyBackup: (record) => write(`backup:${record.cn}`, record),
-    image: (cn) => read<ImageRecord>(`image:${cn}`),
+    image: (cn) => read(`image:${cn}`, imageRecordSchema),
     setImage: (record) => write(`image:${record.cn}`, record),
   };
   return state;

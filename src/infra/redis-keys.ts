@@ -51,6 +51,10 @@ export interface RedisKeys {
   slackRefs(runId: string): string;
   /** Escalation entries: what to page, remind or resolve, and when (hash: entry key -> JSON). */
   escalation(): string;
+  /** Where a malformed record of `key` is moved aside (same type as the original; expires). */
+  quarantine(key: string): string;
+  /** Dry runs a user started in the current window (integer with TTL): the rate limit. */
+  dryRuns(user: string): string;
 }
 
 export function createRedisKeys(prefix: string): RedisKeys {
@@ -80,5 +84,7 @@ export function createRedisKeys(prefix: string): RedisKeys {
     dedup: (id) => k('dedup', id),
     slackRefs: (runId) => k('run', runId, 'slack'),
     escalation: () => k('escalation'),
+    quarantine: (key) => k('quarantine', key.startsWith(prefix) ? key.slice(prefix.length) : key),
+    dryRuns: (user) => k('ratelimit', 'dry-run', user),
   };
 }

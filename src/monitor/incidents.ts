@@ -17,7 +17,10 @@ import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../infra/redis-keys.js';
 import type { Clock } from '../ports/clock.js';
 import type { MessageRef } from '../ports/chat.js';
+import type { Logger } from '../ports/logger.js';
+import { createRedisQuarantine } from '../infra/redis-quarantine.js';
 import type { CellView, NodeCondition } from './types.js';
+import { cellViewSchema, incidentRecordSchema, muteRecordSchema } from './incident-schemas.js';
 
 /** What an incident is about: a node condition, a failed readiness check, or a CN without a standby. */
 export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed' | 'no-standby';
@@ -195,7 +198,8 @@ export function createMemoryIncidentStore(deps: { readonly clock: Clock }): Inci
 const REPLACE = `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
-if tonumber(cjson.decode(raw)['version']) ~= tonumber(ARGV[1]) then return 0 end
+local ok, current = pcall(cjson.decode, raw)
+if not ok or type(current) ~= 'table' or tonumber(current['version']) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `;
@@ -204,7 +208,8 @@ return 1
 const REMOVE = `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
-if tonumber(cjson.decode(raw)['version']) ~= tonumber(ARGV[1]) then return 0 end
+local ok, current = pcall(cjson.decode, raw)
+if not ok or type(current) ~= 'table' or tonumber(current['version']) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `;
@@ -235,21 +240,28 @@ export function createRedisIncidentStore(deps: {
   readonly redis: Redis;
   readonly keys: RedisKeys;
   readonly clock: Clock;
+  readonly logger?: Logger;
 }): IncidentStore {
   const { redis, keys, clock } = deps;
-  const parse = (raw: string | null | undefined) =>
-    raw === null || raw === undefined ? undefined : (JSON.parse(raw) as IncidentRecord);
+  const quarantine = createRedisQuarantine(deps);
+  /** Read back checked: a malformed record is moved aside and reads as absent. */
+  const parse = (key: string, raw: string | null | undefined) =>
+    quarantine.value(
+      key,
+      raw,
+      incidentRecordSchema.refine((r) => keys.incident(r.subject) === key, 'is filed under another subject'),
+    );
 
   return {
-    get: async (subject) => parse(await redis.get(keys.incident(subject))),
+    get: async (subject) => parse(keys.incident(subject), await redis.get(keys.incident(subject))),
     getMany: async (subjects) => {
       const out = new Map<string, IncidentRecord>();
       if (subjects.length === 0) return out;
       const raws = await redis.mget(...subjects.map((s) => keys.incident(s)));
-      subjects.forEach((subject, i) => {
-        const record = parse(raws[i]);
+      for (const [i, subject] of subjects.entries()) {
+        const record = await parse(keys.incident(subject), raws[i]);
         if (record) out.set(subject, record);
-      });
+      }
       return out;
     },
     list: async () => {
@@ -262,7 +274,8 @@ export function createRedisIncidentStore(deps: {
       } while (cursor !== '0');
       if (found.length === 0) return [];
       const raws = await redis.mget(...found);
-      return raws.map(parse).filter((r): r is IncidentRecord => r !== undefined);
+      const records = await Promise.all(found.map((key, i) => parse(key, raws[i])));
+      return records.filter((r): r is IncidentRecord => r !== undefined);
     },
     create: async (record) =>
       (await redis.set(keys.incident(record.subject), JSON.stringify(record), 'NX')) === 'OK',
@@ -274,10 +287,10 @@ export function createRedisIncidentStore(deps: {
       const out = new Map<string, MuteRecord>();
       if (nodes.length === 0) return out;
       const raws = await redis.mget(...nodes.map((n) => keys.mute(n)));
-      nodes.forEach((node, i) => {
-        const raw = raws[i];
-        if (raw !== null && raw !== undefined) out.set(node, JSON.parse(raw) as MuteRecord);
-      });
+      for (const [i, node] of nodes.entries()) {
+        const mute = await quarantine.value(keys.mute(node), raws[i], muteRecordSchema);
+        if (mute) out.set(node, mute);
+      }
       return out;
     },
     setMute: async (node, mute) => {
@@ -299,8 +312,7 @@ export function createRedisIncidentStore(deps: {
       await redis.set(keys.monitorView(), JSON.stringify(view), 'PX', KEEP_MS);
     },
     loadView: async () => {
-      const raw = await redis.get(keys.monitorView());
-      return raw === null ? undefined : (JSON.parse(raw) as CellView);
+      return quarantine.value(keys.monitorView(), await redis.get(keys.monitorView()), cellViewSchema);
     },
   };
 }

@@ -5,3 +5,4 @@ export type { ShellCommand } from './shell-command.js';
 export type { Cloud } from './cloud.js';
 export type { NodeRpc, NodeEndpoint, NodeHealth } from './node-rpc.js';
 export type { Chat, MessageRef, OutgoingMessage, Block } from './chat.js';
+export type { RateLimiter, RateVerdict } from './rate-limiter.js';

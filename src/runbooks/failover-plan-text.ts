@@ -8,6 +8,7 @@ import type { NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
 import { SNAPSHOT_FACTS, STANDBY_FACTS } from './failover-facts.js';
 import { nodeCommands, type ServiceAction } from './node-ops.js';
+import { peekFactOf } from './shaped-facts.js';
 
 /** "cn1's node address 0x…", or where it will come from before the preflight recorded it. */
 export function addressText(ctx: FailoverPlan, cn: string): string {
@@ -65,8 +66,8 @@ export function serviceWords(ctx: FailoverPlan, action: ServiceAction, service: 
 
 /** The replacement instance once launched, or what it will be. */
 export function replacementWords(ctx: FailoverPlan): string {
-  const id = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
-  const ip = ctx.fact<string>(SNAPSHOT_FACTS.privateIp);
+  const id = peekFactOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
+  const ip = peekFactOf(ctx, SNAPSHOT_FACTS.privateIp, 'ipAddress');
   return id && ip
     ? `${ctx.params.cn}-replacement ${ip} (${id})`
     : `${ctx.params.cn}-replacement (the instance launched by this run, at its private IP)`;

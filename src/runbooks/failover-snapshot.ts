@@ -20,6 +20,7 @@
  * - Facts are a cache: each cloud resource is found again by its run-id tag when a crash lost the fact, so
  *   a resumed run never creates a second snapshot, instance or volume.
  */
+import { factOf, requireFactOf } from './shaped-facts.js';
 import type { FailoverStep } from './failover-params.js';
 import { pnReferenceHeight, snapshotTargetOf } from './cell-nodes.js';
 import { listingLeftovers } from './cloud-leftovers.js';
@@ -137,7 +138,7 @@ const record: FailoverStep = {
   run: async (ctx) => {
     const { instanceId, host } = replacementOf(ctx);
     const previous = await ctx.ports.state.role(ctx.params.cn);
-    const failedInstanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId);
+    const failedInstanceId = requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
     await ctx.ports.state.setRole({
       role: ctx.params.cn,
       servedBy: instanceId,
@@ -147,7 +148,7 @@ const record: FailoverStep = {
       runId: ctx.runId,
       fenced: {
         name: previous?.servedBy ?? ctx.params.cn,
-        address: requireFact<string>(ctx, SNAPSHOT_FACTS.failedHost),
+        address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host'),
         instanceId: failedInstanceId,
         nodeAddress: requireFact<string>(ctx, SNAPSHOT_FACTS.failedAddress),
       },
@@ -160,7 +161,7 @@ const record: FailoverStep = {
     const role = await ctx.ports.state.role(ctx.params.cn);
     return (
       role !== undefined &&
-      role.instanceId === ctx.fact<string>(SNAPSHOT_FACTS.instanceId) &&
+      role.instanceId === factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId') &&
       role.runId === ctx.runId
     );
   },

@@ -26,6 +26,8 @@ import { keyLocation } from './key-files.js';
 import { mapHostError, opsOf } from './node-ops.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
 import { imageContentFiles, readImageContent, servingHost } from './image-content.js';
+import { factOf, peekFactOf } from './shaped-facts.js';
+import { recordedRole } from './recorded-role.js';
 
 export interface ImageTimings {
   /** CreateImage until `available`: it snapshots every volume kept in the image. Default 60 min. */
@@ -67,7 +69,7 @@ export const imageRunbook: RunbookDefinition<CnParams> = {
 /** The instance to image, for plan text: recorded by the preflight, else configured. */
 function instanceWords(ctx: CnPlan): string {
   return (
-    ctx.fact<string>(IMAGE_FACTS.instanceId) ??
+    peekFactOf(ctx, IMAGE_FACTS.instanceId, 'instanceId') ??
     ctx.config.nodes[ctx.params.cn]?.instanceId ??
     `${ctx.params.cn}'s instance (nodes.${ctx.params.cn}.instanceId)`
   );
@@ -94,7 +96,7 @@ const preflight: CnStep = {
   run: async (ctx) => {
     const { cn } = ctx.params;
     const node = resolveCnNode(ctx.config, cn);
-    const role = await ctx.ports.state.role(cn);
+    const role = await recordedRole(ctx, cn);
     const instanceId = role?.instanceId ?? node.instanceId;
     // A replacement from a snapshot failover has DATA_DIR on the volume that run made, at the launch device.
     const replacement = role?.instanceId !== undefined && role.instanceId !== node.instanceId;
@@ -196,7 +198,7 @@ const createImage: CnStep = {
       ctx.output(`image ${existing} was already started by this run`);
       return;
     }
-    const instanceId = ctx.fact<string>(IMAGE_FACTS.instanceId);
+    const instanceId = factOf(ctx, IMAGE_FACTS.instanceId, 'instanceId');
     const dataDevice = ctx.fact<string>(IMAGE_FACTS.dataDevice);
     if (instanceId === undefined || dataDevice === undefined)
       throw new CellopsError('missing_fact', `run ${ctx.runId} has no preflight facts; run it again`);
@@ -223,7 +225,7 @@ function waitAvailable(timings: ImageTimings): CnStep {
     destructive: false,
     timeoutMs: timings.imageAvailableMs + 60_000,
     describe: (ctx) =>
-      `Wait (EC2 DescribeImages) until ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} is available, at most ${Math.round(timings.imageAvailableMs / 60_000)} min.`,
+      `Wait (EC2 DescribeImages) until ${peekFactOf(ctx, IMAGE_FACTS.imageId, 'imageId') ?? 'the new image'} is available, at most ${Math.round(timings.imageAvailableMs / 60_000)} min.`,
     run: async (ctx) => {
       const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
       if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);
@@ -247,7 +249,7 @@ const record: CnStep = {
   destructive: false,
   timeoutMs: 30_000,
   describe: (ctx) =>
-    `Record ${ctx.fact<string>(IMAGE_FACTS.imageId) ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
+    `Record ${peekFactOf(ctx, IMAGE_FACTS.imageId, 'imageId') ?? 'the new image'} as ${ctx.params.cn}'s latest image, which a snapshot-mode failover launches from (unless nodes.${ctx.params.cn}.failover.imageId pins another).`,
   run: async (ctx) => {
     const imageId = await runImage(ctx, IMAGE_FACTS.imageId);
     if (imageId === undefined) throw new CellopsError('missing_fact', `run ${ctx.runId} has no image`);

@@ -14,6 +14,7 @@
  *
  * Then it waits until the replacement answers SSH under that key.
  */
+import { requireFactOf } from './shaped-facts.js';
 import type { FailoverContext, FailoverStep } from './failover-params.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
@@ -51,7 +52,7 @@ export function replacementHostKeyStep(timings: SnapshotFailoverTimings): Failov
       );
     },
     run: async (ctx) => {
-      const instanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.instanceId);
+      const instanceId = requireFactOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
       const address = requireFact<string>(ctx, SNAPSHOT_FACTS.privateIp);
       const pinned = await hostKeysFor(ctx, instanceId, address, timings);
       await waitForSsh(ctx, replacementHost(ctx.params.cn, address, pinned), instanceId, timings);

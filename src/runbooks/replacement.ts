@@ -7,9 +7,10 @@ import type { NodeInventoryEntry } from '../config/config.js';
 import type { NodeEndpoint } from '../ports/node-rpc.js';
 import type { HostRef } from '../ports/shell.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
-import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
+import { SNAPSHOT_FACTS } from './failover-facts.js';
 import { opsContextOf, ping } from './snapshot-ops.js';
 import { CellopsError, SafetyGateError, StepTimeoutError, describeError } from '../errors.js';
+import { requireFactOf } from './shaped-facts.js';
 
 /**
  * How the replacement is reached: over SSH at the private IP RunInstances gave it, with the host keys
@@ -46,12 +47,12 @@ export function replacementEndpoint(
  * every SSH command to the replacement goes to this HostRef, so none can skip the pin.
  */
 export function replacementOf(ctx: FailoverContext): { instanceId: string; host: HostRef } {
-  const instanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.instanceId);
+  const instanceId = requireFactOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
   return {
     instanceId,
     host: replacementHost(
       ctx.params.cn,
-      requireFact<string>(ctx, SNAPSHOT_FACTS.privateIp),
+      requireFactOf(ctx, SNAPSHOT_FACTS.privateIp, 'ipAddress'),
       ctx.fact<readonly string[]>(SNAPSHOT_FACTS.hostKeys),
     ),
   };

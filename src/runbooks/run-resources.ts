@@ -6,6 +6,7 @@
 import { RUN_ID_TAG, type Tags, type TaggedResource } from '../ports/cloud.js';
 import { SafetyGateError } from '../errors.js';
 import type { StepContext } from './types.js';
+import { factOf } from './shaped-facts.js';
 
 /** Tags every resource a run creates carries besides RUN_ID_TAG (ports/cloud.ts). */
 export const CELL_TAG = 'cellops:cell';
@@ -15,6 +16,14 @@ export const ROLE_TAG = 'cellops:role';
 export function runTags(ctx: StepContext<{ readonly cn: string }>, name: string): Tags {
   return { [RUN_ID_TAG]: ctx.runId, [CELL_TAG]: ctx.config.cell, Name: name, [ROLE_TAG]: ctx.params.cn };
 }
+
+/** The shape of each kind's id, checked when it is read back from the run's facts. */
+const ID_SHAPE = {
+  instance: 'instanceId',
+  volume: 'volumeId',
+  snapshot: 'snapshotId',
+  image: 'imageId',
+} as const satisfies Record<TaggedResource['kind'], string>;
 
 const GONE_STATES = new Set(['terminated', 'shutting-down', 'deleting', 'deleted', 'error']);
 
@@ -27,7 +36,7 @@ export async function runResource(
   kind: TaggedResource['kind'],
   factKey: string,
 ): Promise<string | undefined> {
-  const known = ctx.fact<string>(factKey);
+  const known = factOf(ctx, factKey, ID_SHAPE[kind]);
   if (known !== undefined) return known;
   const found = (await ctx.ports.cloud.findTagged(ctx.runId)).filter(
     (r) => r.kind === kind && !GONE_STATES.has(r.state ?? ''),
@@ -52,7 +61,7 @@ export async function dataVolumeOf(
   instanceId: string,
   dataDevice: string,
 ): Promise<string | undefined> {
-  const known = ctx.fact<string>(factKey);
+  const known = factOf(ctx, factKey, 'volumeId');
   if (known !== undefined) return known;
   const tagged = (await ctx.ports.cloud.findTagged(ctx.runId)).filter(
     (r) => r.kind === 'volume' && !GONE_STATES.has(r.state ?? ''),
@@ -82,7 +91,7 @@ export function imageName(cell: string, cn: string, at: number): string {
 
 /** The run's image: from the facts, else found by its run-id tag (a crash can lose the fact). */
 export async function runImage(ctx: StepContext<unknown>, factKey: string): Promise<string | undefined> {
-  const known = ctx.fact<string>(factKey);
+  const known = factOf(ctx, factKey, 'imageId');
   if (known !== undefined) return known;
   const images = (await ctx.ports.cloud.findTagged(ctx.runId)).filter(
     (r) => r.kind === 'image' && r.state !== 'failed' && r.state !== 'deregistered',

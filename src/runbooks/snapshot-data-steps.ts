@@ -3,12 +3,13 @@
  * consistent snapshot of a PN's DATA_DIR, the replacement launched meanwhile, the restored volume attached
  * and cleaned down to `klay/chaindata`. Nothing here touches the failed CN or its key.
  */
+import { factOf, peekFactOf, requireFactOf } from './shaped-facts.js';
 import type { FailoverContext, FailoverStep } from './failover-params.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
 import { snapshotTargetOf } from './cell-nodes.js';
-import { SNAPSHOT_FACTS, requireFact } from './failover-facts.js';
+import { SNAPSHOT_FACTS } from './failover-facts.js';
 import { peekSnapshotTarget, pnWords, replacementWords, serviceWords } from './failover-plan-text.js';
 import { daemonState, untrackedMessage } from './fencing.js';
 import { CommandFailedError, nodeCommands, opsOf } from './node-ops.js';
@@ -101,7 +102,7 @@ async function consistentSnapshot(ctx: FailoverContext, pn: NodeInventoryEntry):
   await requirePnStopped(ctx, pn);
   await ops.sync(pn.host);
   ctx.output(`sync on ${pn.name}: every write of kpnd is on the volume`);
-  const volumeId = requireFact<string>(ctx, SNAPSHOT_FACTS.pnVolumeId);
+  const volumeId = requireFactOf(ctx, SNAPSHOT_FACTS.pnVolumeId, 'volumeId');
   if (freezes(ctx)) {
     await ops.fsfreeze(pn.host, pn.dataDir, 'freeze');
     ctx.output(`froze ${pn.dataDir} on ${pn.name}`);
@@ -126,7 +127,7 @@ export const snapshot: FailoverStep = {
   timeoutMs: 5 * 60_000,
   describe: (ctx) => {
     const pn = pnWords(ctx);
-    const volume = ctx.fact<string>(SNAPSHOT_FACTS.pnVolumeId) ?? `${pn.name}'s dataVolumeId`;
+    const volume = peekFactOf(ctx, SNAPSHOT_FACTS.pnVolumeId, 'volumeId') ?? `${pn.name}'s dataVolumeId`;
     const dataDir =
       pn.name === 'the PN' ? "the PN's DATA_DIR" : (ctx.config.nodes[pn.name]?.dataDir ?? 'DATA_DIR');
     const freeze = freezes(ctx)
@@ -170,7 +171,9 @@ export function launch(timings: SnapshotFailoverTimings): FailoverStep {
       const p = peekSnapshotTarget(ctx);
       const l = p.launch;
       const image =
-        ctx.fact<string>(SNAPSHOT_FACTS.imageId) ?? p.failover?.imageId ?? 'the latest recorded image';
+        peekFactOf(ctx, SNAPSHOT_FACTS.imageId, 'imageId') ??
+        p.failover?.imageId ??
+        'the latest recorded image';
       return (
         `EC2 RunInstances from ${image}` +
         (l
@@ -185,7 +188,7 @@ export function launch(timings: SnapshotFailoverTimings): FailoverStep {
       let instanceId = await runResource(ctx, 'instance', SNAPSHOT_FACTS.instanceId);
       if (instanceId === undefined) {
         const info = await cloud.runInstance({
-          imageId: requireFact<string>(ctx, SNAPSHOT_FACTS.imageId),
+          imageId: requireFactOf(ctx, SNAPSHOT_FACTS.imageId, 'imageId'),
           instanceType: t.launch.instanceType,
           subnetId: t.launch.subnetId,
           securityGroupIds: t.launch.securityGroupIds,
@@ -227,8 +230,10 @@ export function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
     destructive: false,
     timeoutMs: timings.snapshotCompletedMs + 2 * timings.volumeMs + 60_000,
     describe: (ctx) => {
-      const snap = ctx.fact<string>(SNAPSHOT_FACTS.snapshotId) ?? "the run's snapshot";
-      const az = ctx.fact<string>(SNAPSHOT_FACTS.availabilityZone) ?? "the replacement's availability zone";
+      const snap = peekFactOf(ctx, SNAPSHOT_FACTS.snapshotId, 'snapshotId') ?? "the run's snapshot";
+      const az =
+        peekFactOf(ctx, SNAPSHOT_FACTS.availabilityZone, 'availabilityZone') ??
+        "the replacement's availability zone";
       const device = peekSnapshotTarget(ctx).launch?.dataDevice ?? '/dev/sdf';
       return `Wait until ${snap} is completed (≤ ${Math.round(timings.snapshotCompletedMs / 3_600_000)} h), EC2 CreateVolume from it in ${az} tagged ${RUN_ID_TAG}, wait until available, then EC2 AttachVolume to ${replacementWords(ctx)} as ${device} and wait until in-use.`;
     },
@@ -248,7 +253,7 @@ export function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
       if (volumeId === undefined) {
         ({ volumeId } = await cloud.createVolume(
           snapshotId,
-          requireFact<string>(ctx, SNAPSHOT_FACTS.availabilityZone),
+          requireFactOf(ctx, SNAPSHOT_FACTS.availabilityZone, 'availabilityZone'),
           runTags(ctx, `${ctx.params.cn}-data`),
         ));
         ctx.setFact(SNAPSHOT_FACTS.volumeId, volumeId);
@@ -264,7 +269,7 @@ export function attachVolume(timings: SnapshotFailoverTimings): FailoverStep {
     },
     verify: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      const instanceId = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
+      const instanceId = factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
       if (instanceId === undefined) return false;
       const volumeId = await dataVolumeOf(ctx, SNAPSHOT_FACTS.volumeId, instanceId, t.launch.dataDevice);
       if (volumeId === undefined) return false;
@@ -299,7 +304,7 @@ export function prepareData(timings: SnapshotFailoverTimings): FailoverStep {
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);
       const service = p.cn?.service ?? 'kcnd';
-      const volume = ctx.fact<string>(SNAPSHOT_FACTS.volumeId) ?? 'the restored volume';
+      const volume = peekFactOf(ctx, SNAPSHOT_FACTS.volumeId, 'volumeId') ?? 'the restored volume';
       return (
         `On ${replacementWords(ctx)}: run ${serviceWords(ctx, 'stop', service)} and ${serviceWords(ctx, 'disable', service)} (the image may start kcnd at boot), then \`${nodeCommands.processAlive('kcn')}\` must find no process; ` +
         `mount ${volume} (${p.launch?.dataDevice ?? '/dev/sdf'} or its NVMe name) at ${p.dataDir} and record it in /etc/fstab (nofail); ` +
@@ -316,7 +321,7 @@ export function prepareData(timings: SnapshotFailoverTimings): FailoverStep {
       await ops.service(host, t.cn.service, 'disable');
       await requireReplacementQuiet(ctx, replacementNode(ctx));
       ctx.output(`${t.cn.service} stopped and disabled on ${host.name}; no kcn process`);
-      const volumeId = requireFact<string>(ctx, SNAPSHOT_FACTS.volumeId);
+      const volumeId = requireFactOf(ctx, SNAPSHOT_FACTS.volumeId, 'volumeId');
       ctx.output(await mountDataVolume(o, host, volumeId, t.launch.dataDevice, t.cn.dataDir));
       for (const line of await keepOnlyChaindata(
         { ...o, commandTimeoutMs: timings.cleanMs },

@@ -5,6 +5,7 @@
  * kcn running; the Elastic IP (and the PNs' private address) moved; kcnd started only after an approval,
  * and only while the old instance is still stopped; then the strict verify both modes share.
  */
+import { factOf, peekFactOf, requireFactOf } from './shaped-facts.js';
 import type { FailoverContext, FailoverPlan, FailoverStep } from './failover-params.js';
 import type { HostRef } from '../ports/shell.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
@@ -28,7 +29,7 @@ const INSTALLED_KEY_FACT = 'installedKeyPath';
 
 function failedInstanceWords(ctx: FailoverPlan): string {
   return (
-    ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId) ??
+    peekFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId') ??
     peekSnapshotTarget(ctx).cn?.instanceId ??
     `${ctx.params.cn}'s instance`
   );
@@ -43,7 +44,7 @@ export function fenceFailedCn(timings: SnapshotFailoverTimings): FailoverStep {
     timeoutMs: 2 * timings.instanceStoppedMs + 4 * timings.fenceSshMs + 60_000,
     describe: (ctx) => {
       const p = peekSnapshotTarget(ctx);
-      const failedHost = ctx.fact<string>(SNAPSHOT_FACTS.failedHost) ?? p.cn?.host.address ?? '?';
+      const failedHost = peekFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host') ?? p.cn?.host.address ?? '?';
       return (
         `Before ${ctx.params.cn}'s nodekey is written anywhere. Best effort over SSH at ${ctx.params.cn} ${failedHost}: ${serviceWords(ctx, 'stop', p.cn?.service ?? 'kcnd')}, move aside the key file kcnd.conf's --nodekey names and ${p.dataDir}/klay/nodekey and ${p.dataDir}/nodekey, and \`${nodeCommands.processAlive('kcn')}\` must find nothing. ` +
         `Then EC2 StopInstances ${failedInstanceWords(ctx)} and wait until it is stopped (≤ ${Math.round(timings.instanceStoppedMs / 60_000)} min, then a forced stop); EC2 DescribeInstances must then say stopped. Never undone: the failed CN stays stopped.`
@@ -54,15 +55,15 @@ export function fenceFailedCn(timings: SnapshotFailoverTimings): FailoverStep {
       await fenceFailedInstance(
         ctx,
         {
-          instanceId: requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId),
-          host: { name: ctx.params.cn, address: requireFact<string>(ctx, SNAPSHOT_FACTS.failedHost) },
+          instanceId: requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId'),
+          host: { name: ctx.params.cn, address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host') },
           node: t.cn,
         },
         timings,
       );
     },
     verify: async (ctx) => {
-      const failed = ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId);
+      const failed = factOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
       return failed !== undefined && instanceGone((await ctx.ports.cloud.describeInstance(failed))?.state);
     },
   };
@@ -118,7 +119,10 @@ export function installNodekey(timings: SnapshotFailoverTimings): FailoverStep {
       const t = snapshotTargetOf(ctx);
       const { host } = replacementOf(ctx);
       const o = opsOf(ctx);
-      await requireFailedInstanceStopped(ctx, requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId));
+      await requireFailedInstanceStopped(
+        ctx,
+        requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId'),
+      );
       await requireReplacementQuiet(ctx, replacementNode(ctx));
       await refuseLegacyKeys(o, host, t.cn.dataDir);
       const backup = await readBackupKeys(o, t);
@@ -163,8 +167,8 @@ export function installNodekey(timings: SnapshotFailoverTimings): FailoverStep {
 function eipMoveOf(ctx: FailoverPlan): EipMove | undefined {
   const allocationId = peekSnapshotTarget(ctx).allocationId;
   if (allocationId === undefined) return undefined;
-  const failed = ctx.fact<string>(SNAPSHOT_FACTS.failedInstanceId);
-  const taker = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
+  const failed = factOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
+  const taker = factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
   return {
     allocationId,
     ...(failed === undefined ? {} : { failedInstanceId: failed }),
@@ -194,7 +198,7 @@ export const moveIp: FailoverStep = {
   run: async (ctx) => {
     const t = snapshotTargetOf(ctx);
     const replacement = replacementOf(ctx);
-    const failedInstanceId = requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId);
+    const failedInstanceId = requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
     const before = await requireEipMovable(ctx, {
       allocationId: t.allocationId,
       failedInstanceId,
@@ -210,7 +214,7 @@ export const moveIp: FailoverStep = {
   },
   verify: async (ctx) => {
     const t = snapshotTargetOf(ctx);
-    const instanceId = ctx.fact<string>(SNAPSHOT_FACTS.instanceId);
+    const instanceId = factOf(ctx, SNAPSHOT_FACTS.instanceId, 'instanceId');
     if (instanceId === undefined || ctx.fact(SNAPSHOT_FACTS.privateIp) === undefined) return false;
     if ((await ctx.ports.cloud.describeAddress(t.allocationId))?.instanceId !== instanceId) return false;
     return privateIpMoved(ctx, opsOf(ctx), t, replacementOf(ctx));
@@ -220,7 +224,7 @@ export const moveIp: FailoverStep = {
     const t = snapshotTargetOf(ctx);
     const host = ctx.fact(SNAPSHOT_FACTS.privateIp) === undefined ? undefined : replacementOf(ctx).host;
     await movePrivateIpBack(ctx, opsOf(ctx), t, host);
-    const previous = ctx.fact<string>(SNAPSHOT_FACTS.ipPreviousInstance);
+    const previous = factOf(ctx, SNAPSHOT_FACTS.ipPreviousInstance, 'instanceId');
     if (previous === undefined) {
       ctx.output(`Elastic IP ${t.allocationId} had no previous instance; left on the replacement`);
       return;
@@ -245,7 +249,10 @@ export function startKcnd(timings: SnapshotFailoverTimings): FailoverStep {
     },
     run: async (ctx) => {
       const t = snapshotTargetOf(ctx);
-      await requireFailedInstanceStopped(ctx, requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId));
+      await requireFailedInstanceStopped(
+        ctx,
+        requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId'),
+      );
       const { host } = replacementOf(ctx);
       const o = opsOf(ctx);
       const path = ctx.fact<string>(INSTALLED_KEY_FACT) ?? nodeKeyPaths(t.cn.dataDir).nodekey;

@@ -3,6 +3,7 @@
  * machine serving the CN now and its state, the CN really unhealthy, a machine image, the backup, a
  * healthy PN to snapshot, and the Elastic IP. Each records what later steps need, or throws what to fix.
  */
+import { requireFactOf } from './shaped-facts.js';
 import type { FailoverContext } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import type { SnapshotFailoverTimings } from './failover-timings.js';
@@ -15,6 +16,7 @@ import { replacementEndpoint } from './replacement.js';
 import { readBackupKeys } from './backup-keys.js';
 import { ipOf, opsOf } from './node-ops.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
+import { recordedRole } from './recorded-role.js';
 
 /** The PNs' heights when the preflight looked (cell-nodes.ts pnReferenceHeight), with one answering. */
 export interface PnHeights {
@@ -28,7 +30,7 @@ export interface PnHeights {
  */
 export async function locateFailedCn(ctx: FailoverContext, t: SnapshotTarget): Promise<string> {
   const { cn } = ctx.params;
-  const role = await ctx.ports.state.role(cn);
+  const role = await recordedRole(ctx, cn);
   const failedInstanceId = role?.instanceId ?? t.cn.instanceId;
   const failedHost = role?.address ?? t.cn.host.address;
   if (failedInstanceId === undefined)
@@ -164,7 +166,7 @@ export function choosePn(ctx: FailoverContext, t: SnapshotTarget, reference: PnH
 export async function checkEip(ctx: FailoverContext, t: SnapshotTarget): Promise<EipHolder> {
   const move = {
     allocationId: t.allocationId,
-    failedInstanceId: requireFact<string>(ctx, SNAPSHOT_FACTS.failedInstanceId),
+    failedInstanceId: requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId'),
   };
   const holder = await readEipHolder(ctx, move);
   ctx.output(holderLine(move, holder));

@@ -9,6 +9,7 @@ import type { StandbyTarget } from './cell-nodes.js';
 import { STANDBY_FACTS } from './failover-facts.js';
 import { ipOf, type NodeOps } from './node-ops.js';
 import { HostError, SafetyGateError, describeError } from '../errors.js';
+import { factOf } from './shaped-facts.js';
 
 type IpConfig = FailoverConfig['ip'];
 export type AliasIp = Extract<IpConfig, { method: 'alias' }>;
@@ -133,7 +134,7 @@ export async function eipMoved(ctx: FailoverContext, t: StandbyTarget, ip: Elast
 }
 
 export async function moveEipBack(ctx: FailoverContext, ip: ElasticIp): Promise<void> {
-  const previous = ctx.fact<string | null>(STANDBY_FACTS.ipPreviousInstance);
+  const previous = factOf(ctx, STANDBY_FACTS.ipPreviousInstance, 'instanceId');
   if (previous) {
     await ctx.ports.cloud.associateAddress(ip.allocationId, previous);
     ctx.output(`associated ${ip.allocationId} back with ${previous}`);

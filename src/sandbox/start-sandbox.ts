@@ -111,11 +111,11 @@ function storesFor(store: SandboxStore, config: CellopsConfig, clock: Clock, log
     const keys = createRedisKeys(config.redisPrefix);
     return {
       redis,
-      runs: createRedisRunStore({ redis, keys, logger }),
+      runs: createRedisRunStore({ redis, keys, logger, retentionMs: config.runs.retentionMs }),
       lock: createRedisLock({ redis, keys, clock, logger }),
-      state: createRedisCellState({ redis, keys }),
-      incidents: createRedisIncidentStore({ redis, keys, clock }),
-      refs: createRedisMessageRefStore(redis, keys, 1),
+      state: createRedisCellState({ redis, keys, logger }),
+      incidents: createRedisIncidentStore({ redis, keys, clock, logger }),
+      refs: createRedisMessageRefStore(redis, keys, 1, logger),
     };
   }
   return {

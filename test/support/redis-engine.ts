@@ -69,11 +69,16 @@ export function createRedisEngine(options: {
   readonly engineOptions?: EngineOptions;
   readonly observer?: RunObserver;
   readonly clock?: Clock;
+  /** Distinct approvals a destructive step needs (slack.approvals). Default 1. */
+  readonly approvals?: number;
 }): RedisEngineSetup {
   const redis = options.redis ?? testRedis(options.url);
   const keys = createRedisKeys(options.prefix);
   const clock = options.clock ?? createSystemClock();
-  const config = testConfig({ prefix: options.prefix });
+  const config = testConfig({
+    prefix: options.prefix,
+    ...(options.approvals === undefined ? {} : { approvals: options.approvals }),
+  });
   const store = createRedisRunStore({ redis, keys, logger: options.logger });
   const counter = redisCounter(redis, options.prefix);
   const engine = createEngine({

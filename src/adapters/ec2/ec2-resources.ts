@@ -42,7 +42,8 @@ export const INSTANCES: ResourceKind<DescribeInstancesCommandInput, DescribeInst
 export const SNAPSHOTS: ResourceKind<DescribeSnapshotsCommandInput, DescribeSnapshotsCommandOutput> = {
   action: 'DescribeSnapshots',
   noun: 'snapshot',
-  input: (id) => ({ SnapshotIds: [id] }),
+  // Only the account's own: a snapshot id read back from a run could name someone else's public one.
+  input: (id) => ({ SnapshotIds: [id], OwnerIds: ['self'] }),
   describe: (client, input) => client.send(new DescribeSnapshotsCommand(input)),
 };
 
@@ -56,7 +57,8 @@ export const VOLUMES: ResourceKind<DescribeVolumesCommandInput, DescribeVolumesC
 export const IMAGES: ResourceKind<DescribeImagesCommandInput, DescribeImagesCommandOutput> = {
   action: 'DescribeImages',
   noun: 'image',
-  input: (id) => ({ ImageIds: [id] }),
+  // Only the account's own: an image id read back from a run or the cell state could name a public AMI.
+  input: (id) => ({ ImageIds: [id], Owners: ['self'] }),
   describe: (client, input) => client.send(new DescribeImagesCommand(input)),
 };
 

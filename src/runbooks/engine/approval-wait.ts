@@ -20,6 +20,79 @@ import { refreshDescription } from './step-context.js';
 
 export type ApprovalOutcome = 'approved' | 'paused' | 'aborted';
 
+/**
+ * Why the decisions that settle a round do not stand, if so. The round lives in Redis, where anyone with
+ * write access could add a `_final` or bump `_approvals`; so every recorded approver is checked again
+ * against the policy as it is now (authorized, not the requester under four-eyes) and counted once per
+ * person, and the settling abort must come from someone who may abort.
+ */
+async function settleProblem(
+  ctx: DriverContext,
+  step: StepRecord,
+  round: ApprovalRound,
+  expiresAt: number,
+): Promise<string | undefined> {
+  const { run, policy, config } = ctx;
+  const final = round.final;
+  if (final === undefined) return 'the round has no settling decision';
+  if (final.decision === 'abort') {
+    const verdict = await policy.canAbort(final.user, run);
+    return verdict.allowed ? undefined : verdict.reason;
+  }
+  const approvers = new Set<string>();
+  const refused: string[] = [];
+  for (const decision of round.decisions) {
+    if (decision.decision !== 'approve' || decision.at >= expiresAt || approvers.has(decision.user)) continue;
+    const verdict = await policy.canApprove(decision.user, run);
+    if (verdict.allowed) approvers.add(decision.user);
+    else refused.push(verdict.reason);
+  }
+  // The stricter of the round's own requirement and the configuration now: a record cannot lower it.
+  const required = Math.max(step.approvalsRequired ?? 1, config.slack.approvals);
+  if (approvers.size >= required && approvers.has(final.user)) return undefined;
+  return (
+    `${approvers.size} of ${required} required approval(s) stand` +
+    (refused.length > 0 ? ` (${refused.join('; ')})` : '')
+  );
+}
+
+/** A settled round whose decisions do not stand: the step is not run; the run pauses to ask again. */
+async function refuseSettlement(
+  ctx: DriverContext,
+  step: StepRecord,
+  problem: string,
+): Promise<ApprovalOutcome> {
+  const { run } = ctx;
+  ctx.logger.warn(
+    { stepId: step.id, round: step.approvalRound, problem },
+    'an approval round was settled by decisions the approver policy does not allow now: refused',
+  );
+  step.status = 'pending';
+  delete step.approvalExpiresAt;
+  run.status = 'paused';
+  run.pauseReason =
+    `the approval of step ${step.id} (${step.title}) was refused when it settled: ${problem}. ` +
+    'Nothing was run; resume the run to ask again, or abort it';
+  await save(ctx);
+  await audit(ctx, {
+    what: 'approval-refused',
+    stepId: step.id,
+    detail: `round ${step.approvalRound}: ${problem}`,
+  });
+  ctx.emit(run, { type: 'run-paused', reason: run.pauseReason });
+  return 'paused';
+}
+
+async function settleChecked(
+  ctx: DriverContext,
+  step: StepRecord,
+  round: ApprovalRound,
+  expiresAt: number,
+): Promise<ApprovalOutcome> {
+  const problem = await settleProblem(ctx, step, round, expiresAt);
+  return problem === undefined ? settle(ctx, step, round) : refuseSettlement(ctx, step, problem);
+}
+
 async function settle(ctx: DriverContext, step: StepRecord, round: ApprovalRound): Promise<ApprovalOutcome> {
   step.approvals = [...round.decisions];
   const final = round.final;
@@ -95,7 +168,7 @@ export async function awaitApproval(ctx: DriverContext, index: number): Promise<
       return 'paused';
     }
     const state = await ctx.store.readRound(run.id, step.id, round);
-    if (settles(state)) return settle(ctx, step, state);
+    if (settles(state)) return settleChecked(ctx, step, state, expiresAt);
     if (state.decisions.length !== step.approvals.length) {
       step.approvals = [...state.decisions];
       await save(ctx);
@@ -105,7 +178,8 @@ export async function awaitApproval(ctx: DriverContext, index: number): Promise<
         reason: 'expired',
         at: clock.now(),
       });
-      if (closed.kind === 'decided' && settles(closed.round)) return settle(ctx, step, closed.round);
+      if (closed.kind === 'decided' && settles(closed.round))
+        return settleChecked(ctx, step, closed.round, expiresAt);
       step.status = 'pending';
       delete step.approvalExpiresAt;
       run.status = 'paused';

@@ -12,6 +12,7 @@ import type { CellopsConfig } from '../../config/config.js';
 import type { LockLease, RunLock } from '../../locks/types.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
+import type { ApprovalPolicy } from '../approval-policy.js';
 import type { RunbookPorts, RunEvent, RunRecord, StepDefinition } from '../types.js';
 import { RunAbortedError } from './engine-errors.js';
 import type { AuditEntry, ControlRequest, RunStore } from './run-store.js';
@@ -36,6 +37,8 @@ export interface DriverDeps {
   readonly logger: Logger;
   readonly ownerId: string;
   readonly timings: EngineTimings;
+  /** Checked again when a round settles: what Redis says was decided must still be allowed now. */
+  readonly policy: Pick<ApprovalPolicy, 'canApprove' | 'canAbort'>;
   /** Hands an event to the observer (after the state it describes was saved); never throws. */
   readonly emit: (run: RunRecord, event: RunEvent) => void;
 }

@@ -92,9 +92,10 @@ export function launch(
   steps: readonly StepDefinition<unknown>[],
   lease: LockLease | undefined,
 ): void {
-  const { store, lock, ports, config, clock, logger, ownerId, timings } = state;
+  const { store, lock, ports, config, clock, logger, ownerId, timings, policy } = state;
   const drive = driveRun(
     {
+      policy,
       store,
       lock,
       ports,

@@ -15,13 +15,20 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../infra/redis-keys.js';
 import type { Logger } from '../../ports/logger.js';
+import { createRedisQuarantine, recordProblems, type Quarantine } from '../../infra/redis-quarantine.js';
 import type { ApprovalRecord, RunRecord } from '../types.js';
+import {
+  approvalRecordSchema,
+  controlRequestSchema,
+  roundClosureSchema,
+  runRecordSchema,
+} from './run-record-schema.js';
 import {
   isFinished,
   sortDecisions,
   type ApprovalRound,
   type AuditEntry,
-  type ControlRequest,
+  type RecordDecisionResult,
   type RoundClosure,
   type RunStore,
   type StoredAuditEntry,
@@ -36,7 +43,11 @@ export interface RedisRunStoreDeps {
   readonly runAuditMaxLen?: number;
   /** Approximate cap of the cell-wide audit stream (entries). Default 100,000. */
   readonly cellAuditMaxLen?: number;
+  /** How long a finished run, its approvals and its audit are kept (config runs.retention). Default 90 days. */
+  readonly retentionMs?: number;
 }
+
+export const DEFAULT_RETENTION_MS = 90 * 86_400_000;
 
 interface LuaScript {
   readonly source: string;
@@ -47,12 +58,22 @@ function lua(source: string): LuaScript {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-/** KEYS: run, index, active, owner. ARGV: json, id, createdAt, finished (1|0), owner ('' = unguarded). */
+/**
+ * KEYS: run, index, active, owner, audit, abort, resume. ARGV: json, id, createdAt, finished (1|0), owner
+ * ('' = unguarded), createdAt minus the retention, retention ms. A finished run's keys expire after the
+ * retention; the index forgets runs created more than the retention before this one.
+ */
 const SAVE = lua(`
 if ARGV[5] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[5] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-if ARGV[4] == '1' then redis.call('SREM', KEYS[3], ARGV[2]) else redis.call('SADD', KEYS[3], ARGV[2]) end
+if ARGV[4] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[2])
+  for i = 1, 7 do if i ~= 2 and i ~= 3 then redis.call('PEXPIRE', KEYS[i], ARGV[7]) end end
+else
+  redis.call('SADD', KEYS[3], ARGV[2])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
 return 1
 `);
 
@@ -78,16 +99,16 @@ return 1
 `);
 
 /**
- * KEYS: round hash. ARGV: user, decision JSON, decision (approve|abort), required approvals.
- * Returns {'already', JSON}, {'closed', JSON} or {'recorded', '1'|'0', HGETALL}.
+ * KEYS: round hash. ARGV: user, decision JSON, decision (approve|abort), required approvals, retention ms.
+ * Returns {'already', JSON, field}, {'closed', JSON} or {'recorded', '1'|'0', HGETALL}.
  */
 const RECORD_DECISION = lua(`
 local final = redis.call('HGET', KEYS[1], '_final')
-if final then return {'already', final} end
+if final then return {'already', final, '_final'} end
 local closed = redis.call('HGET', KEYS[1], '_closed')
 if closed then return {'closed', closed} end
 local mine = redis.call('HGET', KEYS[1], 'u:' .. ARGV[1])
-if mine then return {'already', mine} end
+if mine then return {'already', mine, 'u:' .. ARGV[1]} end
 redis.call('HSET', KEYS[1], 'u:' .. ARGV[1], ARGV[2])
 local settled = '0'
 if ARGV[3] == 'abort' then
@@ -96,15 +117,17 @@ elseif redis.call('HINCRBY', KEYS[1], '_approvals', 1) >= tonumber(ARGV[4]) then
   settled = '1'
 end
 if settled == '1' then redis.call('HSET', KEYS[1], '_final', ARGV[2]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {'recorded', settled, redis.call('HGETALL', KEYS[1])}
 `);
 
-/** KEYS: round hash. ARGV: closure JSON. Returns {'decided', HGETALL} or {'closed'}. */
+/** KEYS: round hash. ARGV: closure JSON, retention ms. Returns {'decided', HGETALL} or {'closed'}. */
 const CLOSE_ROUND = lua(`
 if redis.call('HEXISTS', KEYS[1], '_final') == 1 then
   return {'decided', redis.call('HGETALL', KEYS[1])}
 end
 redis.call('HSETNX', KEYS[1], '_closed', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {'closed'}
 `);
 
@@ -123,55 +146,160 @@ if current then redis.call('DEL', KEYS[1]) end
 return current
 `);
 
-function parseRound(flat: unknown): ApprovalRound {
+/** The decision filed under `u:<user>` must be that user's. */
+const decisionOf = (user: string) =>
+  approvalRecordSchema.refine((d) => d.user === user, 'is filed under another user');
+
+/**
+ * A round's hash as recorded, every field checked: a malformed decision is moved aside, and a `_final`
+ * that is not one of the recorded decisions (written by hand, not by RECORD_DECISION) is refused.
+ */
+async function parseRound(q: Quarantine, key: string, flat: unknown): Promise<ApprovalRound> {
   const fields = Array.isArray(flat) ? (flat as unknown[]).map(String) : [];
   const decisions: ApprovalRecord[] = [];
-  let final: ApprovalRecord | undefined;
+  let finalRaw: string | undefined;
   let closed: RoundClosure | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i] ?? '';
     const value = fields[i + 1] ?? '';
-    if (name.startsWith('u:')) decisions.push(JSON.parse(value) as ApprovalRecord);
-    else if (name === '_final') final = JSON.parse(value) as ApprovalRecord;
-    else if (name === '_closed') closed = JSON.parse(value) as RoundClosure;
+    if (name.startsWith('u:')) {
+      const decision = await q.field(key, name, value, decisionOf(name.slice(2)));
+      if (decision) decisions.push(decision);
+    } else if (name === '_final') finalRaw = value;
+    else if (name === '_closed') closed = await q.field(key, name, value, roundClosureSchema);
   }
+  const recorded = (d: ApprovalRecord) =>
+    decisions.some((r) => r.user === d.user && r.decision === d.decision && r.at === d.at);
+  const final =
+    finalRaw === undefined
+      ? undefined
+      : await q.field(
+          key,
+          '_final',
+          finalRaw,
+          approvalRecordSchema.refine(recorded, 'is not one of the decisions recorded in the round'),
+        );
   return { decisions: sortDecisions(decisions), ...(final ? { final } : {}), ...(closed ? { closed } : {}) };
+}
+
+/** SAVE's keys and arguments for one record. */
+function saveArgs(
+  keys: RedisKeys,
+  record: RunRecord,
+  owner: string,
+  retentionMs: number,
+): { scriptKeys: string[]; args: (string | number)[] } {
+  const { id } = record;
+  return {
+    scriptKeys: [
+      keys.run(id),
+      keys.runIndex(),
+      keys.activeRuns(),
+      keys.runOwner(id),
+      keys.audit(id),
+      keys.runAbort(id),
+      keys.runResume(id),
+    ],
+    args: [
+      JSON.stringify(record),
+      id,
+      record.createdAt,
+      isFinished(record.status) ? '1' : '0',
+      owner,
+      // Relative to the run's own time, so the index and the records age on one time base.
+      record.createdAt - retentionMs,
+      retentionMs,
+    ],
+  };
+}
+
+/** A run record, checked; a malformed one is moved aside and dropped from the indexes. */
+async function checkedRun(
+  redis: Redis,
+  keys: RedisKeys,
+  q: Quarantine,
+  runId: string,
+  raw: string | null | undefined,
+): Promise<RunRecord | undefined> {
+  if (raw === null || raw === undefined) return undefined;
+  const record = await q.value(
+    keys.run(runId),
+    raw,
+    runRecordSchema.refine((r) => r.id === runId, 'is filed under another run id'),
+  );
+  if (!record) await redis.multi().zrem(keys.runIndex(), runId).srem(keys.activeRuns(), runId).exec();
+  return record;
+}
+
+/**
+ * RECORD_DECISION with its answer checked. A malformed field that blocks the round (a `_final`, the
+ * user's own decision, `_closed`) is moved aside, then the decision is recorded on what is left.
+ */
+async function recordChecked(
+  io: {
+    readonly q: Quarantine;
+    readonly record: (key: string, args: readonly (string | number)[]) => Promise<unknown>;
+  },
+  key: string,
+  decision: ApprovalRecord,
+  required: number,
+): Promise<RecordDecisionResult> {
+  const { q } = io;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const [kind, value, third] = (await io.record(key, [
+      decision.user,
+      JSON.stringify(decision),
+      decision.decision,
+      required,
+    ])) as [string, string, unknown?];
+    if (kind === 'recorded') return { kind, final: value === '1', round: await parseRound(q, key, third) };
+    if (kind === 'already') {
+      const field = String(third);
+      const schema = field === '_final' ? approvalRecordSchema : decisionOf(decision.user);
+      const by = await q.field(key, field, value, schema);
+      if (by) return { kind: 'already-decided', by };
+    } else {
+      const closed = await q.field(key, '_closed', value, roundClosureSchema);
+      if (closed) return { kind: 'closed', closed };
+    }
+  }
+  throw new Error(`the approval round ${key} keeps holding malformed records`);
 }
 
 export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
   const { redis, keys } = deps;
   const runAuditMaxLen = deps.runAuditMaxLen ?? 10_000;
   const cellAuditMaxLen = deps.cellAuditMaxLen ?? 100_000;
+  const retentionMs = Math.max(1, Math.round(deps.retentionMs ?? DEFAULT_RETENTION_MS));
+  const q = createRedisQuarantine({ redis, keys, logger: deps.logger });
+
+  const runOf = (runId: string, raw: string | null | undefined) => checkedRun(redis, keys, q, runId, raw);
+  const control = (key: string, raw: unknown) =>
+    q.value(key, typeof raw === 'string' ? raw : undefined, controlRequestSchema);
 
   const run = (script: LuaScript, scriptKeys: readonly string[], args: readonly (string | number)[]) =>
     evalScript(redis, script, scriptKeys, args);
 
   return {
     async saveRun(record, guard) {
-      const saved = await run(
-        SAVE,
-        [keys.run(record.id), keys.runIndex(), keys.activeRuns(), keys.runOwner(record.id)],
-        [
-          JSON.stringify(record),
-          record.id,
-          record.createdAt,
-          isFinished(record.status) ? '1' : '0',
-          guard?.owner ?? '',
-        ],
-      );
-      return saved === 1;
+      const { scriptKeys, args } = saveArgs(keys, record, guard?.owner ?? '', retentionMs);
+      return (await run(SAVE, scriptKeys, args)) === 1;
     },
 
     async loadRun(runId) {
-      const json = await redis.get(keys.run(runId));
-      return json === null ? undefined : (JSON.parse(json) as RunRecord);
+      return runOf(runId, await redis.get(keys.run(runId)));
     },
 
     async listRecent(limit) {
       if (limit <= 0) return [];
       const ids = await redis.zrevrange(keys.runIndex(), 0, limit - 1);
       if (ids.length === 0) return [];
-      return parseRuns(await redis.mget(...ids.map((id) => keys.run(id))));
+      const raws = await redis.mget(...ids.map((id) => keys.run(id)));
+      // Finished runs expire after the retention; the index forgets them as it meets them.
+      const gone = ids.filter((_, i) => raws[i] === null);
+      if (gone.length > 0) await redis.zrem(keys.runIndex(), ...gone);
+      const runs = await Promise.all(ids.map((id, i) => runOf(id, raws[i])));
+      return runs.filter((r): r is RunRecord => r !== undefined);
     },
 
     async activeRunIds() {
@@ -194,40 +322,43 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
       return (await redis.get(keys.runOwner(runId))) ?? undefined;
     },
 
-    async recordDecision(runId, stepId, round, decision, required) {
-      const reply = (await run(
-        RECORD_DECISION,
-        [keys.approval(runId, stepId, round)],
-        [decision.user, JSON.stringify(decision), decision.decision, required],
-      )) as [string, string, unknown?];
-      const [kind, value, flat] = reply;
-      if (kind === 'already') return { kind: 'already-decided', by: JSON.parse(value) as ApprovalRecord };
-      if (kind === 'closed') return { kind: 'closed', closed: JSON.parse(value) as RoundClosure };
-      return { kind: 'recorded', final: value === '1', round: parseRound(flat) };
-    },
+    recordDecision: (runId, stepId, round, decision, required) =>
+      recordChecked(
+        { q, record: (key, args) => run(RECORD_DECISION, [key], [...args, retentionMs]) },
+        keys.approval(runId, stepId, round),
+        decision,
+        required,
+      ),
 
     async closeRound(runId, stepId, round, closure) {
-      const reply = (await run(
-        CLOSE_ROUND,
-        [keys.approval(runId, stepId, round)],
-        [JSON.stringify(closure)],
-      )) as [string, unknown?];
-      return reply[0] === 'decided' ? { kind: 'decided', round: parseRound(reply[1]) } : { kind: 'closed' };
+      const key = keys.approval(runId, stepId, round);
+      const reply = (await run(CLOSE_ROUND, [key], [JSON.stringify(closure), retentionMs])) as [
+        string,
+        unknown?,
+      ];
+      return reply[0] === 'decided'
+        ? { kind: 'decided', round: await parseRound(q, key, reply[1]) }
+        : { kind: 'closed' };
     },
 
     async readRound(runId, stepId, round) {
-      const hash = await redis.hgetall(keys.approval(runId, stepId, round));
-      return parseRound(Object.entries(hash).flat());
+      const key = keys.approval(runId, stepId, round);
+      const hash = await redis.hgetall(key);
+      return parseRound(q, key, Object.entries(hash).flat());
     },
 
     async requestAbort(runId, request) {
-      const stored = await run(REQUEST_ABORT, [keys.runAbort(runId)], [JSON.stringify(request)]);
-      return JSON.parse(String(stored)) as ControlRequest;
+      // A malformed stored request is moved aside; this one then stands.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const stored = await run(REQUEST_ABORT, [keys.runAbort(runId)], [JSON.stringify(request)]);
+        const valid = await control(keys.runAbort(runId), stored);
+        if (valid) return valid;
+      }
+      throw new Error(`the abort request of run ${runId} keeps being malformed in Redis`);
     },
 
     async abortRequest(runId) {
-      const json = await redis.get(keys.runAbort(runId));
-      return json === null ? undefined : (JSON.parse(json) as ControlRequest);
+      return control(keys.runAbort(runId), await redis.get(keys.runAbort(runId)));
     },
 
     async requestResume(runId, request) {
@@ -235,8 +366,16 @@ export function createRedisRunStore(deps: RedisRunStoreDeps): RunStore {
     },
 
     async takeResume(runId) {
+      // Taken already (deleted), so there is nothing left to move aside: a malformed one is just dropped.
       const json = await run(TAKE_RESUME, [keys.runResume(runId)], []);
-      return typeof json === 'string' ? (JSON.parse(json) as ControlRequest) : undefined;
+      if (typeof json !== 'string') return undefined;
+      const checked = recordProblems(json, controlRequestSchema);
+      if (checked.ok) return checked.value;
+      deps.logger?.warn(
+        { key: keys.runResume(runId), problems: checked.problems },
+        'a malformed resume request in Redis was ignored',
+      );
+      return undefined;
     },
 
     async appendAudit(runId, entry) {
@@ -281,10 +420,6 @@ async function evalScript(
     }
     throw error;
   }
-}
-
-function parseRuns(values: readonly (string | null)[]): RunRecord[] {
-  return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as RunRecord);
 }
 
 /** Listens on a duplicate connection (a subscribed one can do nothing else); resolves to its unsubscribe. */

@@ -347,6 +347,25 @@ describe('EC2 cloud adapter (mocked SDK)', () => {
       Owners: ['self'],
     });
   });
+
+  it('describes only images and snapshots the account owns, so a recorded id cannot name a public one', async () => {
+    ec2.on(EC2.DescribeImagesCommand).resolves({ Images: [{ ImageId: 'ami-0img', State: 'available' }] });
+    ec2
+      .on(EC2.DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [{ SnapshotId: 'snap-1', State: 'completed' }] });
+
+    await cloud.describeImage('ami-0img');
+    await cloud.describeSnapshot('snap-1');
+
+    expect(ec2.commandCalls(EC2.DescribeImagesCommand)[0]?.args[0].input).toEqual({
+      ImageIds: ['ami-0img'],
+      Owners: ['self'],
+    });
+    expect(ec2.commandCalls(EC2.DescribeSnapshotsCommand)[0]?.args[0].input).toEqual({
+      SnapshotIds: ['snap-1'],
+      OwnerIds: ['self'],
+    });
+  });
 });
 
 describe('EC2 cloud adapter against a loopback endpoint (AWS_ENDPOINT_URL_EC2)', () => {

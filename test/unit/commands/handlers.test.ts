@@ -5,6 +5,7 @@ import { LockBusyError } from '../../../src/locks/types.js';
 import { NotAuthorizedError } from '../../../src/errors.js';
 import type { Engine, RunRecord } from '../../../src/runbooks/types.js';
 import type { MonitorControl } from '../../../src/monitor/types.js';
+import { createMemoryRateLimiter } from '../../../src/infra/memory-rate-limiter.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { FakeChat } from '../../fakes/fake-chat.js';
@@ -73,6 +74,26 @@ describe('command handlers', () => {
     });
     expect(reply.ephemeral).toBe(true);
     expect(reply.text).toContain('Started *failover cn1 (standby → cn1s)* (run `r-abc123`)');
+  });
+
+  it('refuses a sixth dry run in a minute from one person, ephemerally, and starts nothing', async () => {
+    const clock = new ManualClock();
+    const { handlers, engine } = setup({
+      clock,
+      dryRunLimiter: createMemoryRateLimiter({ clock, limit: 5, windowMs: 60_000 }),
+    });
+    for (let i = 0; i < 5; i++) await handlers.failover(req('cn1 --dry-run'));
+    await clock.advance(20_000);
+    const refused = await handlers.failover(req('cn1 --dry-run'));
+    expect(refused.ephemeral).toBe(true);
+    expect(refused.text).toContain('Too many dry runs: at most 5 a minute per person. Try again in 40s');
+    expect(engine.start).toHaveBeenCalledTimes(5);
+    // Another person, and a real failover, are not held up by it; the window ends after a minute.
+    await handlers.failover(req('cn1 --dry-run', APPROVER_A));
+    await handlers.failover(req('cn1'));
+    expect(engine.start).toHaveBeenCalledTimes(7);
+    await clock.advance(40_000);
+    expect((await handlers.failover(req('cn1 --dry-run'))).text).toContain('Started Dry run');
   });
 
   it('starts a dry run as a dry run', async () => {

@@ -106,9 +106,9 @@ describe('image runbook', () => {
       runId: 'r',
     });
     const result = await runSteps(imageSteps(), { params: PARAMS, config, ports, runId: 'run-9' });
-    // The sim has no such instance: what matters is which one was asked for.
+    // The sim has no such instance: what matters is which one was asked for (and that it is refused).
     expect(result.failedStep).toBe('preflight');
-    expect(String(result.error)).toMatch(/i-0replaced is not found/);
+    expect(String(result.error)).toMatch(/instance i-0replaced, which EC2 does not know/);
     expect(sim.calls.find((c) => c.op === 'describeInstance')?.args[0]).toBe('i-0replaced');
   });
 
@@ -117,6 +117,8 @@ describe('image runbook', () => {
       instanceId: 'i-0replacement',
       availabilityZone: 'sim-region-1a',
       privateIp: '10.0.2.77',
+      // The tags every instance a failover launches carries.
+      tags: { 'cellops:cell': 'test-cell', 'cellops:role': 'cn2', 'cellops:run-id': 'r-failover' },
       // Its DATA_DIR volume came from the run's snapshot: not the configured dataVolumeId.
       volumes: [
         { volumeId: 'vol-0newroot', device: '/dev/xvda' },
