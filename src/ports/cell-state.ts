@@ -13,6 +13,14 @@ export interface RoleAssignment {
   /** Address (IP) of the machine now serving, when it is not an inventory node. */
   readonly address?: string;
   readonly instanceId?: string;
+  /**
+   * Inventory name of the machine ready to take the role over (recorded by rebuild-standby). Absent: no
+   * standby is ready — right after a failover, until one is rebuilt. A role never recorded has the
+   * configuration's layout instead (the CN on its own machine, its configured standby).
+   */
+  readonly standby?: string;
+  /** Inventory name of the machine that served the role before this assignment's failover, if any. */
+  readonly previous?: string;
   readonly since: number;
   readonly runId: string;
 }

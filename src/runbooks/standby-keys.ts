@@ -23,17 +23,17 @@ export async function readBackup(ops: NodeOps, t: StandbyTarget): Promise<string
   const read = await readKeyFile(ops, t.backupHost.host, t.backupPath);
   if (read.problem === 'absent')
     throw new SafetyGateError(
-      `There is no nodekey backup of ${t.cn.name} at ${where}. Without it the standby cannot take over ${t.cn.name}'s identity; restore the backup (or run /cell backup-nodekey ${t.cn.name} while ${t.cn.name} is healthy) and start again.`,
+      `There is no nodekey backup of ${t.role} at ${where}. Without it the standby cannot take over ${t.role}'s identity; restore the backup (or run /cell backup-nodekey ${t.role} while ${t.role} is healthy) and start again.`,
     );
   if (read.problem)
     throw new SafetyGateError(
-      `The nodekey backup at ${where} is malformed: ${describeNodekeyProblem(read.problem)}. kcnd would silently generate a fresh key from it and the standby would not run as ${t.cn.name}; nothing was installed. Replace the backup with the 64-hex-character key and start again.`,
+      `The nodekey backup at ${where} is malformed: ${describeNodekeyProblem(read.problem)}. kcnd would silently generate a fresh key from it and the standby would not run as ${t.role}; nothing was installed. Replace the backup with the 64-hex-character key and start again.`,
     );
   return read.key;
 }
 
 /** The backup's bls-nodekey when one sits next to it; validated like kcnd loads it (trimmed, optional 0x). */
-async function readBlsBackup(ops: NodeOps, t: StandbyTarget): Promise<string | undefined> {
+export async function readBlsBackup(ops: NodeOps, t: StandbyTarget): Promise<string | undefined> {
   const path = blsBackupPath(t.backupPath);
   const content = await ops.readFile(t.backupHost.host, path);
   if (content === undefined) return undefined;
@@ -79,18 +79,16 @@ export async function installBackupKeys(
     await writeKey(ops, t, 'nodekey', backup);
     const p = nodeKeyPaths(t.standby.dataDir);
     ctx.output(
-      `installed ${t.cn.name}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(nodekeyChecksum(backup))} verified)`,
+      `installed ${t.role}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(nodekeyChecksum(backup))} verified)`,
     );
     if (bls !== undefined) {
       await writeKey(ops, t, 'bls-nodekey', bls);
       ctx.setFact(STANDBY_FACTS.blsSource, 'backup');
-      ctx.output(
-        `installed ${t.cn.name}'s bls-nodekey from ${blsBackupPath(t.backupPath)} (checksum verified)`,
-      );
+      ctx.output(`installed ${t.role}'s bls-nodekey from ${blsBackupPath(t.backupPath)} (checksum verified)`);
     } else {
       ctx.setFact(STANDBY_FACTS.blsSource, 'derived');
       ctx.output(
-        `no bls-nodekey next to the backup: none left on ${t.standby.name}, so kcnd derives ${t.cn.name}'s from the nodekey at start (right when its registered BLS key was derived, the default)`,
+        `no bls-nodekey next to the backup: none left on ${t.standby.name}, so kcnd derives ${t.role}'s from the nodekey at start (right when its registered BLS key was derived, the default)`,
       );
     }
   } catch (error) {
@@ -162,7 +160,7 @@ export async function restoreStandbyKeys(
     if (current !== undefined && current === failedSum) {
       await ops.remove(host, paths.nodekey);
       ctx.output(
-        `removed ${t.cn.name}'s nodekey from ${t.standby.name} (it had no key of its own; kcnd generates one at start)`,
+        `removed ${t.role}'s nodekey from ${t.standby.name} (it had no key of its own; kcnd generates one at start)`,
       );
       touched = true;
     }
@@ -174,7 +172,7 @@ export async function restoreStandbyKeys(
     // The standby had no bls-nodekey of its own: what is there now belongs to the failed CN's identity.
     await ops.remove(host, paths.blsNodekey);
     ctx.output(
-      `removed ${t.cn.name}'s bls-nodekey from ${t.standby.name} (kcnd derives the standby's own at start)`,
+      `removed ${t.role}'s bls-nodekey from ${t.standby.name} (kcnd derives the standby's own at start)`,
     );
   }
 }
@@ -191,7 +189,7 @@ export async function startStandbyService(
   const failedSum = await backupChecksumOf(ctx, ops, t);
   if (current !== undefined && current === failedSum)
     throw new SafetyGateError(
-      `Not restarting ${t.standby.service} on ${t.standby.name}: it still holds ${t.cn.name}'s nodekey. Restore its own key first.`,
+      `Not restarting ${t.standby.service} on ${t.standby.name}: it still holds ${t.role}'s nodekey. Restore its own key first.`,
     );
   await ops.service(t.standby.host, t.standby.service, 'start');
   ctx.output(`started ${t.standby.service} on ${t.standby.name} again with its own key`);

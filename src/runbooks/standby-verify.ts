@@ -52,9 +52,9 @@ export async function waitForFailedAddress(
   }
   if (!sameAddress(address, failedAddress))
     throw new SafetyGateError(
-      `${t.standby.name} runs as ${address}, not as ${t.cn.name} (${failedAddress}): kcnd loaded another key (a malformed or shadowing file). The run stops and its steps are undone.`,
+      `${t.standby.name} runs as ${address}, not as ${t.role} (${failedAddress}): kcnd loaded another key (a malformed or shadowing file). The run stops and its steps are undone.`,
     );
-  ctx.output(`${t.standby.name} reports node address ${address} — ${t.cn.name}'s`);
+  ctx.output(`${t.standby.name} reports node address ${address} — ${t.role}'s`);
   return address;
 }
 
@@ -124,9 +124,7 @@ export async function waitForSigning(
       readError = describeError(error);
     }
     if (signed) {
-      ctx.output(
-        `${address} is among the committers of recent blocks: ${t.standby.name} signs as ${t.cn.name}`,
-      );
+      ctx.output(`${address} is among the committers of recent blocks: ${t.standby.name} signs as ${t.role}`);
       return;
     }
     if (clock.now() >= window.deadline) {

@@ -388,7 +388,8 @@ export async function recordSandboxState(
     });
   }
   await state.setImage({ cn: 'cn2', imageId: CLOUD.image, at: now, runId });
-  for (const role of ['cn1', 'cn2']) await state.setRole({ role, servedBy: role, since: now, runId });
+  await state.setRole({ role: 'cn1', servedBy: 'cn1', standby: 'cn1s', since: now, runId });
+  await state.setRole({ role: 'cn2', servedBy: 'cn2', since: now, runId });
 }
 
 /** Forwards every call to whatever `target()` returns now, so the simulation behind a port can be replaced. */
