@@ -24,7 +24,14 @@ import {
   renderUsageError,
 } from '../views/cell.js';
 import { ALERT_MUTE_MS } from '../views/alert.js';
-import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCommand } from './parse.js';
+import {
+  parseCell,
+  parseFailover,
+  UsageError,
+  type CellCommand,
+  type DrillKind,
+  type FailoverCommand,
+} from './parse.js';
 import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
 import { helpUsage } from './usage.js';
 import type { Reply } from './reply.js';
@@ -45,8 +52,8 @@ export interface CommandDeps {
   readonly sandbox?: boolean;
   /** Runbook ids the engine has; a command whose runbook is missing says so plainly. Default: assume all. */
   readonly runbooks?: readonly string[];
-  /** Runs a drill (sandbox only). */
-  readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
+  /** Runs a drill (sandbox only): a failover (the CN fails first) or a planned switchover. */
+  readonly drill?: (cn: string, user: string, what: DrillKind) => Promise<RunRecord>;
   /** How long the alert's Mute button mutes. Default 30 minutes. */
   readonly alertMuteMs?: number;
 }
@@ -146,7 +153,12 @@ function startFailover(deps: CommandDeps, command: FailoverCommand, user: string
   return startRunbook(
     deps,
     'failover',
-    { cn: command.cn, ...(command.mode === undefined ? {} : { mode: command.mode }), force: command.force },
+    {
+      cn: command.cn,
+      ...(command.mode === undefined ? {} : { mode: command.mode }),
+      force: command.force,
+      ...(command.switchover ? { switchover: true } : {}),
+    },
     user,
     command.dryRun,
   );
@@ -224,11 +236,19 @@ async function runCell(deps: CommandDeps, command: CellCommand, user: string): P
     case 'image':
     case 'check':
       return startRunbook(deps, command.kind, { cn: command.cn }, user, false);
+    case 'rebuild-standby':
+      return startRunbook(
+        deps,
+        'rebuild-standby',
+        { cn: command.cn, ...(command.host === undefined ? {} : { host: command.host }) },
+        user,
+        false,
+      );
     case 'drill': {
       if (!deps.drill) return notice('Drills are not available here; nothing ran.');
       const verdict = await policy.canStart(user);
       if (!verdict.allowed) return refusal(verdict);
-      const run = await deps.drill(command.cn, user);
+      const run = await deps.drill(command.cn, user, command.what);
       return notice(
         `:stopwatch: Drill started: *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`). Follow it in ${channelLink(config)}.`,
       );

@@ -4,7 +4,8 @@ import { failoverRunbook } from './failover.js';
 import { backupNodekeyRunbook } from './backup-nodekey.js';
 import { imageRunbook } from './image.js';
 import { checkRunbook } from './check.js';
+import { rebuildStandbyRunbook } from './rebuild-standby.js';
 
 export function createRunbooks(): AnyRunbook[] {
-  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook];
+  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook, rebuildStandbyRunbook];
 }

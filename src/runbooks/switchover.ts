@@ -52,7 +52,7 @@ import {
   switchBack,
   switchOver,
 } from './switchover-ops.js';
-import { SafetyGateError } from '../errors.js';
+import { SafetyGateError, describeError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
 
 /** The steps of a switchover, in order. */
@@ -216,7 +216,21 @@ const switchStep: FailoverStep = {
         `The staged key on ${t.standby.name} is missing or no longer ${t.role}'s: nothing was stopped. Run "Stage the CN's key on the standby" again.`,
       );
     await refuseLegacyKeys(ops, t.standby);
-    const gapMs = await switchOver(ctx, ops, t);
+    let gapMs: number;
+    try {
+      gapMs = await switchOver(ctx, ops, t);
+    } catch (error) {
+      // Failed part way: the CN must not stay down, so it goes back on the active before the error goes on.
+      ctx.output(`the switch failed (${describeError(error)}); putting ${t.role} back on ${t.cn.name}`);
+      try {
+        await switchBack(ctx, ops, t);
+      } catch (backError) {
+        ctx.output(
+          `could not put ${t.role} back on ${t.cn.name}: ${describeError(backError)}; the undo tries again`,
+        );
+      }
+      throw error;
+    }
     ctx.output(
       `${t.role} stopped on ${t.cn.name} and started on ${t.standby.name} within ${formatDuration(gapMs)}`,
     );
