@@ -22,8 +22,8 @@ export interface FailoverCommand {
   readonly mode?: FailoverMode;
   readonly dryRun: boolean;
   readonly force: boolean;
-  /** A planned switchover of a healthy CN to its healthy standby. */
-  readonly switchover: boolean;
+  /** A planned switchover of a healthy CN to its healthy standby (present only when asked for). */
+  readonly switchover?: true;
 }
 
 export type CellCommand =
@@ -177,7 +177,14 @@ export function parseFailover(text: string, config: CellopsConfig): FailoverComm
       `--switchover moves ${name} to its standby machine, but ${name} fails over in mode snapshot (no standby). Use --force to replace a healthy CN.`,
       usage,
     );
-  return { kind: 'failover', cn: name, ...(mode === undefined ? {} : { mode }), dryRun, force, switchover };
+  return {
+    kind: 'failover',
+    cn: name,
+    ...(mode === undefined ? {} : { mode }),
+    dryRun,
+    force,
+    ...(switchover ? { switchover: true as const } : {}),
+  };
 }
 
 /** `/cell rebuild-standby <cn> [--host <node>]`: the host must be a machine that runs kcnd (a CN or a standby). */
