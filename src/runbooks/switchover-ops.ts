@@ -6,7 +6,7 @@
  */
 import type { FailoverContext } from './failover-params.js';
 import type { BlockConsensusInfo } from '../ports/node-rpc.js';
-import { PROBE_TIMEOUT_MS, type StandbyTarget } from './cell-nodes.js';
+import { PROBE_TIMEOUT_MS, pnReferenceHeight, type StandbyTarget } from './cell-nodes.js';
 import { STANDBY_FACTS } from './failover-facts.js';
 import { daemonState, fenceCnOverSsh, untrackedMessage } from './fencing.js';
 import { asidePath, nodeKeyPaths, type NodeOps } from './node-ops.js';
@@ -20,8 +20,9 @@ import {
   shortChecksum,
   startStandbyService,
 } from './standby-keys.js';
-import { consensusEndpoint } from './standby-verify.js';
+import { SIGNING_WINDOW, consensusEndpoint, type VerifyWindow } from './standby-verify.js';
 import { ExternalError, HostError, SafetyGateError, describeError } from '../errors.js';
+import { formatDuration } from '../config/duration.js';
 
 /** Facts of a switchover besides the standby failover's. */
 export const SWITCHOVER_FACTS = {
@@ -30,6 +31,8 @@ export const SWITCHOVER_FACTS = {
   stopAt: 'switchStopAt',
   /** When kcnd's start on the standby returned. */
   startAt: 'switchStartAt',
+  /** The PNs' height once the active was fenced: a signature of the CN on a later block is the standby's. */
+  fencedHeight: 'switchFencedHeight',
   /** Blocks the CN was in the committee of and did not sign, between the active's last and the standby's first. */
   missedBlocks: 'missedBlocks',
 } as const;
@@ -153,7 +156,11 @@ export async function switchOver(ctx: FailoverContext, ops: NodeOps, t: StandbyT
   const stopAt = clock.now();
   ctx.setFact(SWITCHOVER_FACTS.stopAt, stopAt);
   await both(fenceActive(ctx, ops, t), swapStandbyKeys(ctx, ops, t));
-  await moveIpFast(ctx, ops, t);
+  const [, reference] = await Promise.all([
+    moveIpFast(ctx, ops, t),
+    pnReferenceHeight(ctx.ports, ctx.config, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal }),
+  ]);
+  if (reference.height !== undefined) ctx.setFact(SWITCHOVER_FACTS.fencedHeight, reference.height);
   await both(
     ops.service(t.standby.host, t.standby.service, 'start'),
     announceIp(ctx, ops, t.standby, t.failover.ip),
@@ -274,5 +281,56 @@ export async function reportMissedBlocks(
   } catch (error) {
     if (ctx.signal.aborted) throw error;
     ctx.output(`could not count the blocks missed (${describeError(error)})`);
+  }
+}
+
+/**
+ * Waits until the CN's address signs a block made after the active was fenced (one block of margin for a
+ * seal given just before the stop): before that, recent blocks still carry the active's own signatures.
+ * Not signing by the deadline fails when the address is in the committee.
+ */
+export async function waitForSigningAfterSwitch(
+  ctx: FailoverContext,
+  t: StandbyTarget,
+  address: string,
+  window: VerifyWindow,
+): Promise<void> {
+  const source = consensusEndpoint(ctx, t);
+  if (!source) {
+    ctx.output(
+      `could not check that ${t.standby.name} signs: neither it nor any PN has HTTP JSON-RPC configured`,
+    );
+    return;
+  }
+  const after = (ctx.fact<number>(SWITCHOVER_FACTS.fencedHeight) ?? -1) + 1;
+  let inCommittee = false;
+  for (;;) {
+    try {
+      const blocks = await ctx.ports.rpc.recentBlocks(source, SIGNING_WINDOW, {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        signal: ctx.signal,
+      });
+      inCommittee ||= blocks.some((b) => b.committee.some((a) => sameAddress(a, address)));
+      const first = blocks.find((b) => b.number > after && b.committers.some((a) => sameAddress(a, address)));
+      if (first) {
+        ctx.output(
+          `${t.standby.name} signs as ${t.role}: ${address} among the committers of block #${first.number}`,
+        );
+        return;
+      }
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+    }
+    if (ctx.ports.clock.now() >= window.deadline) {
+      if (inCommittee)
+        throw new SafetyGateError(
+          `${t.standby.name} runs as ${t.role} but signed no block after the switch within ${formatDuration(window.catchUpMs)} (check its bls-nodekey and peers).`,
+        );
+      ctx.output(
+        `${address} was not in the committee of the recent blocks, so signing could not be confirmed yet; the monitor keeps watching`,
+      );
+      return;
+    }
+    await ctx.ports.clock.sleep(window.pollMs, ctx.signal);
   }
 }

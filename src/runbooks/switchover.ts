@@ -36,13 +36,7 @@ import {
   refuseEipWithoutInstance,
   refuseIfRolesChanged,
 } from './standby-preflight.js';
-import {
-  SIGNING_WINDOW,
-  recordTimeToRecover,
-  waitForFailedAddress,
-  waitForSigning,
-  waitInSync,
-} from './standby-verify.js';
+import { SIGNING_WINDOW, recordTimeToRecover, waitForFailedAddress, waitInSync } from './standby-verify.js';
 import {
   SWITCHOVER_FACTS as F,
   removeStagedKeys,
@@ -51,6 +45,7 @@ import {
   stagedPaths,
   switchBack,
   switchOver,
+  waitForSigningAfterSwitch,
 } from './switchover-ops.js';
 import { SafetyGateError, describeError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
@@ -259,7 +254,7 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
     describe(ctx) {
       const t = standbyTargetOf(ctx);
       return [
-        `Waits up to ${formatDuration(timings.catchUpMs)} for ${t.standby.name} to report ${addressText(ctx, t.role)}, to be in sync with CN peers, and to sign (its address among the committers of the last ${SIGNING_WINDOW} blocks).`,
+        `Waits up to ${formatDuration(timings.catchUpMs)} for ${t.standby.name} to report ${addressText(ctx, t.role)}, to be in sync with CN peers, and to sign a block made after the switch (its address among the committers, looking at the last ${SIGNING_WINDOW} blocks).`,
         `Then counts the blocks ${t.role} missed between its last signature on ${t.cn.name} and its first on ${t.standby.name}, from the committers of recent blocks.`,
       ].join('\n');
     },
@@ -275,7 +270,7 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
       };
       const address = await waitForFailedAddress(ctx, t, failedAddress, window);
       await waitInSync(ctx, t, window);
-      await waitForSigning(ctx, t, address, failedAddress, window);
+      await waitForSigningAfterSwitch(ctx, t, address, window);
       recordTimeToRecover(ctx, t);
       await reportMissedBlocks(ctx, t, failedAddress);
       ctx.setFact(F.verifiedAt, ctx.ports.clock.now());
