@@ -140,8 +140,9 @@ function blockTime(state: ChainState, n: number): number {
 }
 
 /**
- * Addresses that signed block `n`: council members whose stand-in ran when the block was made (from the
- * signing records, so a stopped node keeps its past signatures), not cut off, and not stalled before it.
+ * Addresses that signed block `n`: council members whose stand-in ran while the block was agreed on — from
+ * its making until the next block's, so a node that just started signs the newest block — according to
+ * the signing records (a stopped node keeps its past signatures), not cut off, and not stalled before it.
  */
 function signers(state: ChainState, n: number): string[] {
   const at = blockTime(state, n);
@@ -156,7 +157,7 @@ function signers(state: ChainState, n: number): string[] {
     const record = readJson<SigningRecord>(join(signingDir, file));
     if (!record || !inCouncil(state, record.address)) continue;
     const end = record.to ?? (alive(record.pid) ? Date.now() : record.beat);
-    if (at < record.from || at > end) continue;
+    if (at + state.blockMs <= record.from || at > end) continue;
     const faults = faultsOf(record.hostRoot);
     if (faults.isolated || (faults.stalledAt !== undefined && n > faults.stalledAt)) continue;
     if (!out.some((a) => a.toLowerCase() === record.address.toLowerCase())) out.push(record.address);
