@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
   scale: () => import('./monitor-scale.bench.js'),
   ack: () => import('./ack.bench.js'),
   failover: () => import('./failover.bench.js'),
+  switchover: () => import('./switchover.bench.js'),
 };
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import type { CellopsConfig } from '../config/config.js';
 import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
 import type { RunLock } from '../locks/types.js';
-import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
+import type { AnyRunbook, Engine, RunbookPorts, RunObserver } from '../runbooks/types.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
 import {
   createApprovalPolicy,
@@ -23,7 +23,7 @@ import { createMonitor, type Monitor, type MonitorOptions } from '../monitor/mon
 import type { IncidentStore } from '../monitor/incidents.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
-import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
+import { createCommandHandlers, type CommandDeps, type CommandHandlers } from '../commands/handlers.js';
 
 /** Where runs, the lock, incidents and message refs are kept (Redis in production, Redis or memory in the sandbox). */
 export interface CellopsStores {
@@ -51,9 +51,9 @@ export interface CellopsDeps {
   readonly observer?: RunObserver;
   /** The monitor starts the readiness `check` runbook when a check is due and reports its outcome. */
   readonly readinessChecks?: boolean;
-  /** Enables `/cell drill failover <cn>` (sandbox only). */
+  /** Enables `/cell drill failover|switchover <cn>` (sandbox only). */
   readonly sandbox?: boolean;
-  readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
+  readonly drill?: CommandDeps['drill'];
   /** Where the command handlers log refusals and failures. Default: `logger`. */
   readonly commandLogger?: Logger;
   readonly engineOptions?: EngineOptions;

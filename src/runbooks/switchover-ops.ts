@@ -225,7 +225,8 @@ export interface MissedBlocks {
 
 /**
  * The blocks missed in the last gap of `address`'s signatures: walking back from the newest block it
- * signed, every block whose committee holds it and whose committers do not, until one it signed.
+ * signed, past the run of blocks it signed since, every block whose committee holds it and whose
+ * committers do not, until one it signed before the gap.
  */
 export function countMissedBlocks(blocks: readonly BlockConsensusInfo[], address: string): MissedBlocks {
   const sorted = [...blocks].sort((a, b) => a.number - b.number);
@@ -234,6 +235,9 @@ export function countMissedBlocks(blocks: readonly BlockConsensusInfo[], address
     b.committee.length === 0 || b.committee.some((a) => sameAddress(a, address));
   let index = sorted.length - 1;
   while (index >= 0 && !signed(sorted[index]!)) index--;
+  // Back over the signatures since the gap, to the gap itself.
+  while (index >= 0 && signed(sorted[index]!)) index--;
+  index++;
   let count = 0;
   let first: number | undefined;
   let last: number | undefined;
@@ -245,7 +249,8 @@ export function countMissedBlocks(blocks: readonly BlockConsensusInfo[], address
     first = block.number;
     last ??= block.number;
   }
-  return { count, complete: false, ...(first === undefined ? {} : { first, last }) };
+  // No signature before the gap in the window: a floor, unless nothing was missed at all.
+  return { count, complete: count === 0, ...(first === undefined ? {} : { first, last }) };
 }
 
 /** Reads the blocks since the stop from the chain's committers and reports the ones the CN missed. */

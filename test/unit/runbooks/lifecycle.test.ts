@@ -207,6 +207,8 @@ describe('countMissedBlocks', () => {
       last: 3,
       complete: false,
     });
+    const signedSince = [...blocks, block(5, ['0xa']), block(6, ['0xa']), block(7, ['0xb'])];
+    expect(countMissedBlocks(signedSince, '0xa')).toEqual({ count: 2, first: 2, last: 3, complete: true });
     expect(countMissedBlocks([block(1, ['0xa']), block(2, ['0xa'])], '0xa')).toEqual({
       count: 0,
       complete: true,
