@@ -506,7 +506,8 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
   };
 }
 
-const recordRoles: FailoverStep = {
+/** Records the standby as the CN's machine, with no standby left (the switchover ends with it too). */
+export const recordRoles: FailoverStep = {
   id: 'record-roles',
   title: 'Record the new roles',
   destructive: false,

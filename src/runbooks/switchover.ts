@@ -9,6 +9,7 @@
  * the chain's committers. On failure the undo puts the CN back on the active.
  */
 import type { FailoverStep } from './failover-params.js';
+import { recordRoles } from './failover-standby.js';
 import {
   lagOf,
   probe,
@@ -284,32 +285,3 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
     },
   };
 }
-
-const recordRoles: FailoverStep = {
-  id: 'record-roles',
-  title: 'Record the new roles',
-  destructive: false,
-  describe(ctx) {
-    const t = standbyTargetOf(ctx);
-    return `Records that ${t.standby.name} now serves ${t.role} and that it has no standby until /cell rebuild-standby ${t.role} makes one (by default on ${t.cn.name}).`;
-  },
-  async run(ctx) {
-    const t = standbyTargetOf(ctx);
-    await ctx.ports.state.setRole({
-      role: t.role,
-      servedBy: t.standby.name,
-      previous: t.cn.name,
-      since: ctx.ports.clock.now(),
-      runId: ctx.runId,
-    });
-    const missed = ctx.fact<number>(F.missedBlocks);
-    ctx.output(
-      `${t.role} is now served by ${t.standby.name}${missed === undefined ? '' : `; it missed ${missed} block${missed === 1 ? '' : 's'}`}. ${t.cn.name} is stopped with ${t.role}'s key moved aside: /cell rebuild-standby ${t.role} makes it the standby again.`,
-    );
-  },
-  async verify(ctx) {
-    const t = standbyTargetOf(ctx);
-    const role = await ctx.ports.state.role(t.role);
-    return role?.servedBy === t.standby.name && role.runId === ctx.runId;
-  },
-};

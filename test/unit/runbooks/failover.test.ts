@@ -45,7 +45,7 @@ describe('the failover runbook', () => {
     );
   });
 
-  it('is registered with backup-nodekey, image and check', () => {
-    expect(createRunbooks().map((r) => r.id)).toEqual(['failover', 'backup-nodekey', 'image', 'check']);
+  it('is registered with backup-nodekey, image, check and rebuild-standby', () => {
+    expect(createRunbooks().map((r) => r.id)).toEqual(['failover', 'backup-nodekey', 'image', 'check', 'rebuild-standby']);
   });
 });

@@ -6,8 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
-import { RUN_ACTIONS } from '../../../src/views/action-ids.js';
-import { ALICE, BOB, buttons, startFastSandbox, until } from '../../support/sandbox-harness.js';
+import { ALICE, approveUntilDone, startFastSandbox, until } from '../../support/sandbox-harness.js';
 
 let sandbox: Sandbox | undefined;
 
@@ -29,24 +28,7 @@ async function newRun(sb: Sandbox, before: number): Promise<RunRecord> {
 async function runApproved(sb: Sandbox, command: string): Promise<RunRecord> {
   const before = (await sb.engine.list(50)).length;
   await sb.handlers.command(command, ALICE);
-  const run = await newRun(sb, before);
-  const approved = new Set<string>();
-  return until(`${command} to finish`, async () => {
-    for (const message of sb.chat.messages()) {
-      const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
-      if (!approve || approved.has(message.ts)) continue;
-      approved.add(message.ts);
-      await sb.handlers.action({
-        actionId: RUN_ACTIONS.approve,
-        value: approve.value,
-        user: BOB,
-        messageTs: message.ts,
-        threadTs: message.threadTs ?? message.ts,
-      });
-    }
-    const current = await sb.engine.get(run.id);
-    return current && DONE.includes(current.status) ? current : undefined;
-  });
+  return approveUntilDone(sb, (await newRun(sb, before)).id);
 }
 
 /** A drill approves by itself; resolves with the finished run. */
