@@ -101,33 +101,38 @@ export async function run(): Promise<BenchRow[]> {
     const pn = cell.config.nodes.pn1!;
     const address = lab.host('cn1').initialNodeAddress;
     writeLabBackup(lab, 'cn1', lab.host('cn1').initialNodekey);
-    const missedNow = async (): Promise<number> =>
-      countMissedBlocks(await rpc.recentBlocks(pn.endpoint, 60, { timeoutMs: 5_000 }), address).count;
+    const missedSince = async (height: number): Promise<number> =>
+      countMissedBlocks(await rpc.recentBlocks(pn.endpoint, 60, { timeoutMs: 5_000 }), address, height).count;
     const switchovers: Sample[] = [];
     const failovers: Sample[] = [];
     try {
       for (let i = 0; i < RUNS; i++) {
         const before = Date.now();
+        const stopHeight = lab.chain.height();
         const planned = await runOk(cell, 'failover', { cn: 'cn1', switchover: true });
         switchovers.push({
           gapMs: gapOf(lab, address, before),
-          missed: await missedNow(),
+          missed: await missedSince(stopHeight),
           stepMs: stepMs(planned, 'switch'),
           runMs: (planned.endedAt ?? Date.now()) - planned.createdAt,
         });
         await runOk(cell, 'rebuild-standby', { cn: 'cn1' });
         const serving = (await state.role('cn1'))?.servedBy ?? 'cn1';
         const failedAt = Date.now();
+        const failedHeight = lab.chain.height();
         await lab.killNode(serving);
         const unplanned = await runOk(cell, 'failover', { cn: 'cn1' });
         failovers.push({
           gapMs: gapOf(lab, address, failedAt),
-          missed: await missedNow(),
+          missed: await missedSince(failedHeight),
           stepMs: stepMs(unplanned, 'move-ip'),
           runMs: (unplanned.endedAt ?? Date.now()) - unplanned.createdAt,
         });
         await runOk(cell, 'rebuild-standby', { cn: 'cn1' });
-        process.stderr.write(`bench: switchover ${i + 1}/${RUNS} done\n`);
+        const [sw, fo] = [switchovers.at(-1), failovers.at(-1)];
+        process.stderr.write(
+          `bench: switchover ${i + 1}/${RUNS}: switchover gap ${sw?.gapMs} ms, ${sw?.missed} missed (the run counted ${String(planned.facts.missedBlocks)}); failover gap ${fo?.gapMs} ms, ${fo?.missed} missed\n`,
+        );
       }
     } finally {
       await shell.close();

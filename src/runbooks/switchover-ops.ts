@@ -29,6 +29,8 @@ export const SWITCHOVER_FACTS = {
   ...STANDBY_FACTS,
   /** When the active's stop was issued: the start of the gap. */
   stopAt: 'switchStopAt',
+  /** The PNs' height just before the stop: the blocks missed are counted after it. */
+  stopHeight: 'switchStopHeight',
   /** When kcnd's start on the standby returned. */
   startAt: 'switchStartAt',
   /** The PNs' height once the active was fenced: a signature of the CN on a later block is the standby's. */
@@ -153,12 +155,15 @@ async function moveIpFast(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget):
  */
 export async function switchOver(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget): Promise<number> {
   const clock = ctx.ports.clock;
+  const probe = { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal };
+  const before = await pnReferenceHeight(ctx.ports, ctx.config, probe);
+  if (before.height !== undefined) ctx.setFact(SWITCHOVER_FACTS.stopHeight, before.height);
   const stopAt = clock.now();
   ctx.setFact(SWITCHOVER_FACTS.stopAt, stopAt);
   await both(fenceActive(ctx, ops, t), swapStandbyKeys(ctx, ops, t));
   const [, reference] = await Promise.all([
     moveIpFast(ctx, ops, t),
-    pnReferenceHeight(ctx.ports, ctx.config, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal }),
+    pnReferenceHeight(ctx.ports, ctx.config, probe),
   ]);
   if (reference.height !== undefined) ctx.setFact(SWITCHOVER_FACTS.fencedHeight, reference.height);
   await both(
@@ -219,38 +224,42 @@ export interface MissedBlocks {
   readonly count: number;
   readonly first?: number;
   readonly last?: number;
-  /** False when the window did not reach back to a block the CN signed before the gap: count is a floor. */
+  /** False when no signature after the gap was found among the blocks: count is a floor. */
   readonly complete: boolean;
 }
 
 /**
- * The blocks missed in the last gap of `address`'s signatures: walking back from the newest block it
- * signed, past the run of blocks it signed since, every block whose committee holds it and whose
- * committers do not, until one it signed before the gap.
+ * The blocks `address` missed in its first gap after block `after` (the head when the active was told to
+ * stop): past the blocks it still signed, every block whose committee holds it and whose committers do
+ * not, until the first it signed again. No gap at all counts 0.
  */
-export function countMissedBlocks(blocks: readonly BlockConsensusInfo[], address: string): MissedBlocks {
-  const sorted = [...blocks].sort((a, b) => a.number - b.number);
+export function countMissedBlocks(
+  blocks: readonly BlockConsensusInfo[],
+  address: string,
+  after: number,
+): MissedBlocks {
+  const sorted = blocks.filter((b) => b.number > after).sort((a, b) => a.number - b.number);
   const signed = (b: BlockConsensusInfo) => b.committers.some((a) => sameAddress(a, address));
   const expected = (b: BlockConsensusInfo) =>
     b.committee.length === 0 || b.committee.some((a) => sameAddress(a, address));
-  let index = sorted.length - 1;
-  while (index >= 0 && !signed(sorted[index]!)) index--;
-  // Back over the signatures since the gap, to the gap itself.
-  while (index >= 0 && signed(sorted[index]!)) index--;
-  index++;
+  let index = 0;
+  while (index < sorted.length && signed(sorted[index]!)) index++;
   let count = 0;
   let first: number | undefined;
   let last: number | undefined;
-  for (let i = index - 1; i >= 0; i--) {
-    const block = sorted[i]!;
+  for (; index < sorted.length; index++) {
+    const block = sorted[index]!;
     if (signed(block)) return { count, complete: true, ...(first === undefined ? {} : { first, last }) };
     if (!expected(block)) continue;
     count++;
-    first = block.number;
-    last ??= block.number;
+    first ??= block.number;
+    last = block.number;
   }
-  // No signature before the gap in the window: a floor, unless nothing was missed at all.
-  return { count, complete: count === 0, ...(first === undefined ? {} : { first, last }) };
+  return {
+    count,
+    complete: sorted.length > 0 && count === 0,
+    ...(first === undefined ? {} : { first, last }),
+  };
 }
 
 /** Reads the blocks since the stop from the chain's committers and reports the ones the CN missed. */
@@ -261,8 +270,11 @@ export async function reportMissedBlocks(
 ): Promise<void> {
   const source = consensusEndpoint(ctx, t);
   const stopAt = ctx.fact<number>(SWITCHOVER_FACTS.stopAt);
-  if (!source || stopAt === undefined) {
-    ctx.output('could not count the blocks missed: no JSON-RPC endpoint to read committers from');
+  const stopHeight = ctx.fact<number>(SWITCHOVER_FACTS.stopHeight);
+  if (!source || stopAt === undefined || stopHeight === undefined) {
+    ctx.output(
+      'could not count the blocks missed: no JSON-RPC endpoint to read committers from, or no height recorded at the stop',
+    );
     return;
   }
   // One block a second on Kaia; a margin before the stop finds the active's last signature.
@@ -272,7 +284,7 @@ export async function reportMissedBlocks(
       timeoutMs: PROBE_TIMEOUT_MS,
       signal: ctx.signal,
     });
-    const missed = countMissedBlocks(blocks, address);
+    const missed = countMissedBlocks(blocks, address, stopHeight);
     ctx.setFact(SWITCHOVER_FACTS.missedBlocks, missed.count);
     const range =
       missed.first === undefined
@@ -281,7 +293,7 @@ export async function reportMissedBlocks(
           ? ` (#${missed.first})`
           : ` (#${missed.first}–#${missed.last})`;
     ctx.output(
-      `${t.role} missed ${missed.complete ? '' : 'at least '}${missed.count} block${missed.count === 1 ? '' : 's'}${range} between its last signature on ${t.cn.name} and its first on ${t.standby.name} (committers read from ${source.name})`,
+      `${t.role} missed ${missed.complete ? '' : 'at least '}${missed.count} block${missed.count === 1 ? '' : 's'}${range} between its last signature on ${t.cn.name} and its first on ${t.standby.name}, counted from block #${stopHeight + 1} (committers read from ${source.name})`,
     );
   } catch (error) {
     if (ctx.signal.aborted) throw error;

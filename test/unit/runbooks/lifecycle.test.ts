@@ -198,20 +198,28 @@ describe('rebuild-standby refuses bad input before anything runs', () => {
 
 describe('countMissedBlocks', () => {
   const block = (number: number, committers: string[]) => ({ number, committers, committee: ['0xa', '0xb'] });
-  it('counts the blocks between the last signature before the gap and the first after', () => {
-    const blocks = [block(1, ['0xa', '0xb']), block(2, ['0xb']), block(3, ['0xb']), block(4, ['0xa', '0xb'])];
-    expect(countMissedBlocks(blocks, '0xa')).toEqual({ count: 2, first: 2, last: 3, complete: true });
-    expect(countMissedBlocks(blocks.slice(1), '0xa')).toEqual({
-      count: 2,
-      first: 2,
-      last: 3,
-      complete: false,
-    });
-    const signedSince = [...blocks, block(5, ['0xa']), block(6, ['0xa']), block(7, ['0xb'])];
-    expect(countMissedBlocks(signedSince, '0xa')).toEqual({ count: 2, first: 2, last: 3, complete: true });
-    expect(countMissedBlocks([block(1, ['0xa']), block(2, ['0xa'])], '0xa')).toEqual({
-      count: 0,
-      complete: true,
-    });
+  const blocks = [
+    block(1, ['0xa', '0xb']),
+    block(2, ['0xb']),
+    block(3, ['0xb']),
+    block(4, ['0xa', '0xb']),
+    block(5, ['0xa', '0xb']),
+    block(6, ['0xa']),
+    block(7, ['0xb']),
+  ];
+  it('counts the first gap after the stop, past the blocks still signed before it', () => {
+    expect(countMissedBlocks(blocks, '0xa', 0)).toEqual({ count: 2, first: 2, last: 3, complete: true });
+    expect(countMissedBlocks(blocks, '0xa', 1)).toEqual({ count: 2, first: 2, last: 3, complete: true });
+  });
+  it('counts nothing when the signatures went on without a gap, whatever gap came before the stop', () => {
+    expect(countMissedBlocks(blocks.slice(0, 6), '0xa', 3)).toEqual({ count: 0, complete: true });
+  });
+  it('says the count is a floor when no signature after the gap is in the blocks read', () => {
+    expect(countMissedBlocks(blocks, '0xa', 6)).toEqual({ count: 1, first: 7, last: 7, complete: false });
+    expect(countMissedBlocks(blocks, '0xa', 7)).toEqual({ count: 0, complete: false });
+  });
+  it('does not count blocks whose committee does not hold the address', () => {
+    const other = [block(1, ['0xa']), { number: 2, committers: [], committee: ['0xb'] }, block(3, ['0xa'])];
+    expect(countMissedBlocks(other, '0xa', 0)).toEqual({ count: 0, complete: true });
   });
 });
