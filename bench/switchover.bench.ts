@@ -131,7 +131,7 @@ export async function run(): Promise<BenchRow[]> {
         await runOk(cell, 'rebuild-standby', { cn: 'cn1' });
         const [sw, fo] = [switchovers.at(-1), failovers.at(-1)];
         process.stderr.write(
-          `bench: switchover ${i + 1}/${RUNS}: switchover gap ${sw?.gapMs} ms, ${sw?.missed} missed (the run counted ${String(planned.facts.missedBlocks)}); failover gap ${fo?.gapMs} ms, ${fo?.missed} missed\n`,
+          `bench: switchover ${i + 1}/${RUNS}: switchover gap ${sw?.gapMs} ms, ${sw?.missed} missed (the run counted ${JSON.stringify(planned.facts.missedBlocks)}); failover gap ${fo?.gapMs} ms, ${fo?.missed} missed\n`,
         );
       }
     } finally {

@@ -77,6 +77,8 @@ describe('/failover --switchover and /cell drill switchover', () => {
       what: 'switchover',
       cn: 'cn1',
     });
-    expect(usageError(() => parseCell('drill switchover cn1', config)).message).toMatch(/only in the sandbox/);
+    expect(usageError(() => parseCell('drill switchover cn1', config)).message).toMatch(
+      /only in the sandbox/,
+    );
   });
 });

@@ -46,6 +46,12 @@ describe('the failover runbook', () => {
   });
 
   it('is registered with backup-nodekey, image, check and rebuild-standby', () => {
-    expect(createRunbooks().map((r) => r.id)).toEqual(['failover', 'backup-nodekey', 'image', 'check', 'rebuild-standby']);
+    expect(createRunbooks().map((r) => r.id)).toEqual([
+      'failover',
+      'backup-nodekey',
+      'image',
+      'check',
+      'rebuild-standby',
+    ]);
   });
 });
