@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<BenchRow[]> }>>
   ack: () => import('./ack.bench.js'),
   failover: () => import('./failover.bench.js'),
   snapshot: () => import('./failover-snapshot.bench.js'),
+  switchover: () => import('./switchover.bench.js'),
 };
 
 async function main(): Promise<void> {

@@ -10,7 +10,7 @@ import type { Logger } from '../ports/logger.js';
 import type { RateLimiter } from '../ports/rate-limiter.js';
 import { createMemoryRateLimiter } from '../infra/memory-rate-limiter.js';
 import type { RunLock } from '../locks/types.js';
-import type { AnyRunbook, Engine, RunbookPorts, RunObserver, RunRecord } from '../runbooks/types.js';
+import type { AnyRunbook, Engine, RunbookPorts, RunObserver } from '../runbooks/types.js';
 import type { RunStore } from '../runbooks/engine/run-store.js';
 import {
   createApprovalPolicy,
@@ -26,7 +26,7 @@ import type { IncidentStore } from '../monitor/incidents.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../monitor/metrics.js';
 import { createFencedWatch } from '../monitor/fenced-watch.js';
 import { createRunPresenter, type MessageRefStore, type RunPresenter } from '../bot/run-presenter.js';
-import { createCommandHandlers, type CommandHandlers } from '../commands/handlers.js';
+import { createCommandHandlers, type CommandDeps, type CommandHandlers } from '../commands/handlers.js';
 import { createRunMetrics } from './run-metrics.js';
 import { runDisturbances } from '../runbooks/run-disturbances.js';
 import type { ExpectedDisturbance, ExpectedDisturbances } from '../monitor/monitor-hooks.js';
@@ -64,9 +64,9 @@ export interface CellopsDeps {
   readonly observer?: RunObserver;
   /** The monitor starts the readiness `check` runbook when a check is due and reports its outcome. */
   readonly readinessChecks?: boolean;
-  /** Enables `/cell drill failover <cn>` (sandbox only). */
+  /** Enables `/cell drill failover|switchover <cn>` (sandbox only). */
   readonly sandbox?: boolean;
-  readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
+  readonly drill?: CommandDeps['drill'];
   /** Where the command handlers log refusals and failures. Default: `logger`. */
   readonly commandLogger?: Logger;
   readonly engineOptions?: EngineOptions;

@@ -28,7 +28,14 @@ import {
   renderUsageError,
 } from '../views/cell.js';
 import { ALERT_MUTE_MS } from '../views/alert.js';
-import { parseCell, parseFailover, UsageError, type CellCommand, type FailoverCommand } from './parse.js';
+import {
+  parseCell,
+  parseFailover,
+  UsageError,
+  type CellCommand,
+  type DrillKind,
+  type FailoverCommand,
+} from './parse.js';
 import { requireAlertActionValue, requireRunActionValue } from './action-values.js';
 import { helpUsage } from './usage.js';
 import { openIncidentOf, reportCommand } from './report-command.js';
@@ -59,8 +66,8 @@ export interface CommandDeps {
   readonly sandbox?: boolean;
   /** Runbook ids the engine has; a command whose runbook is missing says so plainly. Default: assume all. */
   readonly runbooks?: readonly string[];
-  /** Runs a drill (sandbox only). */
-  readonly drill?: (cn: string, user: string) => Promise<RunRecord>;
+  /** Runs a drill (sandbox only): a failover (the CN fails first) or a planned switchover. */
+  readonly drill?: (cn: string, user: string, what: DrillKind) => Promise<RunRecord>;
   /** How long the alert's Mute button mutes. Default 30 minutes. */
   readonly alertMuteMs?: number;
   /** Counts dry runs per user (config runs.dryRunsPerMinute). Absent: not limited. */
@@ -178,7 +185,12 @@ async function startFailover(deps: CommandDeps, command: FailoverCommand, user: 
   return startRunbook(
     deps,
     'failover',
-    { cn: command.cn, ...(command.mode === undefined ? {} : { mode: command.mode }), force: command.force },
+    {
+      cn: command.cn,
+      ...(command.mode === undefined ? {} : { mode: command.mode }),
+      force: command.force,
+      ...(command.switchover ? { switchover: true } : {}),
+    },
     user,
     command.dryRun,
     await openIncidentOf(deps.incidents, command.cn),
@@ -300,11 +312,19 @@ async function runCell(deps: CommandDeps, command: CellCommand, user: string): P
       await refuseTakenMachines(config, deps.state, claim);
       return startRunbook(deps, 'set-roles', { ...claim, by: user }, user, false);
     }
+    case 'rebuild-standby':
+      return startRunbook(
+        deps,
+        'rebuild-standby',
+        { cn: command.cn, ...(command.host === undefined ? {} : { host: command.host }) },
+        user,
+        false,
+      );
     case 'drill': {
       if (!deps.drill) return notice('Drills are not available here; nothing ran.');
       const verdict = await policy.canStart(user);
       if (!verdict.allowed) return refusal(verdict);
-      const run = await deps.drill(command.cn, user);
+      const run = await deps.drill(command.cn, user, command.what);
       return notice(
         `:stopwatch: Drill started: *${escapeText(run.summary)}* (run \`${escapeText(run.id)}\`). Follow it in ${channelLink(config)}.`,
       );

@@ -22,6 +22,8 @@ export interface FailoverCommand {
   readonly mode?: FailoverMode;
   readonly dryRun: boolean;
   readonly force: boolean;
+  /** A planned switchover of a healthy CN to its healthy standby (present only when asked for). */
+  readonly switchover?: true;
 }
 
 export type CellCommand =
@@ -37,10 +39,14 @@ export type CellCommand =
   | { readonly kind: 'backup-nodekey'; readonly cn: string }
   | { readonly kind: 'image'; readonly cn: string }
   | { readonly kind: 'check'; readonly cn: string }
-  | { readonly kind: 'drill'; readonly cn: string }
+  | { readonly kind: 'rebuild-standby'; readonly cn: string; readonly host?: string }
+  | { readonly kind: 'drill'; readonly cn: string; readonly what: DrillKind }
   | { readonly kind: 'roles'; readonly cn: string }
   /** `standby` undefined: the CN has no standby (`standby=none`). */
   | { readonly kind: 'set-roles'; readonly cn: string; readonly servedBy: string; readonly standby?: string };
+
+/** What `/cell drill` rehearses (sandbox only). */
+export type DrillKind = 'failover' | 'switchover';
 
 /** InputError that also knows the usage lines to show with it. */
 export class UsageError extends InputError {
@@ -121,7 +127,7 @@ function inventoryNode(
   return node.name;
 }
 
-/** `/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]` */
+/** `/failover <cn> [--mode standby|snapshot] [--switchover] [--dry-run] [--force]` */
 export function parseFailover(text: string, config: CellopsConfig): FailoverCommand {
   const usage = [FAILOVER_USAGE];
   const words = tokenize(text, usage);
@@ -129,6 +135,7 @@ export function parseFailover(text: string, config: CellopsConfig): FailoverComm
   let mode: FailoverMode | undefined;
   let dryRun = false;
   let force = false;
+  let switchover = false;
   const seen = new Set<string>();
   for (let i = 0; i < words.length; i++) {
     const word = words[i] ?? '';
@@ -149,6 +156,8 @@ export function parseFailover(text: string, config: CellopsConfig): FailoverComm
         dryRun = true;
       } else if (flag === '--force') {
         force = true;
+      } else if (flag === '--switchover') {
+        switchover = true;
       } else {
         throw new UsageError(`Unknown option ${flag.slice(0, 40)}.`, usage);
       }
@@ -169,7 +178,52 @@ export function parseFailover(text: string, config: CellopsConfig): FailoverComm
       usage,
     );
   }
-  return { kind: 'failover', cn: name, ...(mode === undefined ? {} : { mode }), dryRun, force };
+  if (switchover && (failover.mode === 'snapshot' || mode === 'snapshot'))
+    throw new UsageError(
+      `--switchover moves ${name} to its standby machine, but ${name} fails over in mode snapshot (no standby). Use --force to replace a healthy CN.`,
+      usage,
+    );
+  return {
+    kind: 'failover',
+    cn: name,
+    ...(mode === undefined ? {} : { mode }),
+    dryRun,
+    force,
+    ...(switchover ? { switchover: true as const } : {}),
+  };
+}
+
+/** `/cell rebuild-standby <cn> [--host <node>]`: the host must be a machine that runs kcnd (a CN or a standby). */
+function parseRebuild(args: readonly string[], config: CellopsConfig, usage: readonly string[]): CellCommand {
+  let cn: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] ?? '';
+    if (word === '--host' || word.startsWith('--host=')) {
+      if (host !== undefined) throw new UsageError('--host is given twice.', usage);
+      const value = word.startsWith('--host=') ? word.slice('--host='.length) : args[++i];
+      if (value === undefined || value.startsWith('-'))
+        throw new UsageError('--host needs a node: the machine to make the standby.', usage);
+      host = inventoryNode(config, value, ['cn', 'standby'], usage);
+    } else if (word.startsWith('-')) {
+      throw new UsageError(`Unknown option ${word.slice(0, 40)}.`, usage);
+    } else if (cn === undefined) {
+      cn = word;
+    } else {
+      throw new UsageError(`Unexpected "${word.slice(0, 40)}": /cell rebuild-standby takes one CN.`, usage);
+    }
+  }
+  if (cn === undefined) throw new UsageError('/cell rebuild-standby needs a CN.', usage);
+  const name = inventoryNode(config, cn, ['cn'], usage);
+  const failover = config.nodes[name]?.failover;
+  if (failover?.mode !== 'standby')
+    throw new UsageError(
+      failover
+        ? `${name} fails over in mode ${failover.mode}: it has no standby machine to rebuild.`
+        : `${name} has no failover configuration (nodes.${name}.failover in the config file).`,
+      usage,
+    );
+  return { kind: 'rebuild-standby', cn: name, ...(host === undefined ? {} : { host }) };
 }
 
 function usageFor(sub: string, sandbox: boolean): readonly string[] {
@@ -240,13 +294,16 @@ export function parseCell(
     }
     case 'roles':
       return parseRoles(args, config, usage);
+    case 'rebuild-standby':
+      return parseRebuild(args, config, usage);
     case 'drill': {
       if (!sandbox) {
         throw new UsageError('/cell drill runs only in the sandbox.', usageFor('', false));
       }
-      const [what = '', cn = ''] = expect(2, '"failover" and a CN');
-      if (what !== 'failover') throw new UsageError(`Unknown drill "${what.slice(0, 40)}".`, usage);
-      return { kind: 'drill', cn: inventoryNode(config, cn, ['cn'], usage) };
+      const [what = '', cn = ''] = expect(2, '"failover" or "switchover", and a CN');
+      if (what !== 'failover' && what !== 'switchover')
+        throw new UsageError(`Unknown drill "${what.slice(0, 40)}": failover or switchover.`, usage);
+      return { kind: 'drill', what, cn: inventoryNode(config, cn, ['cn'], usage) };
     }
     default:
       throw new UsageError(`Unknown subcommand "${sub.slice(0, 40)}".`, usageFor('', sandbox));

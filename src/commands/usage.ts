@@ -3,7 +3,7 @@
  */
 import type { HelpUsage } from '../views/cell.js';
 
-export const FAILOVER_USAGE = '/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]';
+export const FAILOVER_USAGE = '/failover <cn> [--mode standby|snapshot] [--switchover] [--dry-run] [--force]';
 
 export const CELL_USAGE: readonly (readonly [string, string])[] = [
   ['/cell status', 'nodes, roles, heights, lag, health and the run in progress'],
@@ -28,6 +28,10 @@ export const CELL_USAGE: readonly (readonly [string, string])[] = [
     '/cell report <run>',
     "post-incident report in the run's thread: timeline, time to recover, missed blocks",
   ],
+  [
+    '/cell rebuild-standby <cn> [--host <node>]',
+    "make a machine the CN's standby again (default: the one that served it before its last failover)",
+  ],
   ['/cell help', 'this help'],
 ];
 
@@ -36,9 +40,14 @@ export const DRILL_USAGE: readonly [string, string] = [
   'sandbox only: a whole failover with approvals given, timed step by step',
 ];
 
-/** The `/cell` commands of this process: the drill only in the sandbox. */
+export const DRILL_SWITCHOVER_USAGE: readonly [string, string] = [
+  '/cell drill switchover <cn>',
+  'sandbox only: a planned switchover with approvals given, with the blocks missed',
+];
+
+/** The `/cell` commands of this process: the drills only in the sandbox. */
 export function cellUsage(options: { sandbox?: boolean } = {}): readonly (readonly [string, string])[] {
-  return options.sandbox ? [...CELL_USAGE, DRILL_USAGE] : CELL_USAGE;
+  return options.sandbox ? [...CELL_USAGE, DRILL_USAGE, DRILL_SWITCHOVER_USAGE] : CELL_USAGE;
 }
 
 /** What `/cell help` lists. */

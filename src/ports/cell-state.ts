@@ -79,8 +79,14 @@ export interface RoleAssignment {
   /** Address (IP) of the machine now serving, when it is not an inventory node. */
   readonly address?: string;
   readonly instanceId?: string;
-  /** The standby after this assignment; setRole without it keeps the recorded one unless it now serves. */
+  /**
+   * Inventory name of the machine ready to take the role over (recorded by rebuild-standby). Absent: no
+   * standby is ready — right after a failover, until one is rebuilt. A role never recorded has the
+   * configuration's layout instead (the CN on its own machine, its configured standby).
+   */
   readonly standby?: string;
+  /** Inventory name of the machine that served the role before this assignment's failover, if any. */
+  readonly previous?: string;
   readonly since: number;
   readonly runId: string;
   /** The machine the failover fenced; watched until the role is assigned again. */
@@ -197,6 +203,7 @@ export function assignmentOf(roles: CnRoles): RoleAssignment {
     ...(roles.address === undefined ? {} : { address: roles.address }),
     ...(roles.instanceId === undefined ? {} : { instanceId: roles.instanceId }),
     ...(roles.standby === undefined ? {} : { standby: roles.standby }),
+    ...(roles.formerServers[0] === undefined ? {} : { previous: roles.formerServers[0] }),
     since: roles.since,
     runId: roles.runId,
     ...(roles.fenced === undefined ? {} : { fenced: roles.fenced }),

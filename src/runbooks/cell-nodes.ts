@@ -7,6 +7,7 @@ import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { FailoverConfig } from '../config/schema.js';
 import type { NodeEndpoint, NodeHealth, ProbeOptions } from '../ports/node-rpc.js';
 import type { RunbookPorts } from './types.js';
+import type { CellState, RoleAssignment } from '../ports/cell-state.js';
 import { InputError, SafetyGateError, describeError } from '../errors.js';
 
 /** How long one health or address probe may take. Probes are cheap; a slow answer counts as no answer. */
@@ -15,7 +16,12 @@ export const PROBE_TIMEOUT_MS = 5_000;
 export type FailoverMode = FailoverConfig['mode'];
 
 export interface CnTarget {
-  /** The CN as configured (its role name, its own host). */
+  /** The CN role's name, e.g. `cn1`: the key of its recorded roles and backup. */
+  readonly role: string;
+  /**
+   * The machine serving the CN: as configured (the role's own node), or — for a standby failover that
+   * follows the recorded roles — the machine that serves it now, under its own inventory name.
+   */
   readonly cn: NodeInventoryEntry;
   readonly failover: FailoverConfig;
   readonly backupHost: NodeInventoryEntry;
@@ -35,7 +41,16 @@ export interface SnapshotTarget extends CnTarget {
 /** What a step or its plan text knows that names the CN: the configuration and the run's parameters. */
 interface CnNamed {
   readonly config: CellopsConfig;
-  readonly params: { readonly cn: string };
+  /** `active` and `standby`: the machines a standby failover acts on, settled from the recorded roles. */
+  readonly params: { readonly cn: string; readonly active?: string; readonly standby?: string };
+}
+
+/** The machines of a standby-mode CN now: the one serving it, and the one ready to take over (if any). */
+export interface StandbyLayout {
+  readonly active: string;
+  readonly standby: string | undefined;
+  /** The recorded role the layout comes from; undefined: never recorded, the configuration's layout. */
+  readonly recorded?: RoleAssignment;
 }
 
 /** CNs that have a failover configuration, which are the ones runbooks can act on. */
@@ -71,7 +86,7 @@ export function resolveCn(config: CellopsConfig, name: string): CnTarget {
       `${name} has no failover section in the configuration, so cellops does not know its standby or nodekey backup. Known CNs: ${knownList(config)}.`,
     );
   const backupHost = inventoryNode(config, cn.failover.nodekeyBackup.host, 'nodekey backup host', name);
-  return { cn, failover: cn.failover, backupHost, backupPath: cn.failover.nodekeyBackup.path };
+  return { role: name, cn, failover: cn.failover, backupHost, backupPath: cn.failover.nodekeyBackup.path };
 }
 
 /**
@@ -103,17 +118,54 @@ export function resolveMode(config: CellopsConfig, name: string, requested?: Fai
   return failover.mode;
 }
 
-export function resolveStandby(config: CellopsConfig, name: string): StandbyTarget {
+/**
+ * The CN and its standby. Without `machines`, as configured; with them (settled from the recorded roles
+ * by standbyLayout), the machine serving the CN now as `cn` and the recorded standby as `standby`.
+ */
+export function resolveStandby(
+  config: CellopsConfig,
+  name: string,
+  machines?: { readonly active?: string | undefined; readonly standby?: string | undefined },
+): StandbyTarget {
   const target = resolveCn(config, name);
-  const standbyName = target.failover.standby;
+  const standbyName = machines?.standby ?? target.failover.standby;
   if (!standbyName)
     throw new InputError(
       `${name} has failover mode standby but no standby: set nodes.${name}.failover.standby.`,
     );
   const standby = inventoryNode(config, standbyName, 'standby', name);
-  if (standby.role !== 'standby')
+  if (machines?.standby === undefined && standby.role !== 'standby')
     throw new InputError(`the standby of ${name}, ${standbyName}, has role ${standby.role}, not standby.`);
-  return { ...target, standby };
+  const active = machines?.active
+    ? inventoryNode(config, machines.active, 'machine serving', name)
+    : target.cn;
+  if (active.name === standby.name)
+    throw new InputError(`${name} is served by ${active.name}, which cannot also be its standby.`);
+  return { ...target, cn: active, standby };
+}
+
+/** Machines that can serve a CN role: CNs and standbys of the inventory. */
+export function isCnMachine(node: NodeInventoryEntry): boolean {
+  return node.role === 'cn' || node.role === 'standby';
+}
+
+/**
+ * Where a standby-mode CN stands now: the recorded role when there is one (the machine serving it and the
+ * standby recorded by rebuild-standby, if any), else the configuration's layout.
+ */
+export async function standbyLayout(
+  config: CellopsConfig,
+  state: CellState,
+  name: string,
+): Promise<StandbyLayout> {
+  const target = resolveCn(config, name);
+  const recorded = await state.role(name);
+  if (!recorded) return { active: name, standby: target.failover.standby };
+  // Recorded on its own machine with no failover behind it (a seeded or older record): the configured standby.
+  const standby =
+    recorded.standby ??
+    (recorded.servedBy === name && recorded.previous === undefined ? target.failover.standby : undefined);
+  return { active: recorded.servedBy, standby, recorded };
 }
 
 /** The CN's snapshot-mode configuration, or an InputError naming the key to fix. */
@@ -139,9 +191,14 @@ export function cnTargetOf(ctx: CnNamed): CnTarget {
   return resolveCn(ctx.config, ctx.params.cn);
 }
 
-/** The run's CN and its standby (resolveStandby), from a step's or plan's context. */
+/** The run's CN and its standby (resolveStandby, on the machines the run settled on), from a step's or plan's context. */
 export function standbyTargetOf(ctx: CnNamed): StandbyTarget {
-  return resolveStandby(ctx.config, ctx.params.cn);
+  const { cn, active, standby } = ctx.params;
+  return resolveStandby(
+    ctx.config,
+    cn,
+    active === undefined && standby === undefined ? undefined : { active, standby },
+  );
 }
 
 /** The run's CN in snapshot mode (resolveSnapshot), from a step's context. */

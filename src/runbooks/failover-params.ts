@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import type { PlanContext, StepContext, StepDefinition } from './types.js';
 
+const nodeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/);
+
 export const failoverParamsSchema = z
   .object({
     /** Inventory name of the CN to fail over, e.g. `cn1`. */
@@ -12,6 +14,17 @@ export const failoverParamsSchema = z
     mode: z.enum(['standby', 'snapshot']).optional(),
     /** Fail over a CN that looks healthy (a switchover). */
     force: z.boolean().default(false),
+    /**
+     * A planned switchover (standby mode): both machines healthy, everything prepared before the active
+     * stops, one approval for the stop-to-start section (switchover.ts).
+     */
+    switchover: z.boolean().optional(),
+    /**
+     * Standby mode: the machine serving the CN and the one taking over, settled from the recorded roles
+     * when the run is requested (failover.ts `prepare`); absent, the configuration's layout.
+     */
+    active: nodeName.optional(),
+    standby: nodeName.optional(),
   })
   .strict();
 

@@ -27,7 +27,15 @@ import {
 import { asidePath, blsBackupPath, ipOf, nodeCommands, nodeKeyPaths, onHost, opsOf } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { readBackupKeys } from './backup-keys.js';
-import { aliasIpMoved, eipMoved, moveAliasIp, moveAliasIpBack, moveEip, moveEipBack } from './standby-ip.js';
+import {
+  aliasIpMoved,
+  announceIp,
+  eipMoved,
+  moveAliasIp,
+  moveAliasIpBack,
+  moveEip,
+  moveEipBack,
+} from './standby-ip.js';
 import {
   backupChecksumOf,
   installBackupKeys,
@@ -41,7 +49,7 @@ import {
   checkStandbyReady,
   judgeActive,
   refuseEipWithoutInstance,
-  refuseIfAlreadyServed,
+  refuseIfRolesChanged,
 } from './standby-preflight.js';
 import { describeVerify, takeoverHolds, verifyTakeover, type Takeover } from './verify-after-start.js';
 import { HostError, SafetyGateError } from '../errors.js';
@@ -82,7 +90,7 @@ function preflight(timings: StandbyFailoverTimings): FailoverStep {
         })${ctx.params.force ? ' — skipped with --force: this is a switchover of a healthy CN' : '; a healthy CN needs --force (a switchover)'}.`,
         `• ${t.standby.name} (${t.standby.host.address}) answers over SSH, ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'is-active', t.standby.service))} says active, and it is within ${ctx.config.monitor.lagBlocks} blocks of the PNs.`,
         `• The nodekey backup ${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} exists and is 64 hex characters; its node address and ID are recorded (never the key). It must match the backup recorded by /cell backup-nodekey, the address ${t.cn.name} reports if it answers, and the key file ${t.cn.name}'s kcnd loads (${onHost(t.cn.host, nodeCommands.read(nodeKeyPaths(t.cn.dataDir).nodekey))}, or the legacy ${nodeKeyPaths(t.cn.dataDir).legacyNodekey} when present) if ${t.cn.name} can be reached; no other node of the cell may be running it.`,
-        `• ${t.standby.name} runs a key of its own (not ${t.cn.name}'s) and has no legacy ${p.legacyNodekey} or ${p.legacyBlsNodekey} that would shadow the installed key.`,
+        `• ${t.standby.name} runs a key of its own (not ${t.role}'s) and has no legacy ${p.legacyNodekey} or ${p.legacyBlsNodekey} that would shadow the installed key.`,
       ].join('\n');
     },
     async verify(ctx) {
@@ -98,7 +106,7 @@ function preflight(timings: StandbyFailoverTimings): FailoverStep {
       const ops = opsOf(ctx);
       if (ctx.fact<number>(STANDBY_FACTS.startedAt) === undefined)
         ctx.setFact(STANDBY_FACTS.startedAt, ctx.ports.clock.now());
-      await refuseIfAlreadyServed(ctx, t);
+      await refuseIfRolesChanged(ctx, t);
       const { reference, activeAnswers } = await judgeActive(ctx, t, timings);
       await checkStandbyReady(ctx, ops, t, reference);
       const identity = await checkBackupIdentity(ctx, ops, t, activeAnswers);
@@ -195,7 +203,7 @@ const confirmOldActiveOff: FailoverStep = {
         `Its EC2 instance ${t.cn.instanceId ?? ''} could NOT be stopped (see the fence step's output): it may still be running.`,
       );
     lines.push(
-      `Approve ONLY after you have made sure, outside cellops, that ${t.cn.name} is powered off or cut off from the network and cannot come back with its nodekey: ${t.standby.name} is about to start as ${addressText(ctx, t.cn.name)}, and two nodes running one nodekey double-sign.`,
+      `Approve ONLY after you have made sure, outside cellops, that ${t.cn.name} is powered off or cut off from the network and cannot come back with its nodekey: ${t.standby.name} is about to start as ${addressText(ctx, t.role)}, and two nodes running one nodekey double-sign.`,
     );
     return lines.join('\n');
   },
@@ -267,13 +275,13 @@ const replaceNodekey: FailoverStep = {
     const blsBackup = blsBackupPath(t.backupPath);
     const h = t.standby.host;
     return [
-      `Replaces ${t.standby.name}'s identity with ${addressText(ctx, t.cn.name)}. The key travels through memory and stdin; it is never logged or posted.`,
+      `Replaces ${t.standby.name}'s identity with ${addressText(ctx, t.role)}. The key travels through memory and stdin; it is never logged or posted.`,
       `• Refuses if ${p.legacyNodekey} or ${p.legacyBlsNodekey} exists on ${t.standby.name} (kcnd would load it instead), or if ${t.standby.service} or a ${t.standby.endpoint.binary} process is running there.`,
       `• Reads and validates the backup: ${onHost(t.backupHost.host, nodeCommands.read(t.backupPath))} (64 hex characters, no 0x).`,
       `• Keeps ${t.standby.name}'s own keys for rollback: ${onHost(h, nodeCommands.move(p.blsNodekey, asidePath(p.blsNodekey, '<run id>')))} and ${onHost(h, nodeCommands.move(p.nodekey, asidePath(p.nodekey, '<run id>')))}.`,
       `• Writes the key with mode 0600: ${onHost(h, nodeCommands.write(p.nodekey))} (key on stdin), then checks ${onHost(h, nodeCommands.sha256(p.nodekey))} against the backup's checksum.`,
       `• bls-nodekey: copies ${t.backupHost.name}:${blsBackup} to ${p.blsNodekey} the same way if it exists; otherwise leaves none so that kcnd derives it from the nodekey at start.`,
-      `Undo: if kcnd (or a kcn process) runs on ${t.standby.name}, ${onHost(h, nodeCommands.service(ctx.config, 'stop', t.standby.service))} first; then moves ${t.standby.name}'s own nodekey and bls-nodekey back (or removes ${t.cn.name}'s when ${t.standby.name} had none).`,
+      `Undo: if kcnd (or a kcn process) runs on ${t.standby.name}, ${onHost(h, nodeCommands.service(ctx.config, 'stop', t.standby.service))} first; then moves ${t.standby.name}'s own nodekey and bls-nodekey back (or removes ${t.role}'s when ${t.standby.name} had none).`,
     ].join('\n');
   },
   async run(ctx) {
@@ -315,7 +323,7 @@ const replaceNodekey: FailoverStep = {
       await ops.service(t.standby.host, t.standby.service, 'stop');
       if ((await daemonState(ops, t.standby)) !== 'stopped')
         throw new SafetyGateError(
-          `Could not stop ${t.standby.service} on ${t.standby.name} before restoring its own key: it may still run as ${t.cn.name}. Stop it by hand and restore ${nodeKeyPaths(t.standby.dataDir).nodekey} from ${asidePath(nodeKeyPaths(t.standby.dataDir).nodekey, ctx.runId)}.`,
+          `Could not stop ${t.standby.service} on ${t.standby.name} before restoring its own key: it may still run as ${t.role}. Stop it by hand and restore ${nodeKeyPaths(t.standby.dataDir).nodekey} from ${asidePath(nodeKeyPaths(t.standby.dataDir).nodekey, ctx.runId)}.`,
         );
       ctx.output(`stopped ${t.standby.service} on ${t.standby.name} before restoring its own key`);
     }
@@ -334,8 +342,8 @@ const moveIp: FailoverStep = {
       const { address, device } = ip;
       return [
         `• ${onHost(t.standby.host, nodeCommands.ipAddr('add', address, device))}`,
-        `• ${onHost(t.standby.host, nodeCommands.gratuitousArp(device, ipOf(address)))} (skipped with a note when arping is not installed)`,
-        `• ${onHost(t.cn.host, nodeCommands.ipAddr('del', address, device))} when ${t.cn.name} is reachable and still holds it, then the gratuitous ARP from ${t.standby.name} once more. If ${t.cn.name} answers but the del fails, the address is taken off ${t.standby.name} again and the run stops (never on two hosts).`,
+        `• ${onHost(t.cn.host, nodeCommands.ipAddr('del', address, device))} when ${t.cn.name} is reachable and still holds it. If ${t.cn.name} answers but the del fails, the address is taken off ${t.standby.name} again and the run stops (never on two hosts).`,
+        `• The move is announced (${onHost(t.standby.host, nodeCommands.gratuitousArp(device, ipOf(address)))}) while kcnd starts, so that it does not hold up the start.`,
         `Undo: the reverse — delete it on ${t.standby.name}, add it back on ${t.cn.name} when reachable.`,
       ].join('\n');
     }
@@ -406,9 +414,9 @@ const startStandby: FailoverStep = {
   describe(ctx) {
     const t = standbyTargetOf(ctx);
     return [
-      `Checks first that ${t.cn.name} has not come back: it does not answer as ${addressText(ctx, t.cn.name)}${t.cn.instanceId ? `, its instance ${t.cn.instanceId} is not running again` : ''}, and when it can be reached over SSH ${onHost(t.cn.host, nodeCommands.service(ctx.config, 'is-active', t.cn.service))} is not active, ${onHost(t.cn.host, nodeCommands.processAlive(t.cn.endpoint.binary))} finds nothing and its key is not back at ${nodeKeyPaths(t.cn.dataDir).nodekey} or ${nodeKeyPaths(t.cn.dataDir).legacyNodekey}.`,
+      `Checks first that ${t.cn.name} has not come back: it does not answer as ${addressText(ctx, t.role)}${t.cn.instanceId ? `, its instance ${t.cn.instanceId} is not running again` : ''}, and when it can be reached over SSH ${onHost(t.cn.host, nodeCommands.service(ctx.config, 'is-active', t.cn.service))} is not active, ${onHost(t.cn.host, nodeCommands.processAlive(t.cn.endpoint.binary))} finds nothing and its key is not back at ${nodeKeyPaths(t.cn.dataDir).nodekey} or ${nodeKeyPaths(t.cn.dataDir).legacyNodekey}.`,
       `And that ${t.standby.name} holds exactly the backup key (${onHost(t.standby.host, nodeCommands.sha256(nodeKeyPaths(t.standby.dataDir).nodekey))}) with nothing at the legacy locations.`,
-      `Then ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'start', t.standby.service))}: ${t.standby.name} starts as ${addressText(ctx, t.cn.name)}.`,
+      `Then ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'start', t.standby.service))}: ${t.standby.name} starts as ${addressText(ctx, t.role)}${t.failover.ip.method === 'alias' ? `, and at the same time announces the moved address with a gratuitous ARP (${onHost(t.standby.host, nodeCommands.gratuitousArp(t.failover.ip.device, ipOf(t.failover.ip.address)))})` : ''}.`,
       `Undo: ${onHost(t.standby.host, nodeCommands.service(ctx.config, 'stop', t.standby.service))}.`,
     ].join('\n');
   },
@@ -421,9 +429,13 @@ const startStandby: FailoverStep = {
     const expected = await backupChecksumOf(ctx, ops, t);
     if ((await ops.sha256(t.standby.host, p.nodekey)) !== expected)
       throw new SafetyGateError(
-        `${t.standby.name}:${p.nodekey} is not the backup key of ${t.cn.name} any more. Not starting; re-run "Install the failed CN's nodekey on the standby".`,
+        `${t.standby.name}:${p.nodekey} is not the backup key of ${t.role} any more. Not starting; re-run "Install the failed CN's nodekey on the standby".`,
       );
-    await ops.service(t.standby.host, t.standby.service, 'start');
+    // The announcement runs beside the start: neighbours' ARP caches need not be right before kcnd runs.
+    await Promise.all([
+      ops.service(t.standby.host, t.standby.service, 'start'),
+      announceIp(ctx, ops, t.standby, t.failover.ip),
+    ]);
     ctx.output(`started ${t.standby.service} on ${t.standby.name}`);
   },
   async verify(ctx) {
@@ -439,10 +451,10 @@ const startStandby: FailoverStep = {
 };
 
 /** The standby, as Verify reaches it. */
-function standbyTakeover(ctx: FailoverPlan): Takeover {
+export function standbyTakeover(ctx: FailoverPlan): Takeover {
   const t = standbyTargetOf(ctx);
   const s = t.standby;
-  return { cn: t.cn.name, name: s.name, host: s.host, service: s.service, endpoint: s.endpoint };
+  return { cn: t.role, name: s.name, host: s.host, service: s.service, endpoint: s.endpoint };
 }
 
 function verify(timings: StandbyFailoverTimings): FailoverStep {
@@ -456,7 +468,7 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
         ctx,
         standbyTakeover(ctx),
         timings.catchUpMs,
-        addressText(ctx, standbyTargetOf(ctx).cn.name),
+        addressText(ctx, standbyTargetOf(ctx).role),
       ),
     async run(ctx) {
       const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
@@ -471,20 +483,23 @@ function verify(timings: StandbyFailoverTimings): FailoverStep {
   };
 }
 
-const recordRoles: FailoverStep = {
+/** Records the standby as the CN's machine, with no standby left (the switchover ends with it too). */
+export const recordRoles: FailoverStep = {
   id: 'record-roles',
   title: 'Record the new roles',
   destructive: false,
   describe(ctx) {
     const t = standbyTargetOf(ctx);
-    return `Records that ${t.standby.name} now serves as ${t.cn.name}, so that /cell status, monitoring and the next failover see the truth, and that ${t.cn.name} (${t.cn.host.address}) was fenced: the monitor keeps watching it.`;
+    return `Records that ${t.standby.name} now serves as ${t.role}, and that ${t.role} has no standby until /cell rebuild-standby ${t.role} makes one (by default on ${t.cn.name}), so that /cell status, monitoring and the next failover see the truth; and that ${t.cn.name} (${t.cn.host.address}) was fenced: the monitor keeps watching it.`;
   },
   async run(ctx) {
     const t = standbyTargetOf(ctx);
     const failedAddress = ctx.fact<string>(STANDBY_FACTS.failedAddress);
+    // No standby until one is rebuilt: the machine that served the CN was fenced (its key moved aside).
     await ctx.ports.state.setRole({
-      role: t.cn.name,
+      role: t.role,
       servedBy: t.standby.name,
+      previous: t.cn.name,
       since: ctx.ports.clock.now(),
       runId: ctx.runId,
       // The old active stays watched by the monitor (src/monitor/fenced-watch.ts).
@@ -501,12 +516,12 @@ const recordRoles: FailoverStep = {
     });
     const ttr = ctx.fact<number>(STANDBY_FACTS.timeToRecoverMs);
     ctx.output(
-      `${t.cn.name} is now served by ${t.standby.name}${ttr !== undefined ? ` (recovered in ${formatDuration(ttr)})` : ''}`,
+      `${t.role} is now served by ${t.standby.name}${ttr !== undefined ? ` (recovered in ${formatDuration(ttr)})` : ''}; it has no standby until /cell rebuild-standby ${t.role}`,
     );
   },
   async verify(ctx) {
     const t = standbyTargetOf(ctx);
-    const role = await ctx.ports.state.role(t.cn.name);
+    const role = await ctx.ports.state.role(t.role);
     return role?.servedBy === t.standby.name && role.runId === ctx.runId;
   },
 };

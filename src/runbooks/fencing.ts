@@ -152,7 +152,7 @@ export async function refuseIfOldActiveIsBack(
       const address = await keyFileAddress(ops, t.cn.host, path);
       if (address !== undefined && sameAddress(address, failedAddress))
         throw new SafetyGateError(
-          `${t.cn.name}'s nodekey is back at ${path} on ${t.cn.name} after fencing. Not starting ${t.standby.name}: move it aside again and resume, or abort.`,
+          `${t.role}'s nodekey is back at ${path} on ${t.cn.name} after fencing. Not starting ${t.standby.name}: move it aside again and resume, or abort.`,
         );
     }
     if (ctx.fact<string>(STANDBY_FACTS.fenceSsh) === 'unreachable')

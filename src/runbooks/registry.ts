@@ -6,7 +6,16 @@ import { imageRunbook } from './image.js';
 import { checkRunbook } from './check.js';
 import { setRolesRunbook } from './set-roles.js';
 import { cleanupRunbook } from './cleanup.js';
+import { rebuildStandbyRunbook } from './rebuild-standby.js';
 
 export function createRunbooks(): AnyRunbook[] {
-  return [failoverRunbook, backupNodekeyRunbook, imageRunbook, checkRunbook, setRolesRunbook, cleanupRunbook];
+  return [
+    failoverRunbook,
+    backupNodekeyRunbook,
+    imageRunbook,
+    checkRunbook,
+    setRolesRunbook,
+    cleanupRunbook,
+    rebuildStandbyRunbook,
+  ];
 }

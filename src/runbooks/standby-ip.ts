@@ -6,12 +6,13 @@
 import type { FailoverContext } from './failover-params.js';
 import type { FailoverConfig } from '../config/schema.js';
 import type { StandbyTarget } from './cell-nodes.js';
+import type { NodeInventoryEntry } from '../config/config.js';
 import { STANDBY_FACTS } from './failover-facts.js';
 import { ipOf, type NodeOps } from './node-ops.js';
 import { HostError, SafetyGateError, describeError } from '../errors.js';
 import { factOf } from './shaped-facts.js';
 
-type IpConfig = FailoverConfig['ip'];
+export type IpConfig = FailoverConfig['ip'];
 export type AliasIp = Extract<IpConfig, { method: 'alias' }>;
 export type ElasticIp = Extract<IpConfig, { method: 'eip' }>;
 
@@ -32,13 +33,10 @@ export async function moveAliasIp(
     added = true;
     ctx.output(`added ${address} to ${device} on ${t.standby.name}`);
   } else ctx.output(`${address} is already on ${device} of ${t.standby.name}`);
-  ctx.output((await ops.gratuitousArp(t.standby.host, device, ipOf(address))).note);
   try {
     if ((await ops.addresses(t.cn.host, device)).includes(address)) {
       await takeOffOldActive(ctx, ops, t, ip, added);
       ctx.output(`removed ${address} from ${device} on ${t.cn.name}`);
-      // Neighbours that asked while both hosts held the address may have learned cn1's MAC: announce again.
-      ctx.output((await ops.gratuitousArp(t.standby.host, device, ipOf(address))).note);
     }
   } catch (error) {
     if (!(error instanceof HostError)) throw error;
@@ -73,6 +71,29 @@ async function takeOffOldActive(
     }
     throw new SafetyGateError(
       `Could not remove ${address} from ${device} on ${t.cn.name}, which is reachable (${describeError(error)}): the address would be on two hosts. Remove it from ${t.cn.name} by hand, then start the failover again.`,
+    );
+  }
+}
+
+/**
+ * Announces a moved alias address from its new holder (gratuitous ARP), so neighbours update their caches
+ * at once. Run beside the start of kcnd, never before it: `arping -U -c 3` takes seconds, and the node
+ * does not need the neighbours' caches to start. Never throws: a late announcement only delays peers
+ * until their ARP entries expire, which is no reason to fail a failover.
+ */
+export async function announceIp(
+  ctx: FailoverContext,
+  ops: NodeOps,
+  node: NodeInventoryEntry,
+  ip: IpConfig,
+): Promise<void> {
+  if (ip.method !== 'alias') return;
+  try {
+    ctx.output((await ops.gratuitousArp(node.host, ip.device, ipOf(ip.address))).note);
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    ctx.output(
+      `could not announce ${ip.address} from ${node.name} (${describeError(error)}); neighbours learn the move when their ARP entries expire`,
     );
   }
 }

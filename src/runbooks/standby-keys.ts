@@ -52,18 +52,16 @@ export async function installBackupKeys(
     await writeKey(ops, t, 'nodekey', backup.key);
     const p = nodeKeyPaths(t.standby.dataDir);
     ctx.output(
-      `installed ${t.cn.name}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(backup.checksum)} verified)`,
+      `installed ${t.role}'s nodekey at ${p.nodekey} (mode 0600, ${shortChecksum(backup.checksum)} verified)`,
     );
     if (bls !== undefined) {
       await writeKey(ops, t, 'bls-nodekey', bls);
       ctx.setFact(STANDBY_FACTS.blsSource, 'backup');
-      ctx.output(
-        `installed ${t.cn.name}'s bls-nodekey from ${blsBackupPath(t.backupPath)} (checksum verified)`,
-      );
+      ctx.output(`installed ${t.role}'s bls-nodekey from ${blsBackupPath(t.backupPath)} (checksum verified)`);
     } else {
       ctx.setFact(STANDBY_FACTS.blsSource, 'derived');
       ctx.output(
-        `no bls-nodekey next to the backup: none left on ${t.standby.name}, so kcnd derives ${t.cn.name}'s from the nodekey at start (right when its registered BLS key was derived, the default)`,
+        `no bls-nodekey next to the backup: none left on ${t.standby.name}, so kcnd derives ${t.role}'s from the nodekey at start (right when its registered BLS key was derived, the default)`,
       );
     }
   } catch (error) {
@@ -135,7 +133,7 @@ export async function restoreStandbyKeys(
     if (current !== undefined && current === failedSum) {
       await ops.remove(host, paths.nodekey);
       ctx.output(
-        `removed ${t.cn.name}'s nodekey from ${t.standby.name} (it had no key of its own; kcnd generates one at start)`,
+        `removed ${t.role}'s nodekey from ${t.standby.name} (it had no key of its own; kcnd generates one at start)`,
       );
       touched = true;
     }
@@ -147,7 +145,7 @@ export async function restoreStandbyKeys(
     // The standby had no bls-nodekey of its own: what is there now belongs to the failed CN's identity.
     await ops.remove(host, paths.blsNodekey);
     ctx.output(
-      `removed ${t.cn.name}'s bls-nodekey from ${t.standby.name} (kcnd derives the standby's own at start)`,
+      `removed ${t.role}'s bls-nodekey from ${t.standby.name} (kcnd derives the standby's own at start)`,
     );
   }
 }
@@ -164,7 +162,7 @@ export async function startStandbyService(
   const failedSum = await backupChecksumOf(ctx, ops, t);
   if (current !== undefined && current === failedSum)
     throw new SafetyGateError(
-      `Not restarting ${t.standby.service} on ${t.standby.name}: it still holds ${t.cn.name}'s nodekey. Restore its own key first.`,
+      `Not restarting ${t.standby.service} on ${t.standby.name}: it still holds ${t.role}'s nodekey. Restore its own key first.`,
     );
   await ops.service(t.standby.host, t.standby.service, 'start');
   ctx.output(`started ${t.standby.service} on ${t.standby.name} again with its own key`);

@@ -34,12 +34,30 @@ export interface BackupIdentity {
   readonly checksum: string;
 }
 
-/** The CN is not already served by its standby (a failover that already happened). */
-export async function refuseIfAlreadyServed(ctx: FailoverContext, t: StandbyTarget): Promise<void> {
-  const role = await ctx.ports.state.role(t.cn.name);
-  if (role && role.servedBy !== t.cn.name)
+/**
+ * The run acts on the machines settled when it was requested (the recorded roles then). Another run may
+ * have moved the CN since (the lock serializes runs, not requests): then this one stops before changing
+ * anything. A run requested before roles were recorded acts on the configuration's layout, which must
+ * still be the truth.
+ */
+export async function refuseIfRolesChanged(ctx: FailoverContext, t: StandbyTarget): Promise<void> {
+  const role = await ctx.ports.state.role(t.role);
+  if (!role) return;
+  const retry = `Start a new /failover ${t.role}: it follows the recorded roles.`;
+  if (role.servedBy !== t.cn.name)
     throw new SafetyGateError(
-      `${t.cn.name} is already served by ${role.servedBy} (since run ${role.runId}): its standby is in use, so there is nothing to fail over to. Fail back by hand, then record the roles again.`,
+      `${t.role} is served by ${role.servedBy} (since run ${role.runId}), not by ${t.cn.name} as this run assumed: nothing was changed. ${retry}`,
+    );
+  const standby =
+    role.standby ??
+    (role.servedBy === t.role && role.previous === undefined ? t.failover.standby : undefined);
+  if (standby === undefined)
+    throw new SafetyGateError(
+      `${t.role} is served by ${role.servedBy} (since run ${role.runId}) and has no standby ready: nothing was changed. Make one with /cell rebuild-standby ${t.role}, then fail over again.`,
+    );
+  if (standby !== t.standby.name)
+    throw new SafetyGateError(
+      `${t.role}'s standby is now ${standby}, not ${t.standby.name} as this run assumed: nothing was changed. ${retry}`,
     );
 }
 
@@ -128,7 +146,7 @@ export async function checkBackupIdentity(
   };
   const { address, checksum } = identity;
   const where = `${t.backupHost.name}:${t.backupPath}`;
-  const recorded = await ctx.ports.state.nodekeyBackup(t.cn.name);
+  const recorded = await ctx.ports.state.nodekeyBackup(t.role);
   if (recorded && recorded.checksum !== checksum)
     throw new SafetyGateError(
       `The nodekey backup at ${where} is not the one recorded by run ${recorded.runId} (${shortChecksum(recorded.checksum)}, address ${recorded.nodeAddress}); it now holds address ${address}. Find out who changed it before going on.`,
@@ -142,7 +160,7 @@ export async function checkBackupIdentity(
     : undefined;
   if (activeAddress !== undefined && !sameAddress(activeAddress, address))
     throw new SafetyGateError(
-      `The nodekey backup at ${where} holds address ${address}, but ${t.cn.name} runs as ${activeAddress}: it is not ${t.cn.name}'s key. Fix the backup before failing over.`,
+      `The nodekey backup at ${where} holds address ${address}, but ${t.cn.name} runs as ${activeAddress}: it is not ${t.role}'s key. Fix the backup before failing over.`,
     );
   await compareWithCnKeyFile(ctx, ops, t, address);
   await refuseIfRunningElsewhere(ctx, t, address);
@@ -164,7 +182,7 @@ async function compareWithCnKeyFile(
     const fileAddress = await keyFileAddress(ops, t.cn.host, path);
     if (fileAddress !== undefined && !sameAddress(fileAddress, address))
       throw new SafetyGateError(
-        `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, but ${t.cn.name}:${path} (the key its kcnd loads) holds ${fileAddress}: the backup is not ${t.cn.name}'s key. Fix the backup before failing over.`,
+        `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, but ${t.cn.name}:${path} (the key its kcnd loads) holds ${fileAddress}: the backup is not ${t.role}'s key. Fix the backup before failing over.`,
       );
     if (fileAddress !== undefined) ctx.output(`${t.cn.name}:${path} holds the same key as the backup`);
   } catch (error) {
@@ -187,7 +205,7 @@ async function refuseIfRunningElsewhere(
     const runs = running[i];
     if (runs !== undefined && sameAddress(runs, address))
       throw new SafetyGateError(
-        `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, which ${other.name} runs right now: it is not ${t.cn.name}'s key, and starting it on ${t.standby.name} would double-sign. Fix the backup before failing over.`,
+        `The nodekey backup at ${t.backupHost.name}:${t.backupPath} holds address ${address}, which ${other.name} runs right now: it is not ${t.role}'s key, and starting it on ${t.standby.name} would double-sign. Fix the backup before failing over.`,
       );
   });
 }
@@ -205,7 +223,7 @@ export async function checkStandbyOwnKey(
   for (const own of [fileAddress, runningAddress]) {
     if (own !== undefined && sameAddress(own, address))
       throw new SafetyGateError(
-        `The standby ${t.standby.name} already runs ${t.cn.name}'s key (address ${address}): two nodes with one nodekey double-sign. Give the standby its own key, then start again.`,
+        `The standby ${t.standby.name} already runs ${t.role}'s key (address ${address}): two nodes with one nodekey double-sign. Give the standby its own key, then start again.`,
       );
   }
   const standbyAddress = runningAddress ?? fileAddress;

@@ -111,6 +111,19 @@ export interface RunbookDefinition<P> {
   /** Short summary for messages, e.g. "failover cn1 (standby → cn1s)". */
   summary(params: P, config: CellopsConfig): string;
   steps(params: P, config: CellopsConfig): readonly StepDefinition<P>[];
+  /**
+   * Settles what the run acts on from the recorded cell state, before the run exists: e.g. which machine
+   * serves a CN now and which one is its standby. The result is the run's parameters, so the plan, the
+   * approvers' texts and a resumed run all name the same machines. Throws InputError to refuse the
+   * request (nothing is recorded then).
+   */
+  prepare?(params: P, ctx: PrepareContext): Promise<P>;
+}
+
+/** What `prepare` may read: the configuration and the recorded cell state. */
+export interface PrepareContext {
+  readonly config: CellopsConfig;
+  readonly state: CellState;
 }
 
 /** A runbook with its parameter type erased, for registries. */

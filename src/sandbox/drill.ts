@@ -1,7 +1,9 @@
 /**
- * `/cell drill failover <cn>` (sandbox only, DESIGN.md §5): a whole standby failover, rehearsed on the
- * simulated cell. When the CN is healthy the drill first stops its kcnd — the failure being rehearsed — so
- * the run's preflight sees a real failure rather than a forced switchover. Then it starts the ordinary
+ * `/cell drill failover <cn>` and `/cell drill switchover <cn>` (sandbox only, DESIGN.md §5): a whole
+ * standby failover or a planned switchover, rehearsed on the simulated cell, from wherever the recorded
+ * roles put the CN now. For a failover, when the machine serving the CN is healthy the drill first stops
+ * its kcnd — the failure being rehearsed — so the run's preflight sees a real failure rather than a forced
+ * switchover; a switchover needs both machines healthy and breaks nothing. Then it starts the ordinary
  * failover run, and approves each approval request as the cell's approvers other than the requester
  * (four-eyes holds), through Engine.decide, so the run thread and the audit stream show who approved and
  * when, exactly as for people clicking. The report at the end is the run's own result, time per step
@@ -16,6 +18,8 @@ import type { UsergroupDirectory } from '../runbooks/approval-policy.js';
 import type { CellState } from '../ports/cell-state.js';
 import type { SimCell } from './sim-hosts.js';
 import { applyFault } from './faults.js';
+import { standbyLayout } from '../runbooks/cell-nodes.js';
+import type { DrillKind } from '../commands/parse.js';
 
 export interface DrillDeps {
   readonly config: CellopsConfig;
@@ -34,8 +38,8 @@ export interface DrillDeps {
 }
 
 export interface Drills extends RunObserver {
-  /** Starts a drill of `cn`'s failover requested by `user`. */
-  start(cn: string, user: string): Promise<RunRecord>;
+  /** Starts a drill of `cn`'s failover (default) or planned switchover, requested by `user`. */
+  start(cn: string, user: string, what?: DrillKind): Promise<RunRecord>;
   isDrill(runId: string): boolean;
   /** Stops pending approvals (shutdown). */
   close(): void;
@@ -103,18 +107,18 @@ export function createDrills(deps: DrillDeps): Drills {
   return {
     isDrill: (runId) => drills.has(runId),
 
-    async start(cn, user) {
+    async start(cn, user, what = 'failover') {
       const node = config.nodes[cn];
       if (node?.role !== 'cn') throw new InputError(`"${cn}" is not a CN of this cell.`);
       if (node.failover?.mode !== 'standby') {
         throw new InputError(
-          `Drills rehearse the standby failover; ${cn} fails over in ${node.failover?.mode ?? 'no'} mode. Try /cell drill failover on a CN with a standby.`,
+          `Drills rehearse the standby failover and switchover; ${cn} fails over in ${node.failover?.mode ?? 'no'} mode. Try /cell drill ${what} on a CN with a standby.`,
         );
       }
-      const role = await deps.state.role(cn);
-      if (role && role.servedBy !== cn) {
+      const layout = await standbyLayout(config, deps.state, cn);
+      if (layout.standby === undefined) {
         throw new InputError(
-          `${cn} is already served by ${role.servedBy} since run ${role.runId}: there is no standby left to fail over to. Press "Reset cell" to start over.`,
+          `${cn} is served by ${layout.active} and has no standby ready: make one with /cell rebuild-standby ${cn}, or press "Reset cell" to start over.`,
         );
       }
       const approvers = await approversFor(user);
@@ -124,19 +128,21 @@ export function createDrills(deps: DrillDeps): Drills {
         );
       }
       const sim = deps.sim();
-      const host = sim.host(cn);
+      const host = sim.host(layout.active);
       let injected: string | undefined;
-      if (host.isRunning() && !host.isStalled() && !host.isolated) {
-        injected = applyFault(sim, cn, 'stop').text;
+      if (what === 'failover' && host.isRunning() && !host.isStalled() && !host.isolated) {
+        injected = applyFault(sim, layout.active, 'stop').text;
       }
       let run: RunRecord;
       try {
-        run = await deps
-          .engine()
-          .start({ runbook: 'failover', params: { cn, force: false }, requester: user });
+        run = await deps.engine().start({
+          runbook: 'failover',
+          params: { cn, force: false, ...(what === 'switchover' ? { switchover: true } : {}) },
+          requester: user,
+        });
       } catch (error) {
         // Nothing was rehearsed: put the node back as it was.
-        if (injected !== undefined) applyFault(sim, cn, 'heal');
+        if (injected !== undefined) applyFault(sim, layout.active, 'heal');
         throw error;
       }
       drills.set(run.id, { approvers, next: 0, ...(injected === undefined ? {} : { injected }) });

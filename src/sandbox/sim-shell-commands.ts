@@ -96,6 +96,15 @@ function toolNamed(name: string): Tool | undefined {
       return (_host, rest) => (rest.length === 0 ? { exitCode: 0 } : undefined);
     case 'fsfreeze':
       return fsfreeze;
+    case 'df':
+      return df;
+    case 'find':
+      return find;
+    case 'openssl':
+      return openssl;
+    case 'kcn':
+    case 'kpn':
+      return attach(name);
     default:
       return undefined;
   }
@@ -154,18 +163,95 @@ const cat: Tool = (host, rest) => {
   return file ? { exitCode: 0, stdout: file.content } : missing('cat', p);
 };
 
-/** install -D -m 0600 /dev/stdin PATH (or without -D) */
+/** install -D -m 0600 /dev/stdin PATH (or without -D); install -m 0600 /dev/null PATH (an empty file) */
 const install: Tool = (host, rest, stdin) => {
   const flags = rest.slice(0, -2);
   const [source, p] = rest.slice(-2);
   const mode = flags[flags.indexOf('-m') + 1];
-  if (!flags.includes('-m') || !mode || !/^0?[0-7]{3}$/.test(mode) || source !== '/dev/stdin' || !absolute(p))
-    return undefined;
+  if (!flags.includes('-m') || !mode || !/^0?[0-7]{3}$/.test(mode) || !absolute(p)) return undefined;
+  if (source !== '/dev/stdin' && source !== '/dev/null') return undefined;
   if (flags.filter((f) => f !== '-D').length !== 2) return undefined;
+  if (source === '/dev/null') {
+    host.write(p ?? '', '', parseInt(mode, 8));
+    return { exitCode: 0 };
+  }
   if (stdin === undefined) return { exitCode: 1, stderr: 'install: no input on /dev/stdin (sim)' };
   host.write(p ?? '', stdin, parseInt(mode, 8));
   return { exitCode: 0 };
 };
+
+/** df -Pk DIR: a roomy disk (the sandbox's machines never run out of space). */
+const df: Tool = (host, rest) => {
+  const dir = absolute(rest[1]);
+  if (rest.length !== 2 || rest[0] !== '-Pk' || !dir) return undefined;
+  return {
+    exitCode: 0,
+    stdout: `Filesystem     1024-blocks      Used Available Capacity Mounted on\n/dev/sim-${host.name} 1048576000 209715200 838860800      20% /\n`,
+  };
+};
+
+/** find DIR -maxdepth 2 -name PATTERN, PATTERN a `*word*` glob as the runbooks build it. */
+const find: Tool = (host, rest) => {
+  const [dir, maxdepth, depth, name, pattern] = rest;
+  const base = absolute(dir)?.replace(/\/+$/, '');
+  if (rest.length !== 5 || !base || maxdepth !== '-maxdepth' || depth !== '2' || name !== '-name' || !pattern)
+    return undefined;
+  const glob = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  const found = [...host.files.keys()].filter((path) => {
+    if (!path.startsWith(`${base}/`)) return false;
+    const rel = path.slice(base.length + 1).split('/');
+    return rel.length <= 2 && glob.test(rel.at(-1) ?? '');
+  });
+  return { exitCode: 0, stdout: found.map((path) => `${path}\n`).join('') };
+};
+
+/** openssl rand -hex -out PATH 32: 64 random hex characters and a newline into the file, mode kept. */
+const openssl: Tool = (host, rest) => {
+  const [rand, hex, out, p, bytes] = rest;
+  if (
+    rest.length !== 5 ||
+    rand !== 'rand' ||
+    hex !== '-hex' ||
+    out !== '-out' ||
+    !absolute(p) ||
+    bytes !== '32'
+  )
+    return undefined;
+  const key = bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
+  host.write(p ?? '', `${key}\n`, host.files.get(p ?? '')?.mode ?? 0o644);
+  return { exitCode: 0 };
+};
+
+/** kcn|kpn attach --exec admin.nodeInfo DATADIR/klay.ipc: the node's kni URL, as the IPC console prints it. */
+function attach(binary: string): Tool {
+  return (host, rest) => {
+    const [sub, exec, js, ipc] = rest;
+    if (
+      rest.length !== 4 ||
+      sub !== 'attach' ||
+      exec !== '--exec' ||
+      js !== 'admin.nodeInfo' ||
+      !absolute(ipc)
+    )
+      return undefined;
+    if (!host.isRunning())
+      return {
+        exitCode: 1,
+        stderr: `Fatal: Unable to attach to remote ${binary}: dial unix ${ipc ?? ''}: connect: no such file or directory`,
+      };
+    const id = bytesToHex(sha256(utf8ToBytes(`node-id:${host.loadedAddress() ?? ''}`))).repeat(2);
+    const kind = host.kind === 'pn' ? 'pn' : 'cn';
+    return {
+      exitCode: 0,
+      stdout: `${JSON.stringify({ id, kni: `kni://${id}@${host.address}:32323?discport=0&ntype=${kind}`, nodeAddress: host.loadedAddress() })}\n`,
+    };
+  };
+}
 
 const sha256sum: Tool = (host, rest) => {
   const p = absolute(rest[0]);
@@ -176,11 +262,14 @@ const sha256sum: Tool = (host, rest) => {
     : missing('sha256sum', p);
 };
 
+/** stat -c %Y PATH (mtime) | stat -c %s PATH (size) */
 const stat: Tool = (host, rest) => {
   const p = absolute(rest[2]);
-  if (rest.length !== 3 || rest[0] !== '-c' || rest[1] !== '%Y' || !p) return undefined;
+  if (rest.length !== 3 || rest[0] !== '-c' || (rest[1] !== '%Y' && rest[1] !== '%s') || !p) return undefined;
   const file = host.files.get(p);
-  return file ? { exitCode: 0, stdout: `${Math.floor(file.mtimeMs / 1000)}\n` } : missing('stat', p);
+  if (!file) return missing('stat', p);
+  const value = rest[1] === '%s' ? utf8ToBytes(file.content).length : Math.floor(file.mtimeMs / 1000);
+  return { exitCode: 0, stdout: `${value}\n` };
 };
 
 const mv: Tool = (host, rest) => {

@@ -161,7 +161,7 @@ function welcomeNotice(config: CellopsConfig, store: SandboxStore, blockMs: numb
   return [
     `:test_tube: *SANDBOX* — a simulated Core Cell *${escapeText(config.cell)}* runs in this process: cn1 (active) with its standby cn1s, cn2 (cloud style, snapshot mode), and pn1, pn2 producing ${formatDuration(blockMs)} blocks. No Slack workspace, no real nodes.`,
     `State is kept in ${escapeText(store.description)}.`,
-    'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`. Stop cn2 and `/failover cn2` replaces it with a new instance from its image and a snapshot of pn1. Switch the user on the left to approve as someone else (four-eyes is on).',
+    'Try `/cell status`, stall cn1 on the left and watch the alert, `/failover cn1`, or `/cell drill failover cn1`; after a failover `/cell rebuild-standby cn1` protects cn1 again, and `/failover cn1 --switchover` (or `/cell drill switchover cn1`) moves it back with both machines healthy. Stop cn2 and `/failover cn2` replaces it with a new instance from its image and a snapshot of pn1. Switch the user on the left to approve as someone else (four-eyes is on).',
   ].join('\n');
 }
 
@@ -215,10 +215,10 @@ function buildApp(
     replicaId: `sandbox-${env.sandboxId}`,
     observer: drills,
     sandbox: true,
-    drill: async (cn, user) => {
-      const run = await drills.start(cn, user);
+    drill: async (cn, user, what) => {
+      const run = await drills.start(cn, user, what);
       await env.say(
-        `:stopwatch: *Drill* by ${mention(user)}: failing over *${escapeText(cn)}* (run \`${escapeText(run.id)}\`)` +
+        `:stopwatch: *Drill* by ${mention(user)}: ${what === 'switchover' ? 'switching over' : 'failing over'} *${escapeText(cn)}* (run \`${escapeText(run.id)}\`)` +
           ' with approvals given automatically by the sandbox approvers. The run thread shows each step; a drill report follows at the end.',
       );
       return run;

@@ -130,9 +130,11 @@ export function cellStateContract(name: string, make: () => Promise<CellStateHar
     it('keeps the older role / setRole shape working: a failover uses up the standby', async () => {
       await h.state.recordRoles(change({ servedBy: 'cn1', standby: 'cn1s', runId: 'seed' }));
       await h.state.setRole({ role: 'cn1', servedBy: 'cn1s', since: T0 + 5, runId: 'run-9' });
+      // No standby left, and the machine that served before is named (rebuild-standby's default host).
       expect(await h.state.role('cn1')).toEqual({
         role: 'cn1',
         servedBy: 'cn1s',
+        previous: 'cn1',
         since: T0 + 5,
         runId: 'run-9',
       });

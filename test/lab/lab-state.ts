@@ -53,6 +53,21 @@ export interface RunningRecord {
   readonly hostRoot: string;
 }
 
+/**
+ * `<lab root>/signing/<host>-<pid>.json`: one run of a stand-in, kept after it stops, so that blocks keep
+ * the committers they had (the switchover counts the blocks a CN missed). `beat` is refreshed while it
+ * runs; `to` is written when it stops on a signal (a SIGKILL leaves the last beat as its end).
+ */
+export interface SigningRecord {
+  readonly address: string;
+  readonly hostRoot: string;
+  readonly pid: number;
+  /** ms since the epoch. */
+  readonly from: number;
+  readonly beat: number;
+  readonly to?: number;
+}
+
 export function chainHeight(state: ChainState, now: number): number {
   if (state.stalled) return state.height;
   return state.height + Math.max(0, Math.floor((now - state.at) / state.blockMs));

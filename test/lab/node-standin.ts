@@ -28,7 +28,9 @@ import {
   type ChainState,
   type HostFaults,
   type HostSpec,
+  writeJsonAtomic,
   type RunningRecord,
+  type SigningRecord,
 } from './lab-state.js';
 
 const hostRoot = process.argv[2];
@@ -139,18 +141,52 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Addresses of running, healthy council nodes of the lab: the committers of recent blocks. */
-function signers(state: ChainState): string[] {
-  const dir = join(spec!.labRoot, 'running');
+const signingDir = join(spec.labRoot, 'signing');
+const signingPath = join(signingDir, `${spec.name}-${process.pid}.json`);
+/** When this run started signing: once it serves (set in main). */
+let signingFrom = Date.now();
+
+/** When block `n` was made, on the chain's current timeline (1 block per blockMs since `at`). */
+function blockTime(state: ChainState, n: number): number {
+  return state.at + (n - state.height) * state.blockMs;
+}
+
+/**
+ * Addresses that signed block `n`: council members whose stand-in ran while the block was agreed on — from
+ * its making until the next block's, so a node that just started signs the newest block — according to
+ * the signing records (a stopped node keeps its past signatures), not cut off, and not stalled before it.
+ */
+function signers(state: ChainState, n: number): string[] {
+  const at = blockTime(state, n);
   const out: string[] = [];
-  for (const file of readdirSync(dir)) {
-    const record = readJson<RunningRecord>(join(dir, file));
-    if (!record || !alive(record.pid) || !inCouncil(state, record.address)) continue;
+  let files: string[];
+  try {
+    files = readdirSync(signingDir);
+  } catch {
+    files = [];
+  }
+  for (const file of files) {
+    const record = readJson<SigningRecord>(join(signingDir, file));
+    if (!record || !inCouncil(state, record.address)) continue;
+    const end = record.to ?? (alive(record.pid) ? Date.now() : record.beat);
+    if (at + state.blockMs <= record.from || at > end) continue;
     const faults = faultsOf(record.hostRoot);
-    if (faults.isolated || faults.stalledAt !== undefined) continue;
+    if (faults.isolated || (faults.stalledAt !== undefined && n > faults.stalledAt)) continue;
     if (!out.some((a) => a.toLowerCase() === record.address.toLowerCase())) out.push(record.address);
   }
   return out.sort();
+}
+
+function writeSigning(to?: number): void {
+  const record: SigningRecord = {
+    address,
+    hostRoot: hostRoot!,
+    pid: process.pid,
+    from: signingFrom,
+    beat: Date.now(),
+    ...(to === undefined ? {} : { to }),
+  };
+  writeJsonAtomic(signingPath, record);
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -164,7 +200,7 @@ function blockNumberParam(param: unknown, head: number): number | undefined {
 }
 
 function block(n: number, withConsensus: boolean, state: ChainState): Record<string, unknown> {
-  const committers = signers(state);
+  const committers = signers(state, n);
   const base: Record<string, unknown> = {
     number: hex(n),
     hash: blockHash(n),
@@ -381,12 +417,18 @@ async function main(): Promise<void> {
   const record: RunningRecord = { pid: process.pid, address, hostRoot: hostRoot! };
   mkdirSync(join(spec!.labRoot, 'running'), { recursive: true });
   writeFileSync(runningPath, JSON.stringify(record));
+  mkdirSync(signingDir, { recursive: true });
+  signingFrom = Date.now();
+  writeSigning();
+  // The heartbeat is the end of this run's signatures if it dies without a word (SIGKILL).
+  setInterval(() => writeSigning(), 100).unref();
   writeFileSync(join(hostRoot!, 'lab', 'ready'), String(process.pid));
   log('INFO', `Started ${spec!.service} stand-in nodeAddress=${address} datadir=${dataDir}`);
 }
 
 function shutdown(): void {
   log('INFO', 'Stopping on signal');
+  if (existsSync(signingPath)) writeSigning(Date.now());
   rmSync(runningPath, { force: true });
   rmSync(join(hostRoot!, 'lab', 'ready'), { force: true });
   rmSync(ipcPath, { force: true });

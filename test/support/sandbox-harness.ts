@@ -4,6 +4,8 @@
  */
 import { startSandbox, type Sandbox, type StartSandboxOptions } from '../../src/sandbox/start-sandbox.js';
 import type { ConsoleMessage } from '../../src/sandbox/console-chat.js';
+import type { RunRecord } from '../../src/runbooks/types.js';
+import { RUN_ACTIONS } from '../../src/views/action-ids.js';
 import { RecordingLogger } from '../fakes/recording-logger.js';
 import { until as pollUntil } from './until.js';
 
@@ -37,4 +39,25 @@ export function until<T>(
   ms = 20_000,
 ): Promise<T> {
   return pollUntil(what, probe, { timeoutMs: ms, everyMs: 50 });
+}
+
+/** Clicks Approve on every approval request as bob, as they come, until the run ends. */
+export async function approveUntilDone(sb: Sandbox, runId: string): Promise<RunRecord> {
+  const approved = new Set<string>();
+  return until(`run ${runId} to finish with approvals`, async () => {
+    for (const message of sb.chat.messages()) {
+      const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
+      if (!approve || approved.has(message.ts)) continue;
+      approved.add(message.ts);
+      await sb.handlers.action({
+        actionId: RUN_ACTIONS.approve,
+        value: approve.value,
+        user: BOB,
+        messageTs: message.ts,
+        threadTs: message.threadTs ?? message.ts,
+      });
+    }
+    const run = await sb.engine.get(runId);
+    return run && ['succeeded', 'failed', 'aborted'].includes(run.status) ? run : undefined;
+  });
 }

@@ -1,5 +1,5 @@
 /** Starting a run (Engine.start) and rendering a runbook's plan without side effects (Engine.plan). */
-import type { Engine, RunRecord, StartRequest, StepDefinition } from '../types.js';
+import type { AnyRunbook, Engine, RunRecord, StartRequest, StepDefinition } from '../types.js';
 import { EngineClosedError } from './engine-errors.js';
 import { type EngineState, authorize, emit, ensureSubscribed, findRunbook, launch } from './engine-state.js';
 import { lockHolderOf, newStepRecord, parseParams, planContext } from './run-record.js';
@@ -9,8 +9,9 @@ export async function startRun(state: EngineState, request: StartRequest): Promi
   const { store, lock, config, clock, ownerId, timings } = state;
   if (state.closed) throw new EngineClosedError();
   const runbook = findRunbook(state, request.runbook);
-  const params: unknown = parseParams(runbook, request.params);
+  const parsed: unknown = parseParams(runbook, request.params);
   await authorize(state.policy.canStart(request.requester));
+  const params = await prepared(state, runbook, parsed);
   const steps: readonly StepDefinition<unknown>[] = runbook.steps(params, config);
   const plan = planContext(params, config, {});
   const id = state.newRunId();
@@ -62,13 +63,20 @@ export async function startRun(state: EngineState, request: StartRequest): Promi
   return copy;
 }
 
-export function planRun(
+/** The runbook's own settling of the parameters from the cell state (RunbookDefinition.prepare), checked again. */
+async function prepared(state: EngineState, runbook: AnyRunbook, params: unknown): Promise<unknown> {
+  if (!runbook.prepare) return params;
+  const settled: unknown = await runbook.prepare(params, { config: state.config, state: state.ports.state });
+  return parseParams(runbook, settled);
+}
+
+export async function planRun(
   state: EngineState,
   runbookId: string,
   rawParams: unknown,
-): Awaited<ReturnType<Engine['plan']>> {
+): ReturnType<Engine['plan']> {
   const runbook = findRunbook(state, runbookId);
-  const params: unknown = parseParams(runbook, rawParams);
+  const params = await prepared(state, runbook, parseParams(runbook, rawParams));
   const plan = planContext(params, state.config, {});
   const steps: readonly StepDefinition<unknown>[] = runbook.steps(params, state.config);
   return {

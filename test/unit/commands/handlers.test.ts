@@ -110,7 +110,7 @@ describe('command handlers', () => {
       expect(reply.ephemeral).toBe(true);
       expect(reply.text).not.toBe('');
       expect(JSON.stringify(reply.blocks)).toContain(
-        'Usage: `/failover &lt;cn&gt; [--mode standby|snapshot] [--dry-run] [--force]`',
+        'Usage: `/failover &lt;cn&gt; [--mode standby|snapshot] [--switchover] [--dry-run] [--force]`',
       );
       expect(engine.start).not.toHaveBeenCalled();
     });

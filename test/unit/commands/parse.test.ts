@@ -65,7 +65,9 @@ describe('/failover parser', () => {
       const error = usageError(() => parseFailover(text, config));
       expect(error.message).toMatch(message);
       expect(error.code).toBe('bad_input');
-      expect(error.usage).toEqual(['/failover <cn> [--mode standby|snapshot] [--dry-run] [--force]']);
+      expect(error.usage).toEqual([
+        '/failover <cn> [--mode standby|snapshot] [--switchover] [--dry-run] [--force]',
+      ]);
     });
   }
 
@@ -122,7 +124,11 @@ describe('/cell parser', () => {
   }
 
   it('accepts a drill only in the sandbox, and only of a CN', () => {
-    expect(parseCell('drill failover cn1', config, { sandbox: true })).toEqual({ kind: 'drill', cn: 'cn1' });
+    expect(parseCell('drill failover cn1', config, { sandbox: true })).toEqual({
+      kind: 'drill',
+      what: 'failover',
+      cn: 'cn1',
+    });
     expect(usageError(() => parseCell('drill reboot cn1', config, { sandbox: true })).message).toMatch(
       /Unknown drill/,
     );

@@ -45,7 +45,7 @@ describe('the failover runbook', () => {
     );
   });
 
-  it('is registered with backup-nodekey, image, check, set-roles and cleanup', () => {
+  it('is registered with backup-nodekey, image, check, set-roles, cleanup and rebuild-standby', () => {
     expect(createRunbooks().map((r) => r.id)).toEqual([
       'failover',
       'backup-nodekey',
@@ -53,6 +53,7 @@ describe('the failover runbook', () => {
       'check',
       'set-roles',
       'cleanup',
+      'rebuild-standby',
     ]);
   });
 });

@@ -1,9 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import { SANDBOX_KCND_CONF } from '../../../src/sandbox/sim-cell-seed.js';
-import { ALERT_ACTIONS, RUN_ACTIONS } from '../../../src/views/action-ids.js';
-import type { RunRecord } from '../../../src/runbooks/types.js';
-import { ALICE, BOB, buttons, startFastSandbox, until as pollFor } from '../../support/sandbox-harness.js';
+import { ALERT_ACTIONS } from '../../../src/views/action-ids.js';
+import {
+  ALICE,
+  BOB,
+  approveUntilDone,
+  buttons,
+  startFastSandbox,
+  until as pollFor,
+} from '../../support/sandbox-harness.js';
 
 const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000) =>
   pollFor(what, probe, ms);
@@ -30,27 +36,6 @@ async function start(): Promise<Sandbox> {
     cloudPollMs: 20,
   });
   return sandbox;
-}
-
-/** Clicks Approve on every approval request as bob, as they come, until the run ends. */
-async function approveUntilDone(sb: Sandbox, runId: string): Promise<RunRecord> {
-  const approved = new Set<string>();
-  return until(`run ${runId} to finish with approvals`, async () => {
-    for (const message of sb.chat.messages()) {
-      const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
-      if (!approve || approved.has(message.ts)) continue;
-      approved.add(message.ts);
-      await sb.handlers.action({
-        actionId: RUN_ACTIONS.approve,
-        value: approve.value,
-        user: BOB,
-        messageTs: message.ts,
-        threadTs: message.threadTs ?? message.ts,
-      });
-    }
-    const run = await sb.engine.get(runId);
-    return run && ['succeeded', 'failed', 'aborted'].includes(run.status) ? run : undefined;
-  });
 }
 
 describe("the sandbox's snapshot failover of cn2", () => {
