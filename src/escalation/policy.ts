@@ -18,6 +18,7 @@
  * A stage whose time is not before the expiry is skipped: the run has paused by then.
  */
 import { formatDuration } from '../config/duration.js';
+import { redactThenTruncate } from '../infra/redact.js';
 import type { PageAction, PageEvent, PageSeverity } from '../ports/pager.js';
 
 export interface EscalationSettings {
@@ -174,7 +175,7 @@ function alertPage(
       at: now,
       details: {
         ...(facts.servedBy === undefined ? {} : { servedBy: facts.servedBy }),
-        ...(facts.detail === undefined ? {} : { detail: facts.detail.slice(0, 500) }),
+        ...(facts.detail === undefined ? {} : { detail: redactThenTruncate(facts.detail, 500) }),
         ...extra,
       },
     },

@@ -137,3 +137,26 @@ export interface Cloud {
   /** Resources tagged `cellops:run-id = runId`, for the report of a run that failed midway. */
   findTagged(runId: string): Promise<readonly TaggedResource[]>;
 }
+
+/** The instance calls of the port: what the EC2 adapter and the sandbox's EC2 both implement first. */
+export type CloudInstanceCalls = Pick<
+  Cloud,
+  | 'describeInstance'
+  | 'describeInstanceVolumes'
+  | 'stopInstance'
+  | 'waitInstanceStopped'
+  | 'runInstance'
+  | 'waitInstanceRunning'
+>;
+
+/** The EBS calls of the port: snapshots of volumes, volumes from snapshots, attachment. */
+export type CloudStorageCalls = Pick<
+  Cloud,
+  | 'createSnapshot'
+  | 'describeSnapshot'
+  | 'waitSnapshotCompleted'
+  | 'createVolume'
+  | 'waitVolumeAvailable'
+  | 'attachVolume'
+  | 'waitVolumeInUse'
+>;

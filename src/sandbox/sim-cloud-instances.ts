@@ -3,19 +3,11 @@
  * an available image, is idempotent by client token, and gets a root volume carrying the image's root
  * device files.
  */
-import type { Cloud } from '../ports/cloud.js';
+import type { CloudInstanceCalls } from '../ports/cloud.js';
 import { newHostKey } from './sim-cloud-console.js';
 import { copyFiles, type InstanceRec, type SimCloudState } from './sim-cloud-state.js';
 
-export type SimCloudInstances = Pick<
-  Cloud,
-  | 'describeInstance'
-  | 'describeInstanceVolumes'
-  | 'stopInstance'
-  | 'waitInstanceStopped'
-  | 'runInstance'
-  | 'waitInstanceRunning'
->;
+export type SimCloudInstances = CloudInstanceCalls;
 
 export function createSimCloudInstances(state: SimCloudState): SimCloudInstances {
   const { clock, delays } = state;

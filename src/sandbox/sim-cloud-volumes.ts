@@ -4,19 +4,10 @@
  * and carries its files; it attaches only in its instance's zone, to a free device.
  */
 import { ExternalError } from '../errors.js';
-import type { Cloud } from '../ports/cloud.js';
+import type { CloudStorageCalls } from '../ports/cloud.js';
 import { copyFiles, type SimCloudState } from './sim-cloud-state.js';
 
-export type SimCloudVolumes = Pick<
-  Cloud,
-  | 'createSnapshot'
-  | 'describeSnapshot'
-  | 'waitSnapshotCompleted'
-  | 'createVolume'
-  | 'waitVolumeAvailable'
-  | 'attachVolume'
-  | 'waitVolumeInUse'
->;
+export type SimCloudVolumes = CloudStorageCalls;
 
 export function createSimCloudVolumes(state: SimCloudState): SimCloudVolumes {
   const { clock, delays } = state;

@@ -130,7 +130,7 @@ function protectionSection(protection: readonly CnProtection[]): Block {
     const icon = isProtected(p) ? ':large_green_circle:' : ':large_yellow_circle:';
     const roles = p.rolesRunId === 'config' ? '' : ` (roles from run \`${escapeText(p.rolesRunId)}\`)`;
     const failures = p.checkFailures?.length
-      ? ` · last check: ${escapeText(p.checkFailures.join('; ').slice(0, 200))}`
+      ? ` · last check: ${escapeText(redactThenTruncate(p.checkFailures.join('; '), 200))}`
       : '';
     return `${icon} *${escapeText(p.cn)}* served by ${escapeText(p.servedBy)} — ${escapeText(describeProtection(p))}${roles}${failures}`;
   });

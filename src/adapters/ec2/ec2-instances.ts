@@ -10,22 +10,18 @@ import {
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import { ExternalError } from '../../errors.js';
-import type { Cloud, InstanceInfo, InstanceState, LaunchSpec } from '../../ports/cloud.js';
+import type {
+  Cloud,
+  CloudInstanceCalls,
+  InstanceInfo,
+  InstanceState,
+  LaunchSpec,
+} from '../../ports/cloud.js';
 import { call, fromTagList, requireRunTag, tagSpecs, type Ec2Context } from './ec2-context.js';
 import { INSTANCES, describeOne } from './ec2-resources.js';
 import { waitFor } from './ec2-wait.js';
 
-export type InstanceOps = Pick<
-  Cloud,
-  | 'describeInstance'
-  | 'describeInstanceVolumes'
-  | 'stopInstance'
-  | 'waitInstanceStopped'
-  | 'runInstance'
-  | 'waitInstanceRunning'
-  | 'terminateInstance'
-  | 'waitInstanceTerminated'
->;
+export type InstanceOps = CloudInstanceCalls & Pick<Cloud, 'terminateInstance' | 'waitInstanceTerminated'>;
 
 const INSTANCE_STATES: readonly InstanceState[] = [
   'pending',

@@ -9,23 +9,12 @@ import {
   waitUntilVolumeAvailable,
   waitUntilVolumeInUse,
 } from '@aws-sdk/client-ec2';
-import type { Cloud } from '../../ports/cloud.js';
+import type { Cloud, CloudStorageCalls } from '../../ports/cloud.js';
 import { call, callForId, requireRunTag, tagSpecs, type Ec2Context } from './ec2-context.js';
 import { SNAPSHOTS, VOLUMES, describeOne } from './ec2-resources.js';
 import { waitFor } from './ec2-wait.js';
 
-export type StorageOps = Pick<
-  Cloud,
-  | 'createSnapshot'
-  | 'describeSnapshot'
-  | 'waitSnapshotCompleted'
-  | 'createVolume'
-  | 'waitVolumeAvailable'
-  | 'attachVolume'
-  | 'waitVolumeInUse'
-  | 'deleteVolume'
-  | 'deleteSnapshot'
->;
+export type StorageOps = CloudStorageCalls & Pick<Cloud, 'deleteVolume' | 'deleteSnapshot'>;
 
 export function createStorageOps(ctx: Ec2Context): StorageOps {
   const { client, log } = ctx;
