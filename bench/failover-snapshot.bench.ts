@@ -28,6 +28,7 @@ import {
   SNAPSHOT_IDS,
   prepareSnapshotCell,
   snapshotLabRunbooks,
+  snapshotLabPaths,
   snapshotOverrides,
   startSnapshotEndpoint,
   startSnapshotLab,
@@ -91,6 +92,7 @@ async function oneRun(redisUrl: string): Promise<Sample> {
       prefix: `cellops:bench:snapshot:${randomBytes(4).toString('hex')}:`,
       logger,
       overrides: snapshotOverrides(lab),
+      adjust: snapshotLabPaths(lab),
       cloud,
       runbooks: snapshotLabRunbooks(),
     });

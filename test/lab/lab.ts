@@ -505,6 +505,10 @@ case "$action" in
   restart) do_stop && do_start ;;
   is-active)
     if running; then echo active; else echo inactive; exit 3; fi ;;
+  enable) touch "$root/lab/enabled" ;;
+  disable) rm -f "$root/lab/enabled" ;;
+  is-enabled)
+    if [ -f "$root/lab/enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
   status)
     if running; then echo "* $service.service - lab stand-in"; echo "   Active: active (running)"; tail -n 5 "$root/lab/$service.out"
     else echo "* $service.service - lab stand-in"; echo "   Active: inactive (dead)"; exit 3; fi ;;

@@ -226,6 +226,12 @@ export interface LabFailoverOptions {
   /** Unique per test. */
   readonly prefix: string;
   readonly overrides?: LabConfigObject;
+  /**
+   * Applied to the resolved configuration, after the schema checked it: lab hosts share one filesystem,
+   * so a path that must be a device node on a real host (a volume's /dev/sdf) lives under the host's root
+   * in the lab, which the schema rightly refuses.
+   */
+  readonly adjust?: (config: CellopsConfig) => CellopsConfig;
   /** Called for every approval request; default: approve at once. */
   readonly onApproval?: (request: ApprovalRequest) => Promise<void>;
   /** Default: a captured pino logger (see logText). */
@@ -239,7 +245,8 @@ export interface LabFailoverOptions {
 export function startLabFailover(options: LabFailoverOptions): LabFailover {
   const { lab, prefix } = options;
   const raw = labConfig(lab, { redis: { prefix }, ...options.overrides });
-  const config = resolveConfig(configSchema.parse(raw));
+  const parsed = resolveConfig(configSchema.parse(raw));
+  const config = options.adjust ? options.adjust(parsed) : parsed;
   const captured = captureLog();
   const logger = options.logger ?? captured.logger;
   const redis = testRedis(options.redisUrl);

@@ -16,6 +16,7 @@
  * The replacement mounts the volume at cn2's DATA_DIR path inside its own mount namespace, so the shared
  * lab file system is untouched; `inReplacement` runs a command there to look.
  */
+import type { CellopsConfig } from '../../src/config/config.js';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { snapshotFailoverSteps } from '../../src/runbooks/failover-snapshot.js';
@@ -95,6 +96,20 @@ export function dataDevice(lab: Lab): string {
   return join(lab.host('cn2r').root, 'dev', 'sdf');
 }
 
+/**
+ * The resolved configuration with the replacement's data device under its lab root: the attach hook
+ * links that path to the loop device holding the restored volume.
+ */
+export function snapshotLabPaths(lab: Lab): (config: CellopsConfig) => CellopsConfig {
+  return (config) => {
+    const cn2 = config.nodes.cn2;
+    const launch = cn2?.failover?.launch;
+    if (!cn2?.failover || !launch) return config;
+    const failover = { ...cn2.failover, launch: { ...launch, dataDevice: dataDevice(lab) } };
+    return { ...config, nodes: { ...config.nodes, cn2: { ...cn2, failover } } };
+  };
+}
+
 /** Cell state the run starts from: cn2 lags, pn1 holds chaindata, the backup of cn2's key is on pn2. */
 export async function prepareSnapshotCell(lab: Lab): Promise<void> {
   const pn1 = lab.host('pn1');
@@ -126,7 +141,8 @@ export function snapshotOverrides(lab: Lab): LabConfigObject {
             instanceType: 'm6i.2xlarge',
             subnetId: SNAPSHOT_IDS.subnet,
             securityGroupIds: [SNAPSHOT_IDS.sg],
-            dataDevice: dataDevice(lab),
+            // A real device name for the schema; snapshotLabPaths points it into the replacement's root.
+            dataDevice: '/dev/sdf',
             hostKeys: 'console',
           },
           snapshotFrom: ['pn1'],

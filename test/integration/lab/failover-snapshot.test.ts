@@ -24,6 +24,7 @@ import {
   inReplacement,
   prepareSnapshotCell,
   snapshotLabRunbooks,
+  snapshotLabPaths,
   snapshotOverrides,
   startSnapshotEndpoint,
   startSnapshotLab,
@@ -69,6 +70,7 @@ async function failover(consoleKeys?: readonly string[]): Promise<Failover> {
     prefix,
     logger,
     overrides: snapshotOverrides(lab),
+    adjust: snapshotLabPaths(lab),
     cloud: ec2.cloud,
     runbooks: snapshotLabRunbooks(),
   });
