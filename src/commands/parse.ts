@@ -1,5 +1,5 @@
 /**
- * Strict parsers for `/failover` and `/cell` (DESIGN.md §5). Slack text is untrusted: it is checked
+ * Strict parsers for `/failover` and `/cell` (README §Commands). Slack text is untrusted: it is checked
  * character by character, every word must be expected, and node names must be in the inventory with the
  * right role. The parsed result carries only inventory names, enum values and numbers, so no text from
  * Slack can reach a shell. Errors are InputError with the correct usage attached.

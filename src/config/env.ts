@@ -1,6 +1,6 @@
 /**
- * The environment of DESIGN.md §6 as a pure function of an `env` object (probot's way), so tests pass
- * their own. Secrets are kept as they are, and never printed: see `describeEnv`.
+ * The environment of the README's variable table as a pure function of an `env` object (probot's way), so
+ * tests pass their own. Secrets are kept as they are, and never printed: see `describeEnv`.
  */
 import { ConfigError } from '../errors.js';
 import { parseRedisUrl, redactRedisUrl } from '../infra/redis-url.js';

@@ -1,6 +1,7 @@
 /**
- * The one schema for cellops.yaml (DESIGN.md §6). Every key is documented here with its unit and default;
- * cellops.example.yaml shows them all. Durations are strings in YAML and milliseconds (`…Ms`) after parsing.
+ * The one schema for cellops.yaml (README §Running it for a real cell). Every key is documented here with its
+ * unit and default; cellops.example.yaml shows them all. Durations are strings in YAML and milliseconds
+ * (`…Ms`) after parsing.
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';

@@ -1,6 +1,7 @@
 /**
  * CellState kept in process memory: for unit tests and the sandbox. Production keeps it in Redis, because
- * a role recorded only in one process's memory would be lost with it (DESIGN.md §7).
+ * a role recorded only in one process's memory would be lost with it (docs/architecture.md §What lives where
+ * at run time).
  */
 import {
   assignmentOf,

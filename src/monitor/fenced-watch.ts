@@ -1,7 +1,7 @@
 /**
- * Watching the machine a failover fenced (DESIGN §2.1–2.2, issue 10): once a CN's role moved, its old
- * machine must stay down. Every `everyMs` the leader looks, for each role whose cell state records a
- * fenced machine:
+ * Watching the machine a failover fenced (docs/runbooks.md: the last step of both failover modes, and §After
+ * the failover): once a CN's role moved, its old machine must stay down. Every `everyMs` the leader looks,
+ * for each role whose cell state records a fenced machine:
  * - its EC2 instance started again (pending or running);
  * - kcnd running again on it (systemd active, or a kcn process outside systemd), over SSH when it answers;
  * - the CN's node address answering from anywhere but its new server: the old machine, or any other node

@@ -1,6 +1,7 @@
 /**
- * How well each CN is protected against its next failure (DESIGN.md §2.4), worked out by the leader every
- * round from the roles, the standby's probes, the recorded backup and image, and the last readiness check:
+ * How well each CN is protected against its next failure (README §After a failover: a protected cell again),
+ * worked out by the leader every round from the roles, the standby's probes, the recorded backup and image,
+ * and the last readiness check:
  * - standby mode: standby ready / no standby / standby lagging / standby down / not yet known;
  * - the nodekey backup: recorded / missing / stale (the last check found it differs);
  * - snapshot mode: the machine image fresh / missing / stale (older than the roles — a failover replaced

@@ -1,5 +1,5 @@
 /**
- * Who may start runs, approve steps, and abort or resume runs (DESIGN.md §3, STYLE.md 6): decided here,
+ * Who may start runs, approve steps, and abort or resume runs (README §The life of a run): decided here,
  * in the engine, never in Slack handlers. Users come from configuration, directly or through Slack user
  * groups read with a directory port (the bot's adapter caches usergroups.users.list).
  */

@@ -1,7 +1,7 @@
 /**
- * `backup-nodekey <cn>` (DESIGN.md §2.3): copies the key the active CN really runs to the configured backup
- * location, through memory and stdin with mode 0600, verifies it by checksum, and records the checksum, node
- * ID and address (never the key) so that a failover can tell the backup has not changed.
+ * `backup-nodekey <cn>` (docs/runbooks.md §backup-nodekey): copies the key the active CN really runs to the
+ * configured backup location, through memory and stdin with mode 0600, verifies it by checksum, and records
+ * the checksum, node ID and address (never the key) so that a failover can tell the backup has not changed.
  *
  * "The key the CN really runs": the legacy `$DATA_DIR/nodekey` when present (kcnd loads it first), else
  * `$DATA_DIR/klay/nodekey`, cross-checked against the address the running node reports.

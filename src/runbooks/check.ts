@@ -1,5 +1,5 @@
 /**
- * `check <cn>` (DESIGN.md §2.3): is the cell ready to fail this CN over? Read-only; each readiness
+ * `check <cn>` (docs/runbooks.md §check): is the cell ready to fail this CN over? Read-only; each readiness
  * condition is one step, and a condition that does not hold fails its step with what to fix
  * (ReadinessCheckError), which the scheduler turns into an alert.
  */

@@ -1,6 +1,7 @@
 /**
- * `cleanup <run>` (DESIGN.md §2.4): removes what a snapshot-mode failover (or an image run) created and
- * left behind — a replacement instance, restored volumes, the chaindata snapshot — with an approval.
+ * `cleanup <run>` (docs/runbooks.md §cleanup): removes what a snapshot-mode failover (or an image run)
+ * created and left behind — a replacement instance, restored volumes, the chaindata snapshot — with an
+ * approval.
  *
  * Only resources tagged `cellops:run-id=<run>` are touched, found by that tag; never the instance that
  * serves a CN role now (a successful failover's replacement carries the tag too) nor a volume attached to

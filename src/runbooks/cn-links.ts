@@ -1,8 +1,9 @@
 /**
- * How the PNs reach a CN, and keeping that link when the CN moves to a new machine (DESIGN §2.2 step 9).
- * PNs dial the CN by the kni URLs in their static-nodes.json: when those name the CN's Elastic IP, moving
- * the EIP is enough; when they name a private address, only a secondary private IP can follow the CN
- * (`nodes.<cn>.failover.privateIp`): a primary one stays with the failed instance.
+ * How the PNs reach a CN, and keeping that link when the CN moves to a new machine (docs/runbooks.md
+ * §Snapshot failover, steps `preflight` and `move-ip`). PNs dial the CN by the kni URLs in their
+ * static-nodes.json: when those name the CN's Elastic IP, moving the EIP is enough; when they name a private
+ * address, only a secondary private IP can follow the CN (`nodes.<cn>.failover.privateIp`): a primary one
+ * stays with the failed instance.
  */
 import type { FailoverContext } from './failover-params.js';
 import type { CellopsConfig } from '../config/config.js';

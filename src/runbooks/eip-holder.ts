@@ -1,8 +1,9 @@
 /**
- * Who holds the Elastic IP before a failover moves it (DESIGN §2.2 step 1 and 9): the failed CN's recorded
- * instance, nothing, or the machine taking over (a resumed run) are expected. Any other holder means the
- * configuration or the cell is not what cellops believes — the allocation id may be another service's —
- * and an approver must confirm in so many words before the address is taken from it.
+ * Who holds the Elastic IP before a failover moves it (docs/runbooks.md §Snapshot failover, `preflight` and
+ * `confirm-eip-holder`): the failed CN's recorded instance, nothing, or the machine taking over (a resumed
+ * run) are expected. Any other holder means the configuration or the cell is not what cellops believes — the
+ * allocation id may be another service's — and an approver must confirm in so many words before the address
+ * is taken from it.
  */
 import type { FailoverContext, FailoverPlan, FailoverStep } from './failover-params.js';
 import { SafetyGateError } from '../errors.js';

@@ -1,7 +1,8 @@
 /**
- * `failover` in mode `snapshot` (DESIGN.md §2.2; the "Machine Image & Snapshot" procedure of the Kaia HA
- * guide): replace a failed CN on EC2 with a new instance launched from the CN's machine image and a data
- * volume restored from a PN's chaindata snapshot, then give it the failed CN's nodekey and addresses.
+ * `failover` in mode `snapshot` (docs/runbooks.md §Snapshot failover; the "Machine Image & Snapshot"
+ * procedure of the Kaia HA guide): replace a failed CN on EC2 with a new instance launched from the CN's
+ * machine image and a data volume restored from a PN's chaindata snapshot, then give it the failed CN's
+ * nodekey and addresses.
  *
  * Shape of the run, and why:
  * - The PN's data: kpnd stopped (and no kpn left), `sync` (and fsfreeze when configured), CreateSnapshot,
@@ -53,7 +54,10 @@ import {
 } from './snapshot-preflight.js';
 import { SafetyGateError } from '../errors.js';
 
-/** The steps of DESIGN.md §2.2, in order; every step after the preflight lists what a failure left. */
+/**
+ * The steps of docs/runbooks.md §Snapshot failover, in order; every step after the preflight lists what a
+ * failure left.
+ */
 export function snapshotFailoverSteps(
   options: FailoverOptions<SnapshotFailoverTimings> = {},
 ): FailoverStep[] {

@@ -1,8 +1,8 @@
 /**
- * `failover` in mode standby (DESIGN.md §2.1): the active-standby procedure of the Kaia HA guide, with the
- * safety the guide leaves out — fencing the failed CN before its key starts anywhere else, validating the
- * backup key, refusing a legacy `$DATA_DIR/nodekey` that would shadow the installed one, carrying the
- * bls-nodekey, and checking after start that the standby really runs as the failed CN.
+ * `failover` in mode standby (docs/runbooks.md §Standby failover): the active-standby procedure of the Kaia
+ * HA guide, with the safety the guide leaves out — fencing the failed CN before its key starts anywhere else,
+ * validating the backup key, refusing a legacy `$DATA_DIR/nodekey` that would shadow the installed one,
+ * carrying the bls-nodekey, and checking after start that the standby really runs as the failed CN.
  *
  * Facts recorded (never a key): see STANDBY_FACTS. Files moved aside by a run are named
  * `<path>.cellops-<runId>`, so undo finds them without relying on facts.
@@ -55,7 +55,7 @@ import { describeVerify, takeoverHolds, verifyTakeover, type Takeover } from './
 import { HostError, SafetyGateError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
 
-/** The steps of DESIGN.md §2.1, in order. */
+/** The steps of docs/runbooks.md §Standby failover, in order. */
 export function standbyFailoverSteps(options: FailoverOptions<StandbyFailoverTimings> = {}): FailoverStep[] {
   const timings: StandbyFailoverTimings = { ...DEFAULT_STANDBY_TIMINGS, ...options.timings };
   return [

@@ -1,7 +1,7 @@
 /**
- * The `failover` runbook (DESIGN.md §2.1–2.2, §2.4): one id for both modes; the steps come from the mode,
- * which defaults to the CN's configured one. A requested mode that differs from the configuration is
- * refused rather than run against a cell not set up for it.
+ * The `failover` runbook (docs/runbooks.md §Standby failover, §Snapshot failover, §Switchover): one id for
+ * both modes; the steps come from the mode, which defaults to the CN's configured one. A requested mode that
+ * differs from the configuration is refused rather than run against a cell not set up for it.
  *
  * In standby mode the run follows the recorded roles, not the configuration's first layout: `prepare`
  * settles, when the run is requested, which machine serves the CN now (`active`) and which is its standby,

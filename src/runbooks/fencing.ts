@@ -211,9 +211,9 @@ export function instanceGone(state: string | undefined): boolean {
 }
 
 /**
- * Fences the failed CN in snapshot mode (DESIGN §2.2 step 8): the SSH fence when its host answers
- * (fenceOverSsh), then EC2 StopInstances, forced when it hangs, and it must then be SEEN stopped (or
- * gone): only after that may its nodekey be written anywhere. Throws unless it is.
+ * Fences the failed CN in snapshot mode (docs/runbooks.md §Snapshot failover, `fence-failed-cn`): the SSH
+ * fence when its host answers (fenceOverSsh), then EC2 StopInstances, forced when it hangs, and it must then
+ * be SEEN stopped (or gone): only after that may its nodekey be written anywhere. Throws unless it is.
  */
 export async function fenceFailedInstance(
   ctx: FailoverContext,

@@ -1,7 +1,7 @@
 /**
- * `image <cn>` (DESIGN.md §2.3; "Setup" of the HA guide's Machine Image & Snapshot procedure): a machine
- * image of the CN without its DATA_DIR volume, recorded as the CN's latest image so that a snapshot-mode
- * failover launches the replacement from it. Run after every configuration or software update.
+ * `image <cn>` (docs/runbooks.md §image; "Setup" of the HA guide's Machine Image & Snapshot procedure): a
+ * machine image of the CN without its DATA_DIR volume, recorded as the CN's latest image so that a
+ * snapshot-mode failover launches the replacement from it. Run after every configuration or software update.
  *
  * - The DATA_DIR volume is left out with a NoDevice mapping for the node's `dataDevice`. The preflight
  *   refuses when no volume is attached there (or another volume than the configured `dataVolumeId`):

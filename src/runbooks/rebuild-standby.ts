@@ -1,8 +1,8 @@
 /**
- * `/cell rebuild-standby <cn> [--host <node>]` (DESIGN.md §2.4): makes a machine the CN's standby again —
- * by default the one that served the CN before its last failover, which that failover fenced (kcnd
- * stopped, the CN's key moved aside). The machine gets an identity of its own (its former own key when a
- * failover kept it aside, else a fresh key made on the machine), lists the PNs in static-nodes.json, runs
+ * `/cell rebuild-standby <cn> [--host <node>]` (docs/runbooks.md §rebuild-standby): makes a machine the CN's
+ * standby again — by default the one that served the CN before its last failover, which that failover fenced
+ * (kcnd stopped, the CN's key moved aside). The machine gets an identity of its own (its former own key when
+ * a failover kept it aside, else a fresh key made on the machine), lists the PNs in static-nodes.json, runs
  * kcnd and is checked to run as itself, not as the CN, with PN peers and at the PNs' height. Then the roles
  * say it is the standby, and `/failover <cn>` works again.
  */

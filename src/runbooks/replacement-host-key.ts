@@ -1,6 +1,7 @@
 /**
  * The snapshot failover's step between launching the replacement and the first SSH command to it
- * (DESIGN.md §2.2 step 5): learn the replacement's SSH host key without trusting it on first use.
+ * (docs/runbooks.md §Snapshot failover, `replacement-host-key`): learn the replacement's SSH host key without
+ * trusting it on first use.
  *
  * - `hostKeys: console` (default): a stock image makes fresh host keys at first boot, which no known_hosts
  *   can list ahead. cloud-init prints them on the serial console, which only the EC2 API (and so only whoever

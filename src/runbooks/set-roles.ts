@@ -1,10 +1,10 @@
 /**
- * `roles <cn> set served-by=<node> standby=<node|none>` (DESIGN.md §2.4): records a change of roles made
- * by hand (a fail-back done outside cellops, a standby set up by hand), so that status, monitoring and the
- * next failover follow the truth. A claim is recorded only once it is checked: the machine said to serve
- * answers with the CN's node address, and the standby answers with an address of its own. The record
- * itself waits for an approval (it changes what the next failover acts on), and the run is audited like
- * any other.
+ * `roles <cn> set served-by=<node> standby=<node|none>` (docs/runbooks.md §set-roles): records a change of
+ * roles made by hand (a fail-back done outside cellops, a standby set up by hand), so that status, monitoring
+ * and the next failover follow the truth. A claim is recorded only once it is checked: the machine said to
+ * serve answers with the CN's node address, and the standby answers with an address of its own. The record
+ * itself waits for an approval (it changes what the next failover acts on), and the run is audited like any
+ * other.
  */
 import { z } from 'zod';
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';

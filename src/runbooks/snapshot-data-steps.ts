@@ -1,7 +1,8 @@
 /**
- * The snapshot failover's steps that prepare the replacement's data (DESIGN §2.2 steps 2–4, 6–7): a
- * consistent snapshot of a PN's DATA_DIR, the replacement launched meanwhile, the restored volume attached
- * and cleaned down to `klay/chaindata`. Nothing here touches the failed CN or its key.
+ * The snapshot failover's steps that prepare the replacement's data (docs/runbooks.md §Snapshot failover,
+ * `stop-pn` to `prepare-data`): a consistent snapshot of a PN's DATA_DIR, the replacement launched meanwhile,
+ * the restored volume attached and cleaned down to `klay/chaindata`. Nothing here touches the failed CN or
+ * its key.
  */
 import { factOf, peekFactOf, requireFactOf } from './shaped-facts.js';
 import type { FailoverContext, FailoverStep } from './failover-params.js';

@@ -1,9 +1,10 @@
 /**
- * The snapshot failover's steps that move the failed CN's identity (DESIGN §2.2 steps 8–10), in the order
- * that keeps it on one machine at a time: the failed CN's instance stopped and SEEN stopped before its key
- * is written anywhere; the key installed only on a replacement whose kcnd is stopped and disabled with no
- * kcn running; the Elastic IP (and the PNs' private address) moved; kcnd started only after an approval,
- * and only while the old instance is still stopped; then the strict verify both modes share.
+ * The snapshot failover's steps that move the failed CN's identity (docs/runbooks.md §Snapshot failover,
+ * `fence-failed-cn` to `verify`), in the order that keeps it on one machine at a time: the failed CN's
+ * instance stopped and SEEN stopped before its key is written anywhere; the key installed only on a
+ * replacement whose kcnd is stopped and disabled with no kcn running; the Elastic IP (and the PNs' private
+ * address) moved; kcnd started only after an approval, and only while the old instance is still stopped; then
+ * the strict verify both modes share.
  */
 import { factOf, peekFactOf, requireFactOf } from './shaped-facts.js';
 import type { FailoverContext, FailoverPlan, FailoverStep } from './failover-params.js';

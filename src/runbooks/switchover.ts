@@ -1,5 +1,6 @@
 /**
- * `/failover <cn> --switchover` (DESIGN.md §2.4): the planned move of a healthy CN to its healthy standby.
+ * `/failover <cn> --switchover` (docs/runbooks.md §Switchover): the planned move of a healthy CN to its
+ * healthy standby.
  *
  * Everything that can be prepared is done while the active still signs: the checks, the CN's key staged on
  * the standby under a name kcnd never loads, the address change worked out. Then one approved step holds

@@ -1,5 +1,5 @@
 /**
- * The step model and the run record (DESIGN.md §2–3). Runbooks declare steps; the engine
+ * The step model and the run record (docs/architecture.md §Floors). Runbooks declare steps; the engine
  * (src/runbooks/engine/engine.ts) runs them durably. Nothing here knows Slack, ssh2 or the AWS SDK.
  */
 import type { z } from 'zod';

@@ -1,8 +1,8 @@
 /**
- * Verify after start, one strict check for both failover modes (DESIGN §2.1 step 7, §2.2 step 10): the
- * machine that took over runs kcnd, reports the failed CN's node address, has CN and PN peers, reaches the
- * PNs' reference height, and signs as the failed CN within the deadline. Any of these failing fails the
- * run, whose undos then roll it back. All waits share one deadline.
+ * Verify after start, one strict check for both failover modes (docs/runbooks.md §Standby failover and
+ * §Snapshot failover, step `verify`): the machine that took over runs kcnd, reports the failed CN's node
+ * address, has CN and PN peers, reaches the PNs' reference height, and signs as the failed CN within the
+ * deadline. Any of these failing fails the run, whose undos then roll it back. All waits share one deadline.
  */
 import type { FailoverContext, FailoverPlan } from './failover-params.js';
 import type { HostRef } from '../ports/shell.js';

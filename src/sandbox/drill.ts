@@ -1,5 +1,5 @@
 /**
- * `/cell drill failover <cn>` and `/cell drill switchover <cn>` (sandbox only, DESIGN.md §5): a whole
+ * `/cell drill failover <cn>` and `/cell drill switchover <cn>` (sandbox only, README §Commands): a whole
  * standby failover or a planned switchover, rehearsed on the simulated cell, from wherever the recorded
  * roles put the CN now. For a failover, when the machine serving the CN is healthy the drill first stops
  * its kcnd — the failure being rehearsed — so the run's preflight sees a real failure rather than a forced

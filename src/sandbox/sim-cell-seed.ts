@@ -1,7 +1,8 @@
 /**
- * The sandbox's simulated Core Cell (DESIGN.md §1, `src/sandbox`): cn1 active with its standby cn1s (the
- * VIP moves as an `ip addr` alias), cn2 in cloud style (snapshot mode: an EC2 instance in the simulated EC2,
- * an Elastic IP, a recorded machine image), and two PNs, pn1 and pn2, following a chain of 1-second blocks.
+ * The sandbox's simulated Core Cell (README §Quick start, `src/sandbox`): cn1 active with its standby cn1s
+ * (the VIP moves as an `ip addr` alias), cn2 in cloud style (snapshot mode: an EC2 instance in the simulated
+ * EC2, an Elastic IP, a recorded machine image), and two PNs, pn1 and pn2, following a chain of 1-second
+ * blocks.
  *
  * Its configuration is YAML parsed by src/config/load.ts like a user's file, so the sandbox runs on a
  * configuration the bot would accept in production. Nodekeys are random per process and never shown;

@@ -1,6 +1,6 @@
 /**
  * The bot as operators run it: `src/main.ts` in its own process, configured only through the environment
- * and cellops.yaml (DESIGN.md §6), talking to a stand-in of Slack's Web API at SLACK_API_URL, a real
+ * and cellops.yaml (cellops.example.yaml), talking to a stand-in of Slack's Web API at SLACK_API_URL, a real
  * throwaway Redis and Prometheus stand-ins on loopback.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -1,8 +1,9 @@
 /**
- * The durable runbook engine (DESIGN.md §3): the public face used by src/commands, src/monitor and the
- * sandbox. It validates and authorizes requests, records decisions atomically, and hands each run to a
- * driver (run-driver.ts) in this process; recover() takes over runs whose driving process died.
- * The work is in run-start.ts, run-control.ts and run-recovery.ts, on one EngineState (engine-state.ts).
+ * The durable runbook engine (docs/architecture.md §Floors, README §The life of a run): the public face used
+ * by src/commands, src/monitor and the sandbox. It validates and authorizes requests, records decisions
+ * atomically, and hands each run to a driver (run-driver.ts) in this process; recover() takes over runs whose
+ * driving process died. The work is in run-start.ts, run-control.ts and run-recovery.ts, on one EngineState
+ * (engine-state.ts).
  *
  * Any replica may receive a click: decide(), abort() and resume() write to the store and publish a
  * notification; the process that drives the run acts on it. The replica that records a decision emits

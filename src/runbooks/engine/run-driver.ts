@@ -1,6 +1,6 @@
 /**
- * Drives one run from where its record stands to its end (DESIGN.md §3). The engine (engine.ts) starts a
- * driver for a new run, and for a run taken over from a process that died.
+ * Drives one run from where its record stands to its end (README §The life of a run). The engine (engine.ts)
+ * starts a driver for a new run, and for a run taken over from a process that died.
  *
  * The record is the checkpoint: it is saved (only while this process holds the run's owner lease) after
  * every state change, and events go to the observer after the save. Anything unexpected (Redis gone, a

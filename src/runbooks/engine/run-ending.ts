@@ -5,8 +5,8 @@
  *
  * A destructive step that failed (or was cut off) after it began acting may have done half its work: a key
  * written but not checked, an address added on one host only. Its own undo runs first, then those of the
- * completed steps in reverse (DESIGN §2.2). Undos are idempotent, so running one over work that never
- * happened, or again after a crash, does no harm.
+ * completed steps in reverse (docs/runbooks.md §How to read this page). Undos are idempotent, so running one
+ * over work that never happened, or again after a crash, does no harm.
  */
 import { describeError } from '../../errors.js';
 import { redactSecrets } from '../../infra/redact.js';

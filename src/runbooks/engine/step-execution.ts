@@ -3,9 +3,9 @@
  * what does not apply, the approval, then the fencing and abort checks right before it acts, its run with
  * retries, and its verify.
  *
- * An abort stops the run before the next step (DESIGN §3). A destructive step is let finish, bounded by
- * its timeout, because cutting it off half way (a key half swapped, an IP on both hosts) is worse than
- * completing it and undoing it; a read-only wait is simply interrupted. A lost lock or a hand-over
+ * An abort stops the run before the next step (README §The life of a run). A destructive step is let finish,
+ * bounded by its timeout, because cutting it off half way (a key half swapped, an IP on both hosts) is worse
+ * than completing it and undoing it; a read-only wait is simply interrupted. A lost lock or a hand-over
  * interrupts any step: someone else may be acting on the cell.
  */
 import { CellopsError, describeError } from '../../errors.js';

@@ -201,9 +201,9 @@ describe.skipIf(!canRun)(
       expect(endpoint.endpoint.instanceState(SNAPSHOT_IDS.cn2)).toBe('stopped');
     });
 
-    // Order of DESIGN.md §2.2, from recorded commands and API calls. The reordering of the steps is built on
-    // another branch (issue 10 items 2–4); these fail before it is merged.
-    describe('in the order of DESIGN §2.2', () => {
+    // Order of docs/runbooks.md §Snapshot failover, from recorded commands and API calls. The reordering of
+    // the steps is built on another branch (issue 10 items 2–4); these fail before it is merged.
+    describe('in the order of docs/runbooks.md §Snapshot failover', () => {
       it("answers StopInstances of the failed CN before cn2's key is written to the replacement", () => {
         const stop = answered(calls, 'StopInstances', SNAPSHOT_IDS.cn2);
         const write = toReplacement(f.h).find(

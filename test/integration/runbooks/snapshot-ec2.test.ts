@@ -398,7 +398,8 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     expect(stopIndex).toBeLessThan(associate);
     expect(events.slice(stopIndex, associate)).toContain(`ec2:DescribeInstances ${IDS.cn2}`);
     expect(associate).toBeLessThan(events.lastIndexOf('ssh cn2-replacement: sudo -n systemctl start kcnd'));
-    // Fence first (DESIGN 2.2): StopInstances answered and cn2 seen stopped before its key is written.
+    // Fence first (docs/runbooks.md §Snapshot failover): StopInstances answered and cn2 seen stopped before
+    // its key is written.
     const install = at(/^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*\/klay\/nodekey$/);
     expect(stopIndex).toBeLessThan(install);
     expect(events.slice(stopIndex, install)).toContain(`ec2:DescribeInstances ${IDS.cn2}`);

@@ -20,7 +20,7 @@ describe('configuration', () => {
     expect(config.redisPrefix).toBe('cellops:my-core-cell:');
   });
 
-  it('accepts the configuration exactly as DESIGN.md §6 shows it (users copy it)', () => {
+  it('accepts the configuration exactly as the short example users copy', () => {
     const text = readFileSync(new URL('../../fixtures/design-example.yaml', import.meta.url), 'utf8');
     const config = parseConfigText(text, 'design-example.yaml');
     expect(Object.keys(config.nodes)).toEqual(['cn1', 'cn1s', 'cn2', 'pn1']);

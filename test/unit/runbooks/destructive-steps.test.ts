@@ -1,9 +1,9 @@
 /**
- * Which steps of each runbook wait for an approval (DESIGN §3): the destructive ones and the manual ones.
- * The engine's tests use runbooks of their own, and the runbooks' tests call the steps directly without
- * the engine, so without this file a step made non-destructive by mistake (a standby failover moving the
- * VIP with nobody's approval) would pass every test. The lists are read from the registry's runbooks, as
- * the engine reads them.
+ * Which steps of each runbook wait for an approval (docs/runbooks.md §How to read this page): the destructive
+ * ones and the manual ones. The engine's tests use runbooks of their own, and the runbooks' tests call the
+ * steps directly without the engine, so without this file a step made non-destructive by mistake (a standby
+ * failover moving the VIP with nobody's approval) would pass every test. The lists are read from the
+ * registry's runbooks, as the engine reads them.
  */
 import { describe, expect, it } from 'vitest';
 import type { CellopsConfig } from '../../../src/config/config.js';
