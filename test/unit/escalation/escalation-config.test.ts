@@ -6,7 +6,7 @@ import { ConfigError } from '../../../src/errors.js';
 import { EXAMPLE, problemsOf, withChange } from '../../support/config-text.js';
 
 // The escalation section exactly as the design document shows it.
-const DESIGN_SECTION = `
+const CONTRACT_SECTION = `
 escalation:                      # optional; secrets only from the environment
   pagerduty: { routingKeyEnv: PAGERDUTY_ROUTING_KEY, url: https://events.pagerduty.com }   # POST {url}/v2/enqueue
   opsgenie: { apiKeyEnv: OPSGENIE_API_KEY, url: https://api.opsgenie.com }                 # /v2/alerts
@@ -26,7 +26,7 @@ describe('escalation configuration', () => {
   it('accepts the section as the design shows it and resolves it in milliseconds', () => {
     const doc = parse(EXAMPLE) as Record<string, unknown>;
     delete doc.escalation;
-    const config = parseConfigText(`${stringify(doc)}${DESIGN_SECTION}`, 'cellops.yaml');
+    const config = parseConfigText(`${stringify(doc)}${CONTRACT_SECTION}`, 'cellops.yaml');
     expect(config.escalation).toEqual({
       pagerduty: { routingKeyEnv: 'PAGERDUTY_ROUTING_KEY', url: 'https://events.pagerduty.com' },
       opsgenie: { apiKeyEnv: 'OPSGENIE_API_KEY', url: 'https://api.opsgenie.com' },
