@@ -123,4 +123,25 @@ describe('standby failover with an Elastic IP: who holds it', () => {
     expect(await holderNow()).toBe(FOREIGN);
     expect(cell.sim.host('cn1s').loadedAddress()).not.toBe(CN1_ADDRESS);
   });
+
+  it('a switchover refuses an Elastic IP held by a foreign instance in its preflight, before anything stops', async () => {
+    const { cell, cloud, config, holderNow } = setup(FOREIGN);
+    cell.sim.host('cn1').startDaemon();
+    const params: FailoverParams = { cn: 'cn1', force: false, switchover: true };
+    const commands = cell.sim.commands.length;
+    const result = await runSteps(failoverRunbook.steps(params, config), {
+      params,
+      config,
+      ports: { ...cell.ports, cloud },
+    });
+    expect(result.failedStep).toBe('preflight');
+    expect(String(result.error)).toContain(
+      `held by ${FOREIGN}, which is neither cn1's instance ${CN1_INSTANCE} nor cn1s's`,
+    );
+    expect(await holderNow()).toBe(FOREIGN);
+    expect(cell.sim.host('cn1').loadedAddress()).toBe(CN1_ADDRESS);
+    expect(cell.sim.commands.slice(commands).filter((c) => /systemctl (stop|start)/.test(c.command))).toEqual(
+      [],
+    );
+  });
 });
