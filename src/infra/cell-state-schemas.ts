@@ -5,16 +5,35 @@
  */
 import { z } from 'zod';
 import { SHAPES, shaped } from '../ports/cloud-shapes.js';
+import { parseHostPublicKey } from '../ports/host-key.js';
 import type { FencedMachine, ImageRecord, NodekeyBackupRecord } from '../ports/cell-state.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be a node name');
 const epochMs = z.number().int().nonnegative();
 const runId = z.string().min(1).max(64);
 
+/**
+ * Pinned SSH host keys, each `<type> <base64>` with no comment and a blob that decodes to its type: the
+ * SSH adapter trusts exactly these for the machine, so nothing else may pass.
+ */
+const hostKeys = z
+  .array(
+    z
+      .string()
+      .max(4096)
+      .refine((k) => {
+        const key = parseHostPublicKey(k);
+        return typeof key !== 'string' && key.line === k;
+      }, 'must be a host key "<type> <base64>"'),
+  )
+  .min(1)
+  .max(16);
+
 const fencedSchema: z.ZodType<FencedMachine> = z.looseObject({
   name,
   address: shaped(SHAPES.ipAddress),
   instanceId: shaped(SHAPES.instanceId).optional(),
+  hostKeys: hostKeys.optional(),
   nodeAddress: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a node address'),
 });
 
@@ -29,6 +48,7 @@ export const storedRolesSchema = z.looseObject({
   servedBy: name,
   address: shaped(SHAPES.ipAddress).optional(),
   instanceId: shaped(SHAPES.instanceId).optional(),
+  hostKeys: hostKeys.optional(),
   standby: name.optional(),
   formerServers: z.array(name).max(64).optional(),
   since: epochMs,

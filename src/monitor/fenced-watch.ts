@@ -61,7 +61,9 @@ const PROBE_MS = 5_000;
 
 /** Where the fenced machine's node answers: the CN's metrics/RPC endpoints at the machine's address. */
 function fencedEndpoint(cn: NodeInventoryEntry, fenced: FencedMachine): NodeEndpoint {
-  return fenced.address === cn.host.address ? cn.endpoint : replacementEndpoint(cn, fenced.address);
+  return fenced.address === cn.host.address
+    ? cn.endpoint
+    : replacementEndpoint(cn, fenced.address, fenced.hostKeys);
 }
 
 export function createFencedWatch(deps: FencedWatchDeps): FencedWatch {

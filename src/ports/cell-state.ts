@@ -19,6 +19,8 @@ export interface FencedMachine {
   /** Where SSH and the node's metrics/RPC reach it. */
   readonly address: string;
   readonly instanceId?: string;
+  /** Its pinned SSH host keys when it was a launched replacement (see CnRoles.hostKeys). */
+  readonly hostKeys?: readonly string[];
   /** The CN's node address, which must answer from nowhere but the role's new server. */
   readonly nodeAddress: string;
 }
@@ -32,6 +34,11 @@ export interface CnRoles {
   /** Address (IP) of the serving machine when it is not an inventory node. */
   readonly address?: string;
   readonly instanceId?: string;
+  /**
+   * The SSH host keys (`<type> <base64>`) pinned for the serving machine when it was launched (read from
+   * its console by a snapshot failover): every later SSH command to it pins them, known_hosts or not.
+   */
+  readonly hostKeys?: readonly string[];
   /** Inventory name of the machine ready to take the role over; absent: the CN has no standby. */
   readonly standby?: string;
   /**
@@ -59,6 +66,8 @@ export interface RoleChange {
   readonly servedBy: string;
   readonly address?: string;
   readonly instanceId?: string;
+  /** The serving machine's pinned SSH host keys (see CnRoles.hostKeys). */
+  readonly hostKeys?: readonly string[];
   /** Absent: the CN has no standby after this change (e.g. a failover used it up). */
   readonly standby?: string;
   /** The machine this change fenced (a failover); absent: nothing is fenced by it. */
@@ -79,6 +88,8 @@ export interface RoleAssignment {
   /** Address (IP) of the machine now serving, when it is not an inventory node. */
   readonly address?: string;
   readonly instanceId?: string;
+  /** The serving machine's pinned SSH host keys (see CnRoles.hostKeys). */
+  readonly hostKeys?: readonly string[];
   /**
    * Inventory name of the machine ready to take the role over (recorded by rebuild-standby). Absent: no
    * standby is ready — right after a failover, until one is rebuilt. A role never recorded has the
@@ -184,6 +195,7 @@ export function nextRoles(previous: CnRoles | undefined, change: RoleChange, ver
     servedBy: change.servedBy,
     ...(change.address === undefined ? {} : { address: change.address }),
     ...(change.instanceId === undefined ? {} : { instanceId: change.instanceId }),
+    ...(change.hostKeys === undefined ? {} : { hostKeys: change.hostKeys }),
     ...(change.standby === undefined ? {} : { standby: change.standby }),
     formerServers: former.slice(0, FORMER_SERVERS_LIMIT),
     since: change.at,
@@ -202,6 +214,7 @@ export function assignmentOf(roles: CnRoles): RoleAssignment {
     servedBy: roles.servedBy,
     ...(roles.address === undefined ? {} : { address: roles.address }),
     ...(roles.instanceId === undefined ? {} : { instanceId: roles.instanceId }),
+    ...(roles.hostKeys === undefined ? {} : { hostKeys: roles.hostKeys }),
     ...(roles.standby === undefined ? {} : { standby: roles.standby }),
     ...(roles.formerServers[0] === undefined ? {} : { previous: roles.formerServers[0] }),
     since: roles.since,
@@ -221,6 +234,7 @@ export function changeOfAssignment(previous: CnRoles | undefined, a: RoleAssignm
     servedBy: a.servedBy,
     ...(a.address === undefined ? {} : { address: a.address }),
     ...(a.instanceId === undefined ? {} : { instanceId: a.instanceId }),
+    ...(a.hostKeys === undefined ? {} : { hostKeys: a.hostKeys }),
     ...(standby === undefined || standby === a.servedBy ? {} : { standby }),
     at: a.since,
     runId: a.runId,

@@ -10,6 +10,7 @@ import { readKeyFile } from './key-files.js';
 import { asidePath, nodeKeyPaths, type NodeOps } from './node-ops.js';
 import { describeNodekeyProblem, isBlsKey, nodekeyChecksum } from './nodekey.js';
 import { ExternalError, SafetyGateError } from '../errors.js';
+import { servedHostOf } from './image-content.js';
 
 /** Facts this runbook records: where the key was found and what it is (never the key). */
 export const BACKUP_FACTS = {
@@ -21,17 +22,22 @@ export const BACKUP_FACTS = {
   checksum: 'checksum',
 } as const;
 
-/** The machine serving the CN role now: the configured CN, or the standby recorded by a failover. */
+/**
+ * The machine serving the CN role now: the configured CN, the standby recorded by a failover, or the
+ * replacement a snapshot failover launched (reached at its address with its pinned host keys).
+ */
 export async function sourceNode(ctx: CnContext, t: CnTarget): Promise<NodeInventoryEntry> {
   const role = await ctx.ports.state.role(t.cn.name);
   const servedBy = role ? ctx.config.nodes[role.servedBy] : undefined;
-  return servedBy ?? t.cn;
+  return servedBy ?? { ...t.cn, host: servedHostOf(t.cn, role) };
 }
 
-/** The node the key was located on (recorded by locate-key), else the configured CN. */
-export function sourceOf(ctx: CnContext, t: CnTarget): NodeInventoryEntry {
+/** The node the key was located on (recorded by locate-key), else the machine serving the CN. */
+export async function sourceOf(ctx: CnContext, t: CnTarget): Promise<NodeInventoryEntry> {
   const name = ctx.fact<string>(BACKUP_FACTS.source);
-  return (name ? ctx.config.nodes[name] : undefined) ?? t.cn;
+  const node = name ? ctx.config.nodes[name] : undefined;
+  // The CN's own name also stands for a replacement serving it: its host comes from the role.
+  return node !== undefined && node.name !== t.cn.name ? node : sourceNode(ctx, t);
 }
 
 export async function readValidKey(ops: NodeOps, node: NodeInventoryEntry, path: string): Promise<string> {

@@ -125,7 +125,7 @@ const copyKey: CnStep = {
   async run(ctx) {
     const t = cnTargetOf(ctx);
     const ops = opsOf(ctx);
-    const node = sourceOf(ctx, t);
+    const node = await sourceOf(ctx, t);
     const path = ctx.fact<string>(BACKUP_FACTS.sourcePath) ?? nodeKeyPaths(node.dataDir).nodekey;
     const key = await readValidKey(ops, node, path);
     const checksum = nodekeyChecksum(key);
@@ -160,7 +160,7 @@ const copyKey: CnStep = {
     const blsBackup = await ops.sha256(t.backupHost.host, blsBackupPath(t.backupPath));
     const blsPath = ctx.fact<string | null>(BACKUP_FACTS.blsPath);
     if (!blsPath) return blsBackup === undefined;
-    const blsSource = await ops.sha256(sourceOf(ctx, t).host, blsPath);
+    const blsSource = await ops.sha256((await sourceOf(ctx, t)).host, blsPath);
     return blsSource !== undefined && blsSource === blsBackup;
   },
   async undo(ctx) {

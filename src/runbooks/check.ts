@@ -18,9 +18,10 @@ import {
   cnAddress,
   describeStandbyCondition,
   isStandbyMode,
+  hasRecordedStandby,
   reaching,
+  recordedStandbyOf,
   staticNodesPaths,
-  standbyOf,
 } from './check-conditions.js';
 import { replacementHostKeyCondition } from './check-host-keys.js';
 import { keyFileAddress, keyLocation, presentLegacyKey, readKeyFile } from './key-files.js';
@@ -35,6 +36,7 @@ import {
   sameAddress,
 } from './nodekey.js';
 import { HostError, ReadinessCheckError } from '../errors.js';
+import { replacementEndpoint } from './replacement.js';
 import { contentChange, imageContentFiles, readImageContent, servingHost } from './image-content.js';
 
 export function checkSteps(): CnStep[] {
@@ -76,29 +78,24 @@ const standbyOwnKey: CnStep = {
     }),
   when: isStandbyMode,
   async run(ctx) {
-    const t = cnTargetOf(ctx);
-    const s = standbyOf(ctx, t);
+    const t = await recordedStandbyOf(ctx);
+    const s = t.standby;
     const ops = opsOf(ctx);
-    const role = await ctx.ports.state.role(t.cn.name);
-    if (role && role.servedBy !== t.cn.name)
-      throw new ReadinessCheckError(
-        `${t.cn.name} is served by ${role.servedBy} since run ${role.runId}: there is no standby left until one is set up again.`,
-      );
     const p = nodeKeyPaths(s.dataDir);
     const legacy = await reaching(() => presentLegacyKey(ops, s.host, s.dataDir));
     if (legacy === p.legacyNodekey)
       throw new ReadinessCheckError(
-        `${s.name} has a legacy nodekey at ${p.legacyNodekey}, which would shadow ${t.cn.name}'s key at failover: move it to ${p.nodekey}.`,
+        `${s.name} has a legacy nodekey at ${p.legacyNodekey}, which would shadow ${t.role}'s key at failover: move it to ${p.nodekey}.`,
       );
     // The failover refuses this one too: kcnd would load it instead of the installed bls-nodekey.
     if (legacy === p.legacyBlsNodekey)
       throw new ReadinessCheckError(
-        `${s.name} has a legacy bls-nodekey at ${p.legacyBlsNodekey}, which would shadow ${t.cn.name}'s BLS key at failover (its proposals would be rejected): move it to ${p.blsNodekey}.`,
+        `${s.name} has a legacy bls-nodekey at ${p.legacyBlsNodekey}, which would shadow ${t.role}'s BLS key at failover (its proposals would be rejected): move it to ${p.blsNodekey}.`,
       );
     const expected = await cnAddress(ctx, ops, t);
     if (expected === undefined)
       throw new ReadinessCheckError(
-        `${t.cn.name}'s address is unknown: no valid backup and none recorded; run /cell backup-nodekey ${t.cn.name}.`,
+        `${t.role}'s address is unknown: no valid backup and none recorded; run /cell backup-nodekey ${t.role}.`,
       );
     // kcnd.conf's --nodekey wins over DATA_DIR: that is the file the standby really runs.
     const { path: keyPath } = await reaching(() => keyLocation(ops, s.host, s.dataDir));
@@ -107,13 +104,15 @@ const standbyOwnKey: CnStep = {
     for (const own of [fileAddress, running])
       if (own !== undefined && sameAddress(own, expected))
         throw new ReadinessCheckError(
-          `${s.name} runs ${t.cn.name}'s key (${expected}): two nodes with one nodekey double-sign. Give ${s.name} its own key now.`,
+          `${s.name} runs ${t.role}'s key (${expected}): two nodes with one nodekey double-sign. Give ${s.name} its own key now.`,
         );
     if (fileAddress === undefined && running === undefined)
       throw new ReadinessCheckError(
         `${s.name}'s own key could not be read at ${keyPath} and the node does not report its address.`,
       );
-    ctx.output(`${s.name} runs ${running ?? fileAddress}, not ${t.cn.name}'s ${expected}`);
+    ctx.output(
+      `${s.name} runs ${running ?? fileAddress}, not ${t.role}'s ${expected} (served by ${t.cn.name})`,
+    );
   },
 };
 
@@ -131,10 +130,9 @@ const standbyStaticNodes: CnStep = {
         .map((pn) => `${pn.name} ${pn.host.address}`)
         .join(', ')}) is listed, since a standby with its own key syncs only through the PNs.`;
     }),
-  when: isStandbyMode,
+  when: hasRecordedStandby,
   async run(ctx) {
-    const t = cnTargetOf(ctx);
-    const s = standbyOf(ctx, t);
+    const s = (await recordedStandbyOf(ctx)).standby;
     const ops = opsOf(ctx);
     let found: { path: string; content: string } | undefined;
     for (const path of staticNodesPaths(s.dataDir)) {
@@ -179,10 +177,9 @@ const standbyInSync: CnStep = {
       (_t, s) =>
         `${onHost(s.host, nodeCommands.service(ctx.config, 'is-active', s.service))} says active and ${s.name}'s height is within ${ctx.config.monitor.lagBlocks} blocks of the PNs.`,
     ),
-  when: isStandbyMode,
+  when: hasRecordedStandby,
   async run(ctx) {
-    const t = cnTargetOf(ctx);
-    const s = standbyOf(ctx, t);
+    const s = (await recordedStandbyOf(ctx)).standby;
     if (!(await reaching(() => opsOf(ctx).isActive(s.host, s.service))))
       throw new ReadinessCheckError(`${s.service} is not running on the standby ${s.name}.`);
     const reference = await referenceHeight(ctx.ports, ctx.config, ctx.signal);
@@ -237,7 +234,13 @@ const backupMatches: CnStep = {
       );
     const address = nodeAddressFromKey(read.key);
     const role = await ctx.ports.state.role(t.cn.name);
-    const serving = (role ? ctx.config.nodes[role.servedBy] : undefined) ?? t.cn;
+    const served = role ? ctx.config.nodes[role.servedBy] : undefined;
+    // A replacement a snapshot failover launched is no inventory node: reached at its recorded address.
+    const serving =
+      served ??
+      (role?.address !== undefined && role.address !== t.cn.host.address
+        ? { name: role.servedBy, endpoint: replacementEndpoint(t.cn, role.address, role.hostKeys) }
+        : t.cn);
     const running = await reportedAddress(ctx.ports, serving.endpoint, ctx.signal);
     if (running === undefined)
       ctx.output(

@@ -63,6 +63,8 @@ export const SNAPSHOT_FACTS = {
   /** The machine serving the CN when the run started: its instance and address. */
   failedInstanceId: 'failedInstanceId',
   failedHost: 'failedHost',
+  /** The SSH host keys pinned for it when it is a replacement launched by an earlier failover. */
+  failedHostKeys: 'failedHostKeys',
   imageId: 'imageId',
   /** The PN whose data volume is snapshotted. */
   pn: 'pn',

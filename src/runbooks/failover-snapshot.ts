@@ -143,17 +143,20 @@ const record: FailoverStep = {
     const { instanceId, host } = replacementOf(ctx);
     const previous = await ctx.ports.state.role(ctx.params.cn);
     const failedInstanceId = requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId');
+    const failedKeys = ctx.fact<readonly string[]>(SNAPSHOT_FACTS.failedHostKeys);
     await ctx.ports.state.setRole({
       role: ctx.params.cn,
       servedBy: instanceId,
       address: host.address,
       instanceId,
+      ...(host.hostKeys === undefined ? {} : { hostKeys: host.hostKeys }),
       since: ctx.ports.clock.now(),
       runId: ctx.runId,
       fenced: {
         name: previous?.servedBy ?? ctx.params.cn,
         address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host'),
         instanceId: failedInstanceId,
+        ...(failedKeys === undefined ? {} : { hostKeys: failedKeys }),
         nodeAddress: requireFact<string>(ctx, SNAPSHOT_FACTS.failedAddress),
       },
     });

@@ -35,7 +35,9 @@ import {
   moveAliasIpBack,
   moveEip,
   moveEipBack,
+  standbyEipMoveOf,
 } from './standby-ip.js';
+import { confirmEipHolderStep } from './eip-holder.js';
 import {
   backupChecksumOf,
   installBackupKeys,
@@ -56,7 +58,12 @@ import { HostError, SafetyGateError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
 
 /** The steps of docs/runbooks.md §Standby failover, in order. */
-export function standbyFailoverSteps(options: FailoverOptions<StandbyFailoverTimings> = {}): FailoverStep[] {
+export function standbyFailoverSteps(
+  options: FailoverOptions<StandbyFailoverTimings> & {
+    /** The CN's IP is an Elastic IP: an approver confirms taking it from an unexpected holder. */
+    readonly eip?: boolean;
+  } = {},
+): FailoverStep[] {
   const timings: StandbyFailoverTimings = { ...DEFAULT_STANDBY_TIMINGS, ...options.timings };
   return [
     preflight(timings),
@@ -64,6 +71,7 @@ export function standbyFailoverSteps(options: FailoverOptions<StandbyFailoverTim
     confirmOldActiveOff,
     stopStandby,
     replaceNodekey,
+    ...(options.eip ? [confirmEipHolderStep(standbyEipMoveOf)] : []),
     moveIp,
     confirmIpMoved,
     startStandby,
@@ -349,7 +357,7 @@ const moveIp: FailoverStep = {
     }
     if (ip.method === 'eip')
       return [
-        `EC2 AssociateAddress ${ip.allocationId} → instance ${t.standby.instanceId ?? '(standby has no instanceId)'} with AllowReassociation, taking it from whichever instance holds it.`,
+        `Check that Elastic IP ${ip.allocationId} is held by ${t.cn.name}'s instance ${t.cn.instanceId ?? '(none configured)'}, by nothing, or by an instance an approver confirmed; then EC2 AssociateAddress ${ip.allocationId} → instance ${t.standby.instanceId ?? '(standby has no instanceId)'} with AllowReassociation.`,
         `Undo: associate it back with the instance that held it before.`,
       ].join('\n');
     return `Not needed here: ${t.cn.name} moves its IP by hand (next step).`;

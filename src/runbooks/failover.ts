@@ -58,8 +58,10 @@ export const failoverRunbook: RunbookDefinition<FailoverParams> = {
   steps(params, config) {
     const mode = resolveMode(config, params.cn, params.mode);
     if (mode === 'standby') {
-      standbyTargetOf({ config, params });
-      return params.switchover ? switchoverSteps() : standbyFailoverSteps();
+      const t = standbyTargetOf({ config, params });
+      return params.switchover
+        ? switchoverSteps()
+        : standbyFailoverSteps({ eip: t.failover.ip.method === 'eip' });
     }
     return snapshotFailoverSteps();
   },

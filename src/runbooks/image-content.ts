@@ -6,7 +6,7 @@
  * than the image that lacks it.
  */
 import type { NodeInventoryEntry } from '../config/config.js';
-import type { CellState } from '../ports/cell-state.js';
+import type { CellState, RoleAssignment } from '../ports/cell-state.js';
 import type { HostRef } from '../ports/shell.js';
 import { replacementHost } from './replacement.js';
 import type { NodeOps } from './node-ops.js';
@@ -31,9 +31,16 @@ export function imageContentFiles(node: NodeInventoryEntry): {
 
 /** The machine serving the CN now: the replacement recorded by a snapshot failover, else its own host. */
 export async function servingHost(state: CellState, cn: NodeInventoryEntry): Promise<HostRef> {
-  const role = await state.role(cn.name);
+  return servedHostOf(cn, await state.role(cn.name));
+}
+
+/**
+ * How SSH reaches the machine a recorded role names: a replacement at its address with the host keys
+ * pinned from its console when it was launched (recorded with the role), else the CN's own host.
+ */
+export function servedHostOf(cn: NodeInventoryEntry, role: RoleAssignment | undefined): HostRef {
   if (role?.address !== undefined && role.address !== cn.host.address)
-    return replacementHost(cn.name, role.address);
+    return replacementHost(cn.name, role.address, role.hostKeys);
   return cn.host;
 }
 

@@ -15,6 +15,7 @@
  */
 import type { CnContext, CnPlan, CnStep } from './failover-params.js';
 import type { NodeInventoryEntry } from '../config/config.js';
+import type { HostRef } from '../ports/shell.js';
 import type { RunbookDefinition } from './types.js';
 import { RUN_ID_TAG } from '../ports/cloud.js';
 import { CELL_LOCK, cnParamsSchema, type CnParams } from './failover-params.js';
@@ -25,7 +26,7 @@ import { KCND_CONF_PATH } from './kcnd-conf.js';
 import { keyLocation } from './key-files.js';
 import { mapHostError, opsOf } from './node-ops.js';
 import { CellopsError, InputError, SafetyGateError } from '../errors.js';
-import { imageContentFiles, readImageContent, servingHost } from './image-content.js';
+import { imageContentFiles, readImageContent, servedHostOf, servingHost } from './image-content.js';
 import { factOf, peekFactOf } from './shaped-facts.js';
 import { recordedRole } from './recorded-role.js';
 
@@ -119,7 +120,7 @@ const preflight: CnStep = {
       throw new SafetyGateError(
         `${instanceId} has ${atDevice.volumeId} at ${node.dataDevice}, not the configured DATA_DIR volume ${node.dataVolumeId}: check nodes.${cn}.dataDevice and dataVolumeId`,
       );
-    await refuseKeyOutsideDataDir(ctx, node, role?.address ?? node.host.address);
+    await refuseKeyOutsideDataDir(ctx, node, servedHostOf(node, role));
     ctx.output(
       `${cn} is ${instanceId} (${info.state}); DATA_DIR volume ${atDevice.volumeId} at ${dataDevice} will be left out; kept: ${
         volumes
@@ -164,9 +165,9 @@ function isUnder(path: string, dir: string): boolean {
 async function refuseKeyOutsideDataDir(
   ctx: CnContext,
   node: NodeInventoryEntry,
-  address: string,
+  host: HostRef,
 ): Promise<void> {
-  const host = { name: node.name, address };
+  const { address } = host;
   const location = await mapHostError(
     () => keyLocation(opsOf(ctx), host, node.dataDir),
     (error) =>

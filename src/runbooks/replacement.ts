@@ -59,6 +59,19 @@ export function replacementOf(ctx: FailoverContext): { instanceId: string; host:
 }
 
 /**
+ * The machine that served the CN when this run started, as the fence reaches it: a replacement an earlier
+ * failover launched carries the host keys pinned for it then (recorded with the role).
+ */
+export function failedHostOf(ctx: FailoverContext): HostRef {
+  const keys = ctx.fact<readonly string[]>(SNAPSHOT_FACTS.failedHostKeys);
+  return {
+    name: ctx.params.cn,
+    address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host'),
+    ...(keys === undefined ? {} : { hostKeys: keys }),
+  };
+}
+
+/**
  * A fresh instance answers SSH some time after `running`. Unreachable and timeouts are waited out; a
  * refused host key is not: either the host presents another key than the one pinned from its console
  * (not the instance we launched, or its keys were changed), or, without a pin, known_hosts has no entry

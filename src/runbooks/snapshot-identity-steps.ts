@@ -19,7 +19,7 @@ import { daemonState, fenceFailedInstance, instanceGone, requireFailedInstanceSt
 import { readBackupKeys } from './backup-keys.js';
 import { blsBackupPath, nodeCommands, nodeKeyPaths, opsOf, type NodeOps } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
-import { replacementEndpoint, replacementOf } from './replacement.js';
+import { failedHostOf, replacementEndpoint, replacementOf } from './replacement.js';
 import { replacementNode, requireReplacementQuiet } from './snapshot-data-steps.js';
 import { installBackupKeys, refuseLegacyKeys, replacementKeyPaths } from './snapshot-keys.js';
 import { describeVerify, takeoverHolds, verifyTakeover, type Takeover } from './verify-after-start.js';
@@ -57,7 +57,7 @@ export function fenceFailedCn(timings: SnapshotFailoverTimings): FailoverStep {
         ctx,
         {
           instanceId: requireFactOf(ctx, SNAPSHOT_FACTS.failedInstanceId, 'instanceId'),
-          host: { name: ctx.params.cn, address: requireFactOf(ctx, SNAPSHOT_FACTS.failedHost, 'host') },
+          host: failedHostOf(ctx),
           node: t.cn,
         },
         timings,

@@ -43,6 +43,9 @@ export async function locateFailedCn(ctx: FailoverContext, t: SnapshotTarget): P
   );
   ctx.setFact(SNAPSHOT_FACTS.failedInstanceId, failedInstanceId);
   ctx.setFact(SNAPSHOT_FACTS.failedHost, failedHost);
+  // A replacement an earlier failover launched is trusted by the keys pinned from its console then.
+  if (role?.address !== undefined && role.hostKeys !== undefined)
+    ctx.setFact(SNAPSHOT_FACTS.failedHostKeys, [...role.hostKeys]);
   return failedHost;
 }
 
@@ -56,7 +59,9 @@ export async function refuseIfHealthy(
 ): Promise<void> {
   const { cn } = ctx.params;
   const failedEndpoint =
-    failedHost === t.cn.host.address ? t.cn.endpoint : replacementEndpoint(t.cn, failedHost);
+    failedHost === t.cn.host.address
+      ? t.cn.endpoint
+      : replacementEndpoint(t.cn, failedHost, ctx.fact<readonly string[]>(SNAPSHOT_FACTS.failedHostKeys));
   try {
     const health = await ctx.ports.rpc.health(failedEndpoint, {
       timeoutMs: timings.probeMs,

@@ -3,9 +3,10 @@
  * standby") and back on undo: an alias address over SSH, or an Elastic IP through EC2. A manual move is a
  * person's job and has no helper.
  */
-import type { FailoverContext } from './failover-params.js';
+import type { FailoverContext, FailoverPlan } from './failover-params.js';
 import type { FailoverConfig } from '../config/schema.js';
-import type { StandbyTarget } from './cell-nodes.js';
+import { standbyTargetOf, type StandbyTarget } from './cell-nodes.js';
+import { requireEipMovable, type EipMove } from './eip-holder.js';
 import type { NodeInventoryEntry } from '../config/config.js';
 import { STANDBY_FACTS } from './failover-facts.js';
 import { ipOf, type NodeOps } from './node-ops.js';
@@ -133,17 +134,39 @@ export async function moveAliasIpBack(
   }
 }
 
-/** Associates the Elastic IP with the standby, remembering the instance that held it before. */
+/**
+ * The Elastic IP's move in standby mode: from the machine serving the CN (its configured instance, the
+ * serving machine being the recorded role's) to the standby.
+ */
+export function standbyEipMove(t: StandbyTarget, ip: ElasticIp): EipMove {
+  return {
+    allocationId: ip.allocationId,
+    ...(t.cn.instanceId === undefined ? {} : { failedInstanceId: t.cn.instanceId }),
+    ...(t.standby.instanceId === undefined ? {} : { takerInstanceId: t.standby.instanceId }),
+  };
+}
+
+/** The run's Elastic IP move, for the confirmation step; undefined when the CN's IP is no Elastic IP. */
+export function standbyEipMoveOf(ctx: FailoverPlan): EipMove | undefined {
+  const t = standbyTargetOf(ctx);
+  return t.failover.ip.method === 'eip' ? standbyEipMove(t, t.failover.ip) : undefined;
+}
+
+/**
+ * Associates the Elastic IP with the standby, remembering the instance that held it before. Only from
+ * the serving machine's instance, from nothing, or from the instance an approver confirmed
+ * (confirm-eip-holder): the allocation may be another service's.
+ */
 export async function moveEip(ctx: FailoverContext, t: StandbyTarget, ip: ElasticIp): Promise<void> {
   const instanceId = t.standby.instanceId;
   if (!instanceId)
     throw new SafetyGateError(`The standby ${t.standby.name} has no instanceId to move the Elastic IP to.`);
-  const before = await ctx.ports.cloud.describeAddress(ip.allocationId);
+  const before = await requireEipMovable(ctx, standbyEipMove(t, ip));
   if (ctx.fact(STANDBY_FACTS.ipPreviousInstance) === undefined)
-    ctx.setFact(STANDBY_FACTS.ipPreviousInstance, before?.instanceId ?? null);
+    ctx.setFact(STANDBY_FACTS.ipPreviousInstance, before.instanceId ?? null);
   await ctx.ports.cloud.associateAddress(ip.allocationId, instanceId);
   ctx.output(
-    `associated ${ip.allocationId}${before?.publicIp ? ` (${before.publicIp})` : ''} with ${instanceId}`,
+    `associated ${ip.allocationId}${before.publicIp ? ` (${before.publicIp})` : ''} with ${instanceId} (it was on ${before.instanceId ?? 'no instance'})`,
   );
 }
 

@@ -113,7 +113,7 @@ describe('the readiness schedule', () => {
     ]);
     const thread = alert ? threadTexts(t.chat, alert).join('\n') : '';
     expect(thread).toContain(
-      'Readiness check: The standby runs a key of its own: cn1 is served by cn1s since run run-f1',
+      'Readiness check: The standby runs a key of its own: cn1 has no standby — run /cell rebuild-standby cn1 (it is served by cn1s since run run-f1',
     );
     expect(t.cell.sim.violations).toEqual([]);
   });

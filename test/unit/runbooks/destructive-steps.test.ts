@@ -44,6 +44,25 @@ describe('the steps that wait for an approval', () => {
     ]);
   });
 
+  it('standby failover with an Elastic IP: an approver confirms an unexpected holder before the move', () => {
+    const config = createStandbyCell({
+      ip: { method: 'eip', allocationId: 'eipalloc-0123456789abcdef0' },
+    }).config;
+    const steps = stepsOf('failover', { cn: 'cn1' }, config);
+
+    expect(steps.destructive).toEqual([
+      'fence-old-active',
+      'confirm-old-active-off',
+      'stop-standby',
+      'replace-nodekey',
+      'confirm-eip-holder',
+      'move-ip',
+      'confirm-ip-moved',
+      'start-standby',
+    ]);
+    expect(steps.manual).toEqual(['confirm-old-active-off', 'confirm-eip-holder', 'confirm-ip-moved']);
+  });
+
   it('snapshot failover: stopping the PN, preparing its data, fencing, installing the nodekey, the IP and starting the identity', () => {
     const steps = stepsOf('failover', { cn: 'cn2' }, snapshotConfig());
 

@@ -3,6 +3,9 @@ import { ExternalError, SafetyGateError } from '../../../src/errors.js';
 import { createMemoryCellState } from '../../../src/infra/memory-cell-state.js';
 import type { Cloud } from '../../../src/ports/cloud.js';
 import type { NodeRpc } from '../../../src/ports/node-rpc.js';
+import type { HostRef, Shell } from '../../../src/ports/shell.js';
+import { checkSteps } from '../../../src/runbooks/check.js';
+import { imageSteps } from '../../../src/runbooks/image.js';
 import { snapshotFailoverSteps } from '../../../src/runbooks/failover-snapshot.js';
 import type { FailoverParams } from '../../../src/runbooks/failover-params.js';
 import { createSimCloud, type SimCloud } from '../../../src/sandbox/sim-cloud.js';
@@ -599,5 +602,38 @@ describe('failover in mode snapshot', () => {
       instanceId: IDS.cn2,
       nodeAddress: CN_ADDRESS,
     });
+  });
+
+  it("records the replacement's pinned host keys with its role, and later runbooks pin them over SSH", async () => {
+    const { sim, state, config, ports } = await setup();
+    const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
+    expect(result.error).toBeUndefined();
+    const instanceId = replacementId(sim);
+    const printed = sim.hostKeysOf(instanceId);
+    expect(printed.length).toBeGreaterThan(0);
+    const role = await state.role('cn2');
+    expect(role?.hostKeys).toEqual(printed);
+
+    // The image freshness check and the image runbook reach the replacement with that pin, not known_hosts.
+    const seen: HostRef[] = [];
+    const shell: Shell = {
+      exec: (host, command, options) => {
+        seen.push(host);
+        return ports.shell.exec(host, command, options);
+      },
+      close: () => ports.shell.close(),
+    };
+    const later = { ...ports, shell };
+    await runSteps(
+      checkSteps().filter((s) => s.id === 'image-fresh'),
+      { params: { cn: 'cn2' }, config, ports: later, undoOnFailure: false },
+    );
+    await runSteps(
+      imageSteps().filter((s) => s.id === 'preflight'),
+      { params: { cn: 'cn2' }, config, ports: later, undoOnFailure: false },
+    );
+    const toReplacement = seen.filter((h) => h.address === role?.address);
+    expect(toReplacement.length).toBeGreaterThan(1);
+    for (const host of toReplacement) expect(host.hostKeys).toEqual(printed);
   });
 });
