@@ -55,6 +55,6 @@ describe('node operations', () => {
     expect(await ops.processAlive(host, 'kcn')).toBe(false);
     sim.host('n1').faults.push({ match: /pgrep/, exitCode: 1, stderr: SUDO_REFUSED });
     await expect(ops.processAlive(host, 'kcn')).rejects.toBeInstanceOf(CommandFailedError);
-    expect(sim.commands.map((c) => c.command)).toContain('sudo -n pgrep -x kcn');
+    expect(sim.commands.map((c) => c.command)).toContain('sudo -n pgrep -x -- kcn');
   });
 });
