@@ -145,7 +145,7 @@ if [ -n "$uuid" ] && [ -n "$fstype" ]; then
   tmp=$(mktemp)
   awk -v mp="$mp" '$2 != mp' /etc/fstab > "$tmp"
   printf 'UUID=%s %s %s defaults,nofail 0 2\\n' "$uuid" "$mp" "$fstype" >> "$tmp"
-  cat "$tmp" > /etc/fstab; rm -f "$tmp"
+  cat -- "$tmp" > /etc/fstab; rm -f -- "$tmp"
 fi
 echo "mounted $src at $mp"`;
 
@@ -239,7 +239,7 @@ conf="$1"
 [ -e "$conf.cellops-orig" ] || cp -p -- "$conf" "$conf.cellops-orig"
 tmp=$(mktemp)
 D="$2" awk 'BEGIN{done=0} /^[[:space:]]*(export[[:space:]]+)?DATA_DIR=/{ if(!done){print "DATA_DIR=" ENVIRON["D"]; done=1}; next } {print} END{ if(!done) print "DATA_DIR=" ENVIRON["D"] }' "$conf" > "$tmp"
-cat "$tmp" > "$conf"; rm -f "$tmp"`;
+cat -- "$tmp" > "$conf"; rm -f -- "$tmp"`;
 
 /**
  * Makes DATA_DIR in kcnd.conf equal `dataDir`; returns the previous value. The original file is kept once
