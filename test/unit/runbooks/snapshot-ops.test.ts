@@ -12,8 +12,7 @@ import type { ExecResult, Shell } from '../../../src/ports/shell.js';
 import { keepOnlyChaindata, mountDataVolume } from '../../../src/runbooks/snapshot-ops.js';
 import { replacementKeyPaths } from '../../../src/runbooks/snapshot-keys.js';
 import { createNodeOps } from '../../../src/runbooks/node-ops.js';
-import { resolveConfig } from '../../../src/config/config.js';
-import { configSchema } from '../../../src/config/schema.js';
+import { testConfig } from '../../support/bot-fixtures.js';
 import { FakeShell } from '../../fakes/fake-shell.js';
 
 const HOST = { name: 'cn2r', address: '10.0.0.9' };
@@ -84,14 +83,7 @@ describe('the snapshot scripts that delete under DATA_DIR', () => {
 });
 
 describe("the replacement's key file", () => {
-  const config = resolveConfig(
-    configSchema.parse({
-      cell: 'c',
-      slack: { channel: 'C0TEST', approvers: { users: ['U0AAA'] } },
-      ssh: { user: 'ops', privateKey: '/k', knownHosts: '/h' },
-      nodes: { n1: { role: 'cn', host: '10.9.0.1' } },
-    }),
-  );
+  const config = testConfig();
   const conf = (additional: string) =>
     new FakeShell()
       .on('sudo -n test -e /etc/kcnd/conf/kcnd.conf', { exitCode: 0 })
