@@ -1,5 +1,5 @@
 /**
- * What kcnd.conf says about the node's key. There is no conf variable for the nodekey path: operators put
+ * What kcnd.conf says: its DATA_DIR, and the node's key. There is no conf variable for the nodekey path: operators put
  * `--nodekey FILE` (or, unsafely, `--nodekeyhex HEX`) in `ADDITIONAL`, which the init script appends to
  * kcn's command line. kcn then loads that file and ignores `$DATA_DIR/klay/nodekey` and the legacy
  * `$DATA_DIR/nodekey`, so fencing, backups and readiness must look there.
@@ -79,6 +79,14 @@ export function confVariables(conf: string): ReadonlyMap<string, string> {
     vars.set(a.name, a.append ? (vars.get(a.name) ?? '') + a.value : a.value);
   }
   return vars;
+}
+
+/**
+ * The DATA_DIR a sourced kcnd.conf (or kpnd.conf) ends up with: bash semantics, the last assignment wins.
+ * The one reader of DATA_DIR from a node's file, so the snapshot runbook, the sandbox and readiness agree.
+ */
+export function confDataDir(conf: string): string | undefined {
+  return confVariables(conf).get('DATA_DIR');
 }
 
 function expandDataDir(value: string, dataDir: string | undefined): string {

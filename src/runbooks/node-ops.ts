@@ -12,15 +12,18 @@
  */
 import type { HostRef, Shell, ExecResult } from '../ports/shell.js';
 import type { ShellCommand } from '../ports/shell-command.js';
-import { sh, shTemplate } from '../ports/shell-command.js';
+import { operand, sh, shTemplate } from '../ports/shell-command.js';
+import { assertDeletableInside } from '../config/plain-path.js';
 import type { CellopsConfig } from '../config/config.js';
 import { ExternalError, HostError } from '../errors.js';
-import { redactSecrets } from '../infra/redact.js';
+import { redactThenTruncate } from '../infra/redact.js';
 
 export type ServiceAction = 'start' | 'stop' | 'is-active' | 'enable' | 'disable';
 
 /** The files of a node's identity, in both the current and the legacy location (legacy wins in kcnd). */
 export interface NodeKeyPaths {
+  /** The DATA_DIR the files are in: the only place cellops deletes (`NodeOps.remove`). */
+  readonly dataDir: string;
   /** `$DATA_DIR/klay/nodekey`: where cellops installs keys. */
   readonly nodekey: string;
   /** `$DATA_DIR/nodekey`: legacy location that takes precedence over the one above when present. */
@@ -32,6 +35,7 @@ export interface NodeKeyPaths {
 export function nodeKeyPaths(dataDir: string): NodeKeyPaths {
   const base = dataDir.replace(/\/+$/, '');
   return {
+    dataDir: base,
     nodekey: `${base}/klay/nodekey`,
     legacyNodekey: `${base}/nodekey`,
     blsNodekey: `${base}/klay/bls-nodekey`,
@@ -59,27 +63,29 @@ export const nodeCommands = {
     return shTemplate(config.ssh.serviceCommand, { action, service });
   },
   exists(path: string): ShellCommand {
-    return sh`sudo -n test -e ${path}`;
+    return sh`sudo -n test -e ${operand(path)}`;
   },
   read(path: string): ShellCommand {
-    return sh`sudo -n cat ${path}`;
+    return sh`sudo -n cat -- ${path}`;
   },
   /** Content comes from stdin; `-D` creates the backup directory when missing. */
   write(path: string): ShellCommand {
-    return sh`sudo -n install -D -m 0600 /dev/stdin ${path}`;
+    return sh`sudo -n install -D -m 0600 -- /dev/stdin ${path}`;
   },
   sha256(path: string): ShellCommand {
-    return sh`sudo -n sha256sum ${path}`;
+    return sh`sudo -n sha256sum -- ${path}`;
   },
   /** Modification time in seconds since the epoch. */
   mtime(path: string): ShellCommand {
-    return sh`sudo -n stat -c %Y ${path}`;
+    return sh`sudo -n stat -c %Y -- ${path}`;
   },
   move(from: string, to: string): ShellCommand {
-    return sh`sudo -n mv ${from} ${to}`;
+    return sh`sudo -n mv -- ${from} ${to}`;
   },
-  remove(path: string): ShellCommand {
-    return sh`sudo -n rm -f ${path}`;
+  /** Only ever strictly inside the node's DATA_DIR: a path from a stored fact or a typo cannot widen it. */
+  remove(path: string, dataDir: string): ShellCommand {
+    assertDeletableInside(path, dataDir);
+    return sh`sudo -n rm -f -- ${path}`;
   },
   ipAddr(action: 'add' | 'del', cidr: string, device: string): ShellCommand {
     return action === 'add'
@@ -100,8 +106,8 @@ export const nodeCommands = {
   /** Freezes (`-f`) or thaws (`-u`) the file system mounted at `mountPoint`: writes block meanwhile. */
   fsfreeze(action: 'freeze' | 'unfreeze', mountPoint: string): ShellCommand {
     return action === 'freeze'
-      ? sh`sudo -n fsfreeze -f ${mountPoint}`
-      : sh`sudo -n fsfreeze -u ${mountPoint}`;
+      ? sh`sudo -n fsfreeze -f -- ${mountPoint}`
+      : sh`sudo -n fsfreeze -u -- ${mountPoint}`;
   },
   /**
    * Is a process of this exact name (`kcn`, `kpn`) alive? Asked besides `systemctl is-active` because kcnd's
@@ -109,7 +115,7 @@ export const nodeCommands = {
    * runs. Only process ids are printed, never command lines (which may carry `--nodekeyhex`).
    */
   processAlive(binary: string): ShellCommand {
-    return sh`sudo -n pgrep -x ${binary}`;
+    return sh`sudo -n pgrep -x -- ${binary}`;
   },
 } as const;
 
@@ -186,7 +192,8 @@ export interface NodeOps {
   /** Modification time (epoch ms), or undefined when the file does not exist. */
   mtime(host: HostRef, path: string): Promise<number | undefined>;
   move(host: HostRef, from: string, to: string): Promise<void>;
-  remove(host: HostRef, path: string): Promise<void>;
+  /** Refused (SafetyGateError, nothing run) unless `path` is strictly inside `dataDir`. */
+  remove(host: HostRef, path: string, dataDir: string): Promise<void>;
   /** CIDR addresses (IPv4) on the device. */
   addresses(host: HostRef, device: string): Promise<string[]>;
   ipAdd(host: HostRef, cidr: string, device: string): Promise<void>;
@@ -198,7 +205,7 @@ export interface NodeOps {
 export class CommandFailedError extends ExternalError {
   readonly exitCode: number;
   constructor(host: HostRef, command: ShellCommand, result: ExecResult) {
-    const detail = redactSecrets((result.stderr || result.stdout).trim().slice(0, 400));
+    const detail = redactThenTruncate((result.stderr || result.stdout).trim(), 400);
     super(
       'command_failed',
       `${onHost(host, command)} failed with exit status ${result.exitCode}${detail ? `: ${detail}` : ''}`,
@@ -295,8 +302,8 @@ export function createNodeOps(deps: NodeOpsDeps): NodeOps {
     async move(host, from, to) {
       await must(host, nodeCommands.move(from, to));
     },
-    async remove(host, path) {
-      await must(host, nodeCommands.remove(path));
+    async remove(host, path, dataDir) {
+      await must(host, nodeCommands.remove(path, dataDir));
     },
     async addresses(host, device) {
       const result = await must(host, nodeCommands.ipShow(device));
@@ -323,7 +330,7 @@ export function createNodeOps(deps: NodeOpsDeps): NodeOps {
         };
       return {
         sent: false,
-        note: `gratuitous ARP from ${host.name} failed (exit status ${result.exitCode}: ${redactSecrets(text.trim().slice(0, 200))}); neighbours learn the move when their ARP entries expire`,
+        note: `gratuitous ARP from ${host.name} failed (exit status ${result.exitCode}: ${redactThenTruncate(text.trim(), 200)}); neighbours learn the move when their ARP entries expire`,
       };
     },
   };

@@ -9,7 +9,7 @@
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
 import type { HostRef, Shell } from '../ports/shell.js';
-import { sh, shTemplate, type ShellCommand } from '../ports/shell-command.js';
+import { operand, sh, shTemplate, type ShellCommand } from '../ports/shell-command.js';
 import { CommandFailedError, onHost } from './node-ops.js';
 import { ExternalError } from '../errors.js';
 
@@ -19,22 +19,22 @@ const ASIDE_PATTERN = '*nodekey.cellops-*';
 export const rebuildCommands = {
   /** POSIX output: one header line, then `fs 1024-blocks used available capacity mount`. */
   freeSpace(dir: string): ShellCommand {
-    return sh`sudo -n df -Pk ${dir}`;
+    return sh`sudo -n df -Pk -- ${dir}`;
   },
   /** DATA_DIR and DATA_DIR/klay: where kcnd's key files and their moved-aside copies live. */
   listAside(dataDir: string): ShellCommand {
-    return sh`sudo -n find ${dataDir} -maxdepth 2 -name ${ASIDE_PATTERN}`;
+    return sh`sudo -n find ${operand(dataDir)} -maxdepth 2 -name ${ASIDE_PATTERN}`;
   },
   /** An empty file with mode 0600 (fails nothing if it exists: the caller checks first). */
   createPrivate(path: string): ShellCommand {
-    return sh`sudo -n install -m 0600 /dev/null ${path}`;
+    return sh`sudo -n install -m 0600 -- /dev/null ${path}`;
   },
   /** 32 random bytes as 64 hex characters (and a newline) into the existing 0600 file. */
   randomKey(path: string): ShellCommand {
-    return sh`sudo -n openssl rand -hex -out ${path} 32`;
+    return sh`sudo -n openssl rand -hex -out ${operand(path)} 32`;
   },
   size(path: string): ShellCommand {
-    return sh`sudo -n stat -c %s ${path}`;
+    return sh`sudo -n stat -c %s -- ${path}`;
   },
   nodeInfo(config: CellopsConfig, node: NodeInventoryEntry): ShellCommand {
     return shTemplate(config.ssh.attachCommand, {

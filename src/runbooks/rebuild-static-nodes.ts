@@ -100,7 +100,7 @@ export async function restoreStaticNodes(ctx: RebuildContext, ops: NodeOps, t: R
     await ops.move(t.host.host, aside, path);
     ctx.output(`put the former ${path} back on ${t.host.name}`);
   } else if (ctx.fact<boolean>(FACTS.created) === true && (await ops.exists(t.host.host, path))) {
-    await ops.remove(t.host.host, path);
+    await ops.remove(t.host.host, path, t.host.dataDir);
     ctx.output(`removed ${path} from ${t.host.name}, which had none`);
   }
 }

@@ -14,12 +14,12 @@ import { SNAPSHOT_FACTS } from './failover-facts.js';
 import { peekSnapshotTarget, pnWords, replacementWords, serviceWords } from './failover-plan-text.js';
 import { daemonState, untrackedMessage } from './fencing.js';
 import { CommandFailedError, nodeCommands, opsOf } from './node-ops.js';
+import { confDataDir } from './kcnd-conf.js';
 import { replacementOf } from './replacement.js';
 import { dataVolumeOf, runResource, runTags } from './run-resources.js';
 import { pnOf } from './snapshot-preflight.js';
 import {
   KCND_CONF,
-  confDataDir,
   dataLayout,
   keepOnlyChaindata,
   mountDataVolume,

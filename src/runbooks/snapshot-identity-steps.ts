@@ -158,7 +158,8 @@ export function installNodekey(timings: SnapshotFailoverTimings): FailoverStep {
       const { host, ops: o } = stopped;
       const keys = nodeKeyPaths(t.cn.dataDir);
       const installed = ctx.fact<string>(INSTALLED_KEY_FACT) ?? keys.nodekey;
-      for (const path of new Set([installed, keys.nodekey, keys.blsNodekey])) await o.remove(host, path);
+      for (const path of new Set([installed, keys.nodekey, keys.blsNodekey]))
+        await o.remove(host, path, t.cn.dataDir);
       ctx.output(`kcnd stopped on ${host.name} ${host.address}; removed ${installed} and ${keys.blsNodekey}`);
     },
   };

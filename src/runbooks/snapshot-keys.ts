@@ -39,7 +39,7 @@ export async function installBackupKeys(
     `${ctx.params.cn}'s nodekey (address ${backup.address}) installed at ${keys.nodekey}, mode 0600, sha256 ${backup.checksum.slice(0, 12)}… verified`,
   );
   if (backup.bls === undefined) {
-    await ops.remove(host, keys.blsNodekey);
+    await ops.remove(host, keys.blsNodekey, keys.dataDir);
     ctx.output(`no bls-nodekey backup: none on ${host.name}, so kcnd derives it from the nodekey at start`);
   } else {
     await ops.writeFile(host, keys.blsNodekey, backup.bls);
@@ -62,5 +62,11 @@ export async function replacementKeyPaths(
 ): Promise<NodeKeyPaths> {
   const paths = nodeKeyPaths(dataDir);
   const configured = await confKeyPath(ops, host);
-  return configured === undefined ? paths : { ...paths, nodekey: configured };
+  if (configured === undefined) return paths;
+  // The run's undo removes the key it installed, and cellops deletes only inside DATA_DIR.
+  if (!configured.startsWith(`${paths.dataDir}/`))
+    throw new SafetyGateError(
+      `kcnd.conf on ${host.name} (${host.address}) names the nodekey file ${configured}, outside DATA_DIR ${paths.dataDir}: cellops installs (and on undo removes) keys only inside DATA_DIR. Point --nodekey inside ${paths.dataDir} in the image's kcnd.conf, or drop it, and start again.`,
+    );
+  return { ...paths, nodekey: configured };
 }

@@ -10,15 +10,15 @@
  * Secrets travel on standard input only; the output of a command that read a key is never returned.
  */
 import { sh } from '../ports/shell-command.js';
+import { plainPathProblem, shellPlainPathGuard } from '../config/plain-path.js';
+import { redactThenTruncate } from '../infra/redact.js';
+import { KCND_CONF_PATH, confDataDir } from './kcnd-conf.js';
 import type { ShellCommand } from '../ports/shell-command.js';
 import type { ExecResult, HostRef, Shell } from '../ports/shell.js';
 import { ExternalError, SafetyGateError } from '../errors.js';
 
 /** Where the RPM package keeps kcnd's configuration (kaia build/rpm). */
-export const KCND_CONF = '/etc/kcnd/conf/kcnd.conf';
-
-/** A DATA_DIR we are willing to write into kcnd.conf unquoted: it is sourced by bash. */
-const PLAIN_PATH = /^\/[A-Za-z0-9._/-]+$/;
+export const KCND_CONF = KCND_CONF_PATH;
 
 export interface OpsContext {
   readonly shell: Shell;
@@ -97,9 +97,9 @@ async function run(
   });
 }
 
+/** The end of a command's output, where the error usually is; redacted before it is cut. */
 function tail(text: string, max = 400): string {
-  const trimmed = text.trim();
-  return trimmed.length > max ? `…${trimmed.slice(-max)}` : trimmed;
+  return redactThenTruncate(text.trim(), max, { keep: 'end' });
 }
 
 function failed(what: string, host: HostRef, result: ExecResult): ExternalError {
@@ -123,7 +123,7 @@ export async function ping(ops: OpsContext, host: HostRef, timeoutMs: number): P
  */
 const MOUNT_SCRIPT = `set -eu
 vol="$1"; dev="$2"; mp="$3"
-case "$mp" in /?*) ;; *) echo "refusing mount point '$mp'" >&2; exit 2;; esac
+${shellPlainPathGuard('mp')}
 nvme="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$(printf %s "$vol" | tr -d -)"
 alt=$(printf %s "$dev" | sed 's#^/dev/sd#/dev/xvd#')
 if [ -e "$nvme" ]; then src=$(readlink -f "$nvme")
@@ -145,7 +145,7 @@ if [ -n "$uuid" ] && [ -n "$fstype" ]; then
   tmp=$(mktemp)
   awk -v mp="$mp" '$2 != mp' /etc/fstab > "$tmp"
   printf 'UUID=%s %s %s defaults,nofail 0 2\\n' "$uuid" "$mp" "$fstype" >> "$tmp"
-  cat "$tmp" > /etc/fstab; rm -f "$tmp"
+  cat -- "$tmp" > /etc/fstab; rm -f -- "$tmp"
 fi
 echo "mounted $src at $mp"`;
 
@@ -174,7 +174,7 @@ export async function mountDataVolume(
  */
 const CLEAN_SCRIPT = `set -eu
 mp="$1"
-case "$mp" in /?*) ;; *) echo "refusing data directory '$mp'" >&2; exit 2;; esac
+${shellPlainPathGuard('mp')}
 mountpoint -q -- "$mp" || { echo "$mp is not a mount point; refusing to delete anything there" >&2; exit 2; }
 park="$mp/.cellops-chaindata"
 if [ ! -d "$park" ]; then
@@ -233,27 +233,13 @@ export async function dataLayout(ops: OpsContext, host: HostRef, dataDir: string
   };
 }
 
-/** The DATA_DIR a sourced kcnd.conf ends up with (bash semantics: the last assignment wins). */
-export function confDataDir(conf: string): string | undefined {
-  let value: string | undefined;
-  for (const line of conf.split('\n')) {
-    const match = /^\s*(?:export\s+)?DATA_DIR=(.*)$/.exec(line);
-    if (!match) continue;
-    value = (match[1] ?? '')
-      .replace(/\s+#.*$/, '')
-      .trim()
-      .replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return value;
-}
-
 const SET_DATADIR_SCRIPT = `set -eu
 conf="$1"
 [ -f "$conf" ] || { echo "$conf does not exist" >&2; exit 3; }
 [ -e "$conf.cellops-orig" ] || cp -p -- "$conf" "$conf.cellops-orig"
 tmp=$(mktemp)
 D="$2" awk 'BEGIN{done=0} /^[[:space:]]*(export[[:space:]]+)?DATA_DIR=/{ if(!done){print "DATA_DIR=" ENVIRON["D"]; done=1}; next } {print} END{ if(!done) print "DATA_DIR=" ENVIRON["D"] }' "$conf" > "$tmp"
-cat "$tmp" > "$conf"; rm -f "$tmp"`;
+cat -- "$tmp" > "$conf"; rm -f -- "$tmp"`;
 
 /**
  * Makes DATA_DIR in kcnd.conf equal `dataDir`; returns the previous value. The original file is kept once
@@ -265,11 +251,12 @@ export async function setConfDataDir(
   dataDir: string,
   confPath = KCND_CONF,
 ): Promise<{ previous: string | undefined; changed: boolean }> {
-  if (!PLAIN_PATH.test(dataDir))
+  const problem = plainPathProblem(dataDir);
+  if (problem !== undefined)
     throw new SafetyGateError(
-      `DATA_DIR ${JSON.stringify(dataDir)} has characters that kcnd.conf (a bash file) would need quoted; use a plain path in nodes.<cn>.dataDir`,
+      `DATA_DIR ${JSON.stringify(dataDir)} ${problem}: kcnd.conf is a bash file and the path also reaches /etc/fstab; use a plain path in nodes.<cn>.dataDir`,
     );
-  const read = await run(ops, host, sh`sudo -n cat ${confPath}`);
+  const read = await run(ops, host, sh`sudo -n cat -- ${confPath}`);
   if (read.exitCode !== 0) throw failed(`reading ${confPath}`, host, read);
   const previous = confDataDir(read.stdout);
   if (previous === dataDir) return { previous, changed: false };

@@ -131,7 +131,7 @@ export async function restoreStandbyKeys(
     const failedSum = await backupChecksumOf(ctx, ops, t);
     const current = await ops.sha256(host, paths.nodekey);
     if (current !== undefined && current === failedSum) {
-      await ops.remove(host, paths.nodekey);
+      await ops.remove(host, paths.nodekey, t.standby.dataDir);
       ctx.output(
         `removed ${t.role}'s nodekey from ${t.standby.name} (it had no key of its own; kcnd generates one at start)`,
       );
@@ -143,7 +143,7 @@ export async function restoreStandbyKeys(
     ctx.output(`restored ${t.standby.name}'s own bls-nodekey`);
   } else if (touched && (await ops.exists(host, paths.blsNodekey))) {
     // The standby had no bls-nodekey of its own: what is there now belongs to the failed CN's identity.
-    await ops.remove(host, paths.blsNodekey);
+    await ops.remove(host, paths.blsNodekey, t.standby.dataDir);
     ctx.output(
       `removed ${t.role}'s bls-nodekey from ${t.standby.name} (kcnd derives the standby's own at start)`,
     );

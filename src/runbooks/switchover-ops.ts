@@ -81,7 +81,7 @@ async function writeChecked(ops: NodeOps, t: StandbyTarget, path: string, conten
 export async function removeStagedKeys(ctx: FailoverContext, ops: NodeOps, t: StandbyTarget): Promise<void> {
   for (const path of Object.values(stagedPaths(t, ctx.runId))) {
     if (!(await ops.exists(t.standby.host, path))) continue;
-    await ops.remove(t.standby.host, path);
+    await ops.remove(t.standby.host, path, t.standby.dataDir);
     ctx.output(`removed the staged copy ${path} from ${t.standby.name}`);
   }
 }

@@ -8,8 +8,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { Clock } from '../ports/clock.js';
 import { nodeAddressFromKey, nodekeyProblem } from '../runbooks/nodekey.js';
-import { confDataDir } from '../runbooks/snapshot-ops.js';
-import { parseKeyFlags } from '../runbooks/kcnd-conf.js';
+import { confDataDir, parseKeyFlags } from '../runbooks/kcnd-conf.js';
 import type { SimFiles } from './sim-disks.js';
 
 export interface SimHostSeed {

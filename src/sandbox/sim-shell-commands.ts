@@ -144,9 +144,9 @@ const systemctl: Tool = (host, rest) => {
   return { exitCode: 0 };
 };
 
-/** fsfreeze -f|-u MOUNTPOINT: nothing to block in the sim, but the form is checked. */
+/** fsfreeze -f|-u -- MOUNTPOINT: nothing to block in the sim, but the form is checked. */
 const fsfreeze: Tool = (_host, rest) =>
-  rest.length === 2 && (rest[0] === '-f' || rest[0] === '-u') && absolute(rest[1])
+  rest.length === 3 && (rest[0] === '-f' || rest[0] === '-u') && rest[1] === '--' && absolute(rest[2])
     ? { exitCode: 0 }
     : undefined;
 
@@ -157,16 +157,17 @@ const test: Tool = (host, rest) => {
 };
 
 const cat: Tool = (host, rest) => {
-  const p = absolute(rest[0]);
-  if (rest.length !== 1 || !p) return undefined;
+  const p = absolute(rest[1]);
+  if (rest.length !== 2 || rest[0] !== '--' || !p) return undefined;
   const file = host.files.get(p);
   return file ? { exitCode: 0, stdout: file.content } : missing('cat', p);
 };
 
-/** install -D -m 0600 /dev/stdin PATH (or without -D); install -m 0600 /dev/null PATH (an empty file) */
+/** install -D -m 0600 -- /dev/stdin PATH (or without -D); install -m 0600 -- /dev/null PATH (an empty file) */
 const install: Tool = (host, rest, stdin) => {
-  const flags = rest.slice(0, -2);
-  const [source, p] = rest.slice(-2);
+  const flags = rest.slice(0, -3);
+  const [dashes, source, p] = rest.slice(-3);
+  if (dashes !== '--') return undefined;
   const mode = flags[flags.indexOf('-m') + 1];
   if (!flags.includes('-m') || !mode || !/^0?[0-7]{3}$/.test(mode) || !absolute(p)) return undefined;
   if (source !== '/dev/stdin' && source !== '/dev/null') return undefined;
@@ -180,10 +181,10 @@ const install: Tool = (host, rest, stdin) => {
   return { exitCode: 0 };
 };
 
-/** df -Pk DIR: a roomy disk (the sandbox's machines never run out of space). */
+/** df -Pk -- DIR: a roomy disk (the sandbox's machines never run out of space). */
 const df: Tool = (host, rest) => {
-  const dir = absolute(rest[1]);
-  if (rest.length !== 2 || rest[0] !== '-Pk' || !dir) return undefined;
+  const dir = absolute(rest[2]);
+  if (rest.length !== 3 || rest[0] !== '-Pk' || rest[1] !== '--' || !dir) return undefined;
   return {
     exitCode: 0,
     stdout: `Filesystem     1024-blocks      Used Available Capacity Mounted on\n/dev/sim-${host.name} 1048576000 209715200 838860800      20% /\n`,
@@ -254,28 +255,36 @@ function attach(binary: string): Tool {
 }
 
 const sha256sum: Tool = (host, rest) => {
-  const p = absolute(rest[0]);
-  if (rest.length !== 1 || !p) return undefined;
+  const p = absolute(rest[1]);
+  if (rest.length !== 2 || rest[0] !== '--' || !p) return undefined;
   const file = host.files.get(p);
   return file
     ? { exitCode: 0, stdout: `${bytesToHex(sha256(utf8ToBytes(file.content)))}  ${p}\n` }
     : missing('sha256sum', p);
 };
 
-/** stat -c %Y PATH (mtime) | stat -c %s PATH (size) */
+/** stat -c %Y -- PATH (mtime) | stat -c %s -- PATH (size) */
 const stat: Tool = (host, rest) => {
-  const p = absolute(rest[2]);
-  if (rest.length !== 3 || rest[0] !== '-c' || (rest[1] !== '%Y' && rest[1] !== '%s') || !p) return undefined;
+  const p = absolute(rest[3]);
+  if (
+    rest.length !== 4 ||
+    rest[0] !== '-c' ||
+    (rest[1] !== '%Y' && rest[1] !== '%s') ||
+    rest[2] !== '--' ||
+    !p
+  )
+    return undefined;
   const file = host.files.get(p);
   if (!file) return missing('stat', p);
   const value = rest[1] === '%s' ? utf8ToBytes(file.content).length : Math.floor(file.mtimeMs / 1000);
   return { exitCode: 0, stdout: `${value}\n` };
 };
 
+/** mv -- FROM TO */
 const mv: Tool = (host, rest) => {
-  const from = absolute(rest[0]);
-  const to = absolute(rest[1]);
-  if (rest.length !== 2 || !from || !to) return undefined;
+  const from = absolute(rest[1]);
+  const to = absolute(rest[2]);
+  if (rest.length !== 3 || rest[0] !== '--' || !from || !to) return undefined;
   const file = host.files.get(from);
   if (!file) return missing('mv', from);
   host.files.delete(from);
@@ -283,9 +292,10 @@ const mv: Tool = (host, rest) => {
   return { exitCode: 0 };
 };
 
+/** rm -f -- PATH */
 const rm: Tool = (host, rest) => {
-  const p = absolute(rest[1]);
-  if (rest.length !== 2 || rest[0] !== '-f' || !p) return undefined;
+  const p = absolute(rest[2]);
+  if (rest.length !== 3 || rest[0] !== '-f' || rest[1] !== '--' || !p) return undefined;
   host.files.delete(p);
   return { exitCode: 0 };
 };
@@ -343,10 +353,10 @@ const arping: Tool = (host, rest) => {
   };
 };
 
-/** pgrep -x NAME: the daemon's process is kcn (CN, standby) or kpn (PN); 1 and no output when none. */
+/** pgrep -x -- NAME: the daemon's process is kcn (CN, standby) or kpn (PN); 1 and no output when none. */
 const pgrep: Tool = (host, rest) => {
-  const [x, name] = rest;
-  if (rest.length !== 2 || x !== '-x' || !name) return undefined;
+  const [x, dashes, name] = rest;
+  if (rest.length !== 3 || x !== '-x' || dashes !== '--' || !name) return undefined;
   const binary = host.kind === 'pn' ? 'kpn' : 'kcn';
   return host.isRunning() && name === binary ? { exitCode: 0, stdout: '4242\n' } : { exitCode: 1 };
 };

@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startSlackStandIn, type SlackStandIn } from '../support/slack-stand-in.js';
-import { startStandIns, type StandIns } from '../support/metrics-stand-ins.js';
+import {
+  startHostileMetrics,
+  startStandIns,
+  type HostileMetrics,
+  type StandIns,
+} from '../support/metrics-stand-ins.js';
 import { postSigned, slashCommandBody } from '../support/slack-requests.js';
 import { freePort } from '../support/free-port.js';
 
@@ -50,13 +55,71 @@ async function waitHttp(url: string, timeoutMs: number): Promise<Response> {
   }
 }
 
+/** Metrics URLs of the three nodes of the e2e cell: a CN, its standby and a PN. */
+interface CellMetrics {
+  readonly cn1: string;
+  readonly cn1s: string;
+  readonly pn1: string;
+}
+
+/**
+ * Writes cellops.yaml for a cell of cn1 (standby failover to cn1s) and pn1 with these metrics URLs, starts
+ * src/main.ts on a free port and waits for /healthz.
+ */
+async function startCellBot(
+  cell: string,
+  metrics: CellMetrics,
+  deps: { readonly slack: SlackStandIn; readonly redis: RedisServer },
+): Promise<{ bot: Bot; port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), `cellops-${cell}-`));
+  writeFileSync(join(dir, 'id_ed25519'), 'not a key: the e2e tests never reach SSH\n');
+  writeFileSync(join(dir, 'known_hosts'), '');
+  const config = {
+    cell,
+    slack: {
+      channel: 'C0ALERTS',
+      approvers: { users: ['U0AAA', 'U0BBB'] },
+      operators: { users: ['U0CCC'] },
+    },
+    ssh: { user: 'ops', privateKey: join(dir, 'id_ed25519'), knownHosts: join(dir, 'known_hosts') },
+    monitor: { interval: '1s', lagBlocks: 10, for: '2s', stall: '3s', failures: 3, checkInterval: '0s' },
+    nodes: {
+      cn1: {
+        role: 'cn',
+        host: '127.0.0.1',
+        metrics: metrics.cn1,
+        failover: {
+          mode: 'standby',
+          standby: 'cn1s',
+          ip: { method: 'manual' },
+          nodekeyBackup: { host: 'cn1s', path: '/var/cellops/backup/cn1.nodekey' },
+        },
+      },
+      cn1s: { role: 'standby', host: '127.0.0.2', metrics: metrics.cn1s },
+      pn1: { role: 'pn', host: '127.0.0.3', metrics: metrics.pn1, dataDir: '/var/kpnd/data' },
+    },
+  };
+  writeFileSync(join(dir, 'cellops.yaml'), stringify(config));
+  const port = await freePort();
+  const bot = startMain({
+    CELLOPS_CONFIG: join(dir, 'cellops.yaml'),
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_API_URL: deps.slack.apiUrl,
+    REDIS_URL: deps.redis.url,
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+  });
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, 30_000);
+  return { bot, port };
+}
+
 describe('cellops started as a process', () => {
   let redis: RedisServer;
   let slack: SlackStandIn;
   let nodes: StandIns;
   let bot: Bot;
   let port: number;
-  let dir: string;
   let height = 5_000;
   const ticker = setInterval(() => (height += 1), 250);
 
@@ -65,46 +128,11 @@ describe('cellops started as a process', () => {
     slack = await startSlackStandIn();
     nodes = await startStandIns(() => height);
     for (const name of ['cn1', 'cn1s', 'pn1']) nodes.add(name);
-    dir = mkdtempSync(join(tmpdir(), 'cellops-main-'));
-    writeFileSync(join(dir, 'id_ed25519'), 'not a key: the e2e test never reaches SSH\n');
-    writeFileSync(join(dir, 'known_hosts'), '');
-    const config = {
-      cell: 'e2e-cell',
-      slack: {
-        channel: 'C0ALERTS',
-        approvers: { users: ['U0AAA', 'U0BBB'] },
-        operators: { users: ['U0CCC'] },
-      },
-      ssh: { user: 'ops', privateKey: join(dir, 'id_ed25519'), knownHosts: join(dir, 'known_hosts') },
-      monitor: { interval: '1s', lagBlocks: 10, for: '2s', stall: '3s', failures: 3, checkInterval: '0s' },
-      nodes: {
-        cn1: {
-          role: 'cn',
-          host: '127.0.0.1',
-          metrics: nodes.node('cn1').url,
-          failover: {
-            mode: 'standby',
-            standby: 'cn1s',
-            ip: { method: 'manual' },
-            nodekeyBackup: { host: 'cn1s', path: '/var/cellops/backup/cn1.nodekey' },
-          },
-        },
-        cn1s: { role: 'standby', host: '127.0.0.2', metrics: nodes.node('cn1s').url },
-        pn1: { role: 'pn', host: '127.0.0.3', metrics: nodes.node('pn1').url, dataDir: '/var/kpnd/data' },
-      },
-    };
-    writeFileSync(join(dir, 'cellops.yaml'), stringify(config));
-    port = await freePort();
-    bot = startMain({
-      CELLOPS_CONFIG: join(dir, 'cellops.yaml'),
-      SLACK_BOT_TOKEN: TOKEN,
-      SLACK_SIGNING_SECRET: SECRET,
-      SLACK_API_URL: slack.apiUrl,
-      REDIS_URL: redis.url,
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-    });
-    await waitHttp(`http://127.0.0.1:${port}/healthz`, 30_000);
+    ({ bot, port } = await startCellBot(
+      'e2e-cell',
+      { cn1: nodes.node('cn1').url, cn1s: nodes.node('cn1s').url, pn1: nodes.node('pn1').url },
+      { slack, redis },
+    ));
   }, 60_000);
 
   afterAll(async () => {
@@ -199,6 +227,88 @@ describe('cellops started as a process', () => {
     expect(alert.token).toBe(TOKEN);
     expect(bot.output()).not.toContain(TOKEN);
   });
+});
+
+/** Slack drops a slash command or interaction not acknowledged within 3 s: the contract, not a benchmark. */
+const SLACK_ACK_MS = 3_000;
+
+describe('cellops probing nodes whose metrics are hostile', () => {
+  let redis: RedisServer;
+  let slack: SlackStandIn;
+  let nodes: StandIns;
+  let hostile: HostileMetrics;
+  let bot: Bot;
+  let port: number;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    slack = await startSlackStandIn();
+    nodes = await startStandIns(() => 5_000);
+    nodes.add('pn1');
+    hostile = await startHostileMetrics();
+    // cn1 serves a head value of 10 MB of digits, cn1s a 16 MiB body.
+    ({ bot, port } = await startCellBot(
+      'e2e-hostile',
+      { cn1: hostile.url('digits'), cn1s: hostile.url('huge'), pn1: nodes.node('pn1').url },
+      { slack, redis },
+    ));
+  }, 60_000);
+
+  afterAll(async () => {
+    bot?.child.kill('SIGTERM');
+    await bot?.exited;
+    await hostile?.close();
+    await nodes?.close();
+    await slack?.close();
+    await redis?.stop();
+  });
+
+  it('acknowledges every /cell status within 3 s while the monitor probes them, and still answers', async () => {
+    // The monitor has started on both hostile endpoints before the clock of this test starts.
+    await slack.waitFor(
+      'the monitor probing both hostile endpoints',
+      () => (hostile.served('digits') > 0 && hostile.served('huge') > 0 ? true : undefined),
+      15_000,
+    );
+    const probedBefore = hostile.served('digits') + hostile.served('huge');
+    const acks: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const body = slashCommandBody({
+        command: '/cell',
+        text: 'status',
+        user: 'U0CCC',
+        responseUrl: slack.responseUrl(`hostile-status-${i}`),
+      });
+      const started = performance.now();
+      const response = await postSigned(`http://127.0.0.1:${port}/slack/events`, body, { secret: SECRET });
+      acks.push(performance.now() - started);
+      expect(response.status, `ack ${i}`).toBe(200);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    expect(Math.max(...acks), `acks took ${acks.map((ms) => Math.round(ms)).join(', ')} ms`).toBeLessThan(
+      SLACK_ACK_MS,
+    );
+    // The commands overlapped with probes of both hostile endpoints (the monitor's and status's own).
+    expect(hostile.served('digits') + hostile.served('huge')).toBeGreaterThan(probedBefore);
+
+    const reply = await slack.waitFor(
+      'the last status reply',
+      () => slack.responses.find((r) => r.id === 'hostile-status-7'),
+      20_000,
+    );
+    const text = JSON.stringify(reply.body);
+    expect(text).toContain('cn1');
+    expect(text).toContain('pn1');
+    // Both hostile nodes read as down (their answers too large to read), the healthy PN as healthy.
+    expect(text).toMatch(/cn1 +cn +down/);
+    expect(text).toMatch(/cn1s +standby +down/);
+    expect(text).toMatch(/pn1 +pn +healthy/);
+    // Neither the run of digits nor the body reached Slack.
+    expect(text).not.toMatch(/9{64}/);
+    expect(text.length).toBeLessThan(40_000);
+    // Every read of them stopped early: no body was taken to its end.
+    expect(hostile.completed).toBe(0);
+  }, 90_000);
 });
 
 describe('cellops with a broken configuration', () => {

@@ -109,3 +109,87 @@ export async function startStandIns(source: () => Promise<number> | number): Pro
       }),
   };
 }
+
+/** What a hostile metrics endpoint serves: a head value of 10 MB of digits, or a 16 MiB body. */
+export type HostileBody = 'digits' | 'huge';
+
+export interface HostileMetrics {
+  /** `/<kind>/metrics` on this server. */
+  url(kind: HostileBody): string;
+  /** Requests received so far for each kind. */
+  served(kind: HostileBody): number;
+  /** Bodies sent to their end: a bounded reader hangs up before, so this stays 0. */
+  readonly completed: number;
+  close(): Promise<void>;
+}
+
+const DIGITS_BYTES = 10_000_000;
+const HUGE_BYTES = 16 * 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * A node that wants to stall whoever reads its metrics: bodies are streamed in chunks with backpressure,
+ * and a reader that hangs up stops the stream, so what a bounded reader costs is what it chose to read.
+ */
+export async function startHostileMetrics(): Promise<HostileMetrics> {
+  const served: Record<HostileBody, number> = { digits: 0, huge: 0 };
+  let completed = 0;
+  const server: Server = createServer((req, res) => {
+    const kind = /^\/(digits|huge)\/metrics$/.exec(req.url ?? '')?.[1] as HostileBody | undefined;
+    if (kind === undefined) {
+      res.writeHead(404).end('no such endpoint\n');
+      return;
+    }
+    served[kind]++;
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    let closed = false;
+    res.on('close', () => (closed = true));
+    const pieces = hostilePieces(kind);
+    const pump = (): void => {
+      for (;;) {
+        if (closed) return;
+        const next = pieces.next();
+        if (next.done === true) {
+          res.end(() => (completed += 1));
+          return;
+        }
+        if (!res.write(next.value)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (kind) => `http://127.0.0.1:${port}/${kind}/metrics`,
+    served: (kind) => served[kind],
+    get completed() {
+      return completed;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The body in chunks: `digits` is one head line whose value runs 10 MB; `huge` is 16 MiB of samples. */
+function* hostilePieces(kind: HostileBody): Generator<string> {
+  const header = '# TYPE klaytn_blockchain_head_blocknumber gauge\n';
+  if (kind === 'digits') {
+    yield `${header}klaytn_blockchain_head_blocknumber 1`;
+    const digits = '9'.repeat(CHUNK_BYTES);
+    for (let sent = 0; sent < DIGITS_BYTES; sent += CHUNK_BYTES) yield digits;
+    yield '\nklaytn_p2p_CNPeerCountGauge 4\n';
+    return;
+  }
+  const line = 'klaytn_filler_total{a="aaaaaaaaaaaaaaaa",b="bbbbbbbbbbbbbbbb"} 12345678901234567890\n';
+  const chunk = line.repeat(Math.floor(CHUNK_BYTES / line.length));
+  yield header;
+  for (let sent = 0; sent < HUGE_BYTES; sent += chunk.length) yield chunk;
+  yield 'klaytn_blockchain_head_blocknumber 5000\nklaytn_p2p_CNPeerCountGauge 4\n';
+}

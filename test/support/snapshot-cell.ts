@@ -206,7 +206,9 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
         return ok();
       }
       case 'pgrep':
-        return host.running && rest[1] === (host.service === 'kpnd' ? 'kpn' : 'kcn') ? ok('4242\n') : fail(1);
+        if (rest[0] !== '-x' || rest[1] !== '--')
+          return fail(127, `not a form the runbooks build: ${command}`);
+        return host.running && rest[2] === (host.service === 'kpnd' ? 'kpn' : 'kcn') ? ok('4242\n') : fail(1);
       case 'sync':
         return ok();
       case 'ip': {
@@ -223,8 +225,9 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
       case 'test':
         return pathExists(fileSystem(host), rest[1] ?? '') ? ok() : fail(1);
       case 'cat': {
-        const text = host.files.get(rest[0] ?? '');
-        return text === undefined ? fail(1, `cat: ${rest[0]}: No such file or directory`) : ok(text);
+        if (rest[0] !== '--') return fail(127, `not a form the runbooks build: ${command}`);
+        const text = host.files.get(rest[1] ?? '');
+        return text === undefined ? fail(1, `cat: ${rest[1]}: No such file or directory`) : ok(text);
       }
       case 'install': {
         const path = rest[rest.length - 1] ?? '';
@@ -233,12 +236,14 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
         return ok();
       }
       case 'sha256sum': {
-        const text = host.files.get(rest[0] ?? '');
-        return text === undefined ? fail(1) : ok(`${nodekeyChecksum(text)}  ${rest[0]}\n`);
+        if (rest[0] !== '--') return fail(127, `not a form the runbooks build: ${command}`);
+        const text = host.files.get(rest[1] ?? '');
+        return text === undefined ? fail(1) : ok(`${nodekeyChecksum(text)}  ${rest[1]}\n`);
       }
       case 'mv':
-        if (!pathExists(fileSystem(host), rest[0] ?? '')) return fail(1, `mv: cannot stat ${rest[0]}`);
-        moveTree(fileSystem(host), rest[0] ?? '', rest[1] ?? '');
+        if (rest[0] !== '--') return fail(127, `not a form the runbooks build: ${command}`);
+        if (!pathExists(fileSystem(host), rest[1] ?? '')) return fail(1, `mv: cannot stat ${rest[1]}`);
+        moveTree(fileSystem(host), rest[1] ?? '', rest[2] ?? '');
         return ok();
       case 'rm':
         for (const path of rest.filter((w) => !w.startsWith('-'))) host.files.delete(path);

@@ -6,6 +6,7 @@
 import type { Pager, PageEvent, PageSeverity } from '../../ports/pager.js';
 import { pageDetails } from './page-fields.js';
 import type { PagerPoster } from './pager-http.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 export interface OpsgenieOptions {
   /** Base URL, default https://api.opsgenie.com (EU accounts: https://api.eu.opsgenie.com). */
@@ -27,8 +28,9 @@ const PRIORITY: Readonly<Record<PageSeverity, string>> = {
 const MESSAGE_MAX = 130;
 const DESCRIPTION_MAX = 15_000;
 
+/** Redacted before it is cut: a cut key would no longer look like one. */
 function cut(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return redactThenTruncate(text, max);
 }
 
 export function opsgenieRequest(event: PageEvent): { path: string; body: Record<string, unknown> } {

@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../ports/clock.js';
 import { PagerError } from '../../escalation/pager-error.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 export interface PagerPost {
   /** Target name for messages: pagerduty, opsgenie, webhook. */
@@ -52,7 +53,7 @@ export function parseRetryAfter(value: string | null, now: number): number | und
 function excerpt(text: string, secrets: readonly string[]): string {
   const flat = scrubSecrets(text, secrets).replace(/\s+/g, ' ').trim();
   if (flat === '') return '';
-  return `: ${flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}…` : flat}`;
+  return `: ${redactThenTruncate(flat, EXCERPT_CHARS + 1)}`;
 }
 
 export type PagerPoster = (post: PagerPost) => Promise<void>;

@@ -6,6 +6,7 @@
 import type { Pager, PageEvent } from '../../ports/pager.js';
 import { pageDetails } from './page-fields.js';
 import type { PagerPoster } from './pager-http.js';
+import { redactThenTruncate } from '../../infra/redact.js';
 
 export interface PagerDutyOptions {
   /** Base URL, default https://events.pagerduty.com (tests and proxies point it elsewhere). */
@@ -25,8 +26,7 @@ export function pagerDutyBody(event: PageEvent, routingKey: string): Record<stri
   return {
     ...base,
     payload: {
-      summary:
-        event.summary.length > SUMMARY_MAX ? `${event.summary.slice(0, SUMMARY_MAX - 1)}…` : event.summary,
+      summary: redactThenTruncate(event.summary, SUMMARY_MAX),
       source: event.node === undefined ? event.cell : `${event.cell}/${event.node}`,
       severity: event.severity,
       timestamp: new Date(event.at).toISOString(),

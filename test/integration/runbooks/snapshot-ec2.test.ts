@@ -400,13 +400,15 @@ describe('snapshot failover against the EC2 adapter (aws-sdk-client-mock)', () =
     expect(associate).toBeLessThan(events.lastIndexOf('ssh cn2-replacement: sudo -n systemctl start kcnd'));
     // Fence first (docs/runbooks.md §Snapshot failover): StopInstances answered and cn2 seen stopped before
     // its key is written.
-    const install = at(/^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*\/klay\/nodekey$/);
+    const install = at(/^ssh cn2-replacement: sudo -n install -D -m 0600 -- \/dev\/stdin .*\/klay\/nodekey$/);
     expect(stopIndex).toBeLessThan(install);
     expect(events.slice(stopIndex, install)).toContain(`ec2:DescribeInstances ${IDS.cn2}`);
     expect(at(/^ssh cn2-replacement: sudo -n systemctl disable kcnd$/)).toBeLessThan(install);
     // A consistent snapshot: sync after kpnd stopped and no kpn is left, before CreateSnapshot.
-    expect(at(/^ssh pn1: sudo -n systemctl stop kpnd$/)).toBeLessThan(at(/^ssh pn1: sudo -n pgrep -x kpn$/));
-    expect(at(/^ssh pn1: sudo -n pgrep -x kpn$/)).toBeLessThan(at(/^ssh pn1: sudo -n sync$/));
+    expect(at(/^ssh pn1: sudo -n systemctl stop kpnd$/)).toBeLessThan(
+      at(/^ssh pn1: sudo -n pgrep -x -- kpn$/),
+    );
+    expect(at(/^ssh pn1: sudo -n pgrep -x -- kpn$/)).toBeLessThan(at(/^ssh pn1: sudo -n sync$/));
     expect(at(/^ssh pn1: sudo -n sync$/)).toBeLessThan(at(/^ec2:CreateSnapshot /));
 
     expect(world.instances.get(IDS.cn2)?.state).toBe('stopped');

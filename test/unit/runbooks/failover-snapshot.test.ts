@@ -209,7 +209,7 @@ describe('failover in mode snapshot', () => {
     const associate = indexOf(events, 'cloud:associateAddress');
     const install = indexOf(
       events,
-      /^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*klay\/nodekey$/,
+      /^ssh cn2-replacement: sudo -n install -D -m 0600 -- \/dev\/stdin .*klay\/nodekey$/,
     );
     const startKcnd = events.lastIndexOf('ssh cn2-replacement: sudo -n systemctl start kcnd');
     expect(stop).toBeLessThan(stopped);
@@ -394,14 +394,14 @@ describe('failover in mode snapshot', () => {
     expect(text['attach-volume']).toMatch(/CreateVolume .* in sim-region-1c .*AttachVolume .* as \/dev\/sdf/);
     expect(text['prepare-data']).toMatch(/DELETE everything on it except klay\/chaindata/);
     expect(text['install-nodekey']).toContain(
-      'sudo -n install -D -m 0600 /dev/stdin /var/kcnd/data/klay/nodekey',
+      'sudo -n install -D -m 0600 -- /dev/stdin /var/kcnd/data/klay/nodekey',
     );
     expect(text['fence-failed-cn']).toMatch(
       /Before cn2's nodekey is written anywhere.*StopInstances i-00000000000000c02/,
     );
     expect(text['move-ip']).toMatch(/EC2 AssociateAddress eipalloc-0123 .*AllowReassociation/);
     expect(text['move-ip']).toContain('The PNs dial cn2 at: pn1 → not listed; pn2 → not listed');
-    expect(text['stop-pn']).toContain('`sudo -n pgrep -x kpn` must find no process');
+    expect(text['stop-pn']).toContain('`sudo -n pgrep -x -- kpn` must find no process');
     expect(text.snapshot).toMatch(/`sudo -n sync` there;.*CreateSnapshot/);
     expect(text['prepare-data']).toContain('`sudo -n systemctl disable kcnd`');
     expect(text['start-kcnd']).toMatch(/still stopped.*`sudo -n systemctl start kcnd`/);
@@ -434,14 +434,16 @@ describe('failover in mode snapshot', () => {
     expect(result.status).toBe('succeeded');
     const install = indexOf(
       events,
-      /^ssh cn2-replacement: sudo -n install -D -m 0600 \/dev\/stdin .*klay\/nodekey$/,
+      /^ssh cn2-replacement: sudo -n install -D -m 0600 -- \/dev\/stdin .*klay\/nodekey$/,
     );
     const stopped = indexOf(events, 'cloud:waitInstanceStopped');
     // After the wait, the instance is described (seen stopped) before the write, and again by install-nodekey.
     expect(stopped).toBeLessThan(install);
     expect(events.slice(stopped, install)).toContain('cloud:describeInstance');
     expect(indexOf(events, 'ssh cn2-replacement: sudo -n systemctl disable kcnd')).toBeLessThan(install);
-    expect(events.lastIndexOf('ssh cn2-replacement: sudo -n pgrep -x kcn', install)).toBeGreaterThan(stopped);
+    expect(events.lastIndexOf('ssh cn2-replacement: sudo -n pgrep -x -- kcn', install)).toBeGreaterThan(
+      stopped,
+    );
   });
 
   it('asks for an approval between the key install and the kcnd start', async () => {
@@ -470,7 +472,7 @@ describe('failover in mode snapshot', () => {
     const { events, config, ports } = await setup();
     await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
     const stop = indexOf(events, 'ssh pn1: sudo -n systemctl stop kpnd');
-    const noKpn = indexOf(events, 'ssh pn1: sudo -n pgrep -x kpn');
+    const noKpn = indexOf(events, 'ssh pn1: sudo -n pgrep -x -- kpn');
     const sync = indexOf(events, 'ssh pn1: sudo -n sync');
     const create = indexOf(events, 'cloud:createSnapshot');
     expect(stop).toBeLessThan(noKpn);
@@ -483,9 +485,9 @@ describe('failover in mode snapshot', () => {
     const { events, cell, config, ports } = await setup({ failover: { freeze: true } });
     const result = await runSteps(snapshotFailoverSteps(), { params: PARAMS, config, ports, runId: 'run-7' });
     expect(result.status).toBe('succeeded');
-    const freeze = indexOf(events, 'ssh pn1: sudo -n fsfreeze -f /var/kpnd/data');
+    const freeze = indexOf(events, 'ssh pn1: sudo -n fsfreeze -f -- /var/kpnd/data');
     const create = indexOf(events, 'cloud:createSnapshot');
-    const thaw = indexOf(events, 'ssh pn1: sudo -n fsfreeze -u /var/kpnd/data');
+    const thaw = indexOf(events, 'ssh pn1: sudo -n fsfreeze -u -- /var/kpnd/data');
     expect(indexOf(events, 'ssh pn1: sudo -n sync')).toBeLessThan(freeze);
     expect(freeze).toBeLessThan(create);
     expect(create).toBeLessThan(thaw);
@@ -537,7 +539,7 @@ describe('failover in mode snapshot', () => {
         if (
           !failed &&
           args[0].name === 'cn2-replacement' &&
-          args[1] === 'sudo -n rm -f /var/kcnd/data/klay/bls-nodekey'
+          args[1] === 'sudo -n rm -f -- /var/kcnd/data/klay/bls-nodekey'
         ) {
           failed = true;
           return Promise.resolve({

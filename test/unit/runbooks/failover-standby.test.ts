@@ -63,7 +63,7 @@ describe('standby failover over simulated hosts', () => {
     expect(text('fence-old-active')).toContain('`sudo -n systemctl stop kcnd` on cn1 (10.0.1.11)');
     expect(text('stop-standby')).toContain('`sudo -n systemctl stop kcnd` on cn1s (10.0.1.12)');
     expect(text('replace-nodekey')).toContain(
-      '`sudo -n install -D -m 0600 /dev/stdin /var/kcnd/data/klay/nodekey` on cn1s (10.0.1.12)',
+      '`sudo -n install -D -m 0600 -- /dev/stdin /var/kcnd/data/klay/nodekey` on cn1s (10.0.1.12)',
     );
     expect(text('move-ip')).toContain('`sudo -n ip addr add 10.0.1.100/24 dev eth0` on cn1s (10.0.1.12)');
     expect(text('move-ip')).toContain('`sudo -n ip addr del 10.0.1.100/24 dev eth0` on cn1 (10.0.1.11)');
@@ -173,7 +173,9 @@ describe('standby failover over simulated hosts', () => {
   it('puts the standby key back when installing the new one fails', async () => {
     const cell = createStandbyCell();
     cell.sim.host('cn1').stopDaemon();
-    cell.sim.host('cn1s').faults.push({ match: /sha256sum \/var\/kcnd\/data\/klay\/nodekey/, exitCode: 1 });
+    cell.sim
+      .host('cn1s')
+      .faults.push({ match: /sha256sum -- \/var\/kcnd\/data\/klay\/nodekey/, exitCode: 1 });
     const result = await runStandbyFailover(cell);
     expect(result.failedStep).toBe('replace-nodekey');
     const cn1s = cell.sim.host('cn1s');

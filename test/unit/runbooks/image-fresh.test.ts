@@ -29,8 +29,8 @@ async function setup(live: { kcn: string; conf: string }, recorded?: { kcn?: str
     });
   const shell = new FakeShell()
     .on('test -e', { exitCode: 0 })
-    .on('sha256sum /usr/bin/kcn', { stdout: `${live.kcn}  /usr/bin/kcn\n` })
-    .on('sha256sum /etc/kcnd/conf/kcnd.conf', { stdout: `${live.conf}  /etc/kcnd/conf/kcnd.conf\n` });
+    .on('sha256sum -- /usr/bin/kcn', { stdout: `${live.kcn}  /usr/bin/kcn\n` })
+    .on('sha256sum -- /etc/kcnd/conf/kcnd.conf', { stdout: `${live.conf}  /etc/kcnd/conf/kcnd.conf\n` });
   const ports: RunbookPorts = {
     shell,
     cloud: createSimCloud({ clock }),
@@ -53,8 +53,8 @@ describe('readiness: is the machine image fresh (snapshot mode)', () => {
     expect(result.status).toBe('succeeded');
     expect(shell.commands('cn2')).toEqual(
       expect.arrayContaining([
-        'sudo -n sha256sum /usr/bin/kcn',
-        'sudo -n sha256sum /etc/kcnd/conf/kcnd.conf',
+        'sudo -n sha256sum -- /usr/bin/kcn',
+        'sudo -n sha256sum -- /etc/kcnd/conf/kcnd.conf',
       ]),
     );
     // Content only: no file times asked for.

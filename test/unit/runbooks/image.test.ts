@@ -31,10 +31,10 @@ function setup(
   // else it ran has no scripted reply and fails here.
   const shell = new FakeShell()
     .on('test -e', { exitCode: 0 })
-    .on('sha256sum /usr/bin/kcn', { stdout: `${KCN_SHA} /usr/bin/kcn\n` })
-    .on('sha256sum /etc/kcnd/conf/kcnd.conf', { stdout: `${CONF_SHA} /etc/kcnd/conf/kcnd.conf\n` })
+    .on('sha256sum -- /usr/bin/kcn', { stdout: `${KCN_SHA} /usr/bin/kcn\n` })
+    .on('sha256sum -- /etc/kcnd/conf/kcnd.conf', { stdout: `${CONF_SHA} /etc/kcnd/conf/kcnd.conf\n` })
     .on('sudo -n test -e /etc/kcnd/conf/kcnd.conf', { exitCode: 0 })
-    .on('sudo -n cat /etc/kcnd/conf/kcnd.conf', { stdout: 'DATA_DIR=/var/kcnd/data\n' })
+    .on('sudo -n cat -- /etc/kcnd/conf/kcnd.conf', { stdout: 'DATA_DIR=/var/kcnd/data\n' })
     .on('sudo -n test -e /var/kcnd/data/nodekey', { exitCode: 1 });
   const ports: RunbookPorts = { shell, cloud: sim, rpc: new FakeNodeRpc(), clock, state };
   return { clock, sim, state, ports, shell, config: snapshotConfig() };
@@ -70,7 +70,7 @@ describe('image runbook', () => {
     });
     // Read on the CN itself, before the image was started.
     expect(shell.executed.every((e) => e.host.address === '10.0.2.11')).toBe(true);
-    expect(shell.commands()).toContain('sudo -n sha256sum /usr/bin/kcn');
+    expect(shell.commands()).toContain('sudo -n sha256sum -- /usr/bin/kcn');
     // Waited for `available` before recording: a pending image cannot launch a replacement.
     const ops = sim.calls.map((c) => c.op);
     expect(ops.indexOf('waitImageAvailable')).toBeLessThan(ops.lastIndexOf('describeImage'));
@@ -183,7 +183,7 @@ describe('image runbook', () => {
 
   it('refuses to image a CN whose nodekey kcnd.conf puts outside DATA_DIR, where the image would copy it', async () => {
     const { sim, ports, shell, config } = setup();
-    shell.on('sudo -n cat /etc/kcnd/conf/kcnd.conf', {
+    shell.on('sudo -n cat -- /etc/kcnd/conf/kcnd.conf', {
       stdout: 'DATA_DIR=/var/kcnd/data\nADDITIONAL="--nodekey /etc/kcnd/nodekey"\n',
     });
     const result = await runSteps(imageRunbook.steps(PARAMS, config), {
@@ -203,7 +203,7 @@ describe('image runbook', () => {
   it('refuses a key passed on the command line with --nodekeyhex, never repeating it', async () => {
     const hex = 'cd'.repeat(32);
     const { ports, shell, config } = setup();
-    shell.on('sudo -n cat /etc/kcnd/conf/kcnd.conf', { stdout: `ADDITIONAL="--nodekeyhex ${hex}"\n` });
+    shell.on('sudo -n cat -- /etc/kcnd/conf/kcnd.conf', { stdout: `ADDITIONAL="--nodekeyhex ${hex}"\n` });
     const result = await runSteps(imageRunbook.steps(PARAMS, config), {
       params: PARAMS,
       config,

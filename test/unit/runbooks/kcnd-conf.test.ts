@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { confVariables, parseKeyFlags, shellValue } from '../../../src/runbooks/kcnd-conf.js';
+import { confDataDir, confVariables, parseKeyFlags, shellValue } from '../../../src/runbooks/kcnd-conf.js';
 
 const HEX = 'ab'.repeat(32);
 
@@ -47,5 +47,27 @@ describe('kcnd.conf key flags', () => {
   it('reads a huge hostile line in linear time (no backtracking)', () => {
     const hostile = `ADDITIONAL="${'-'.repeat(200_000)}${' \t'.repeat(100_000)}"\n${'A=\\'.repeat(50_000)}`;
     expect(parseKeyFlags(hostile)).toEqual({ nodekeyHex: false });
+  });
+
+  it('reads DATA_DIR as bash does: last assignment, export, quotes, trailing comment', () => {
+    expect(confDataDir('DATA_DIR=/var/kcnd/data\n')).toBe('/var/kcnd/data');
+    expect(confDataDir('  export  DATA_DIR="/data/a" # moved by ops\nDATA_DIR=\'/data/b\'\t# again\n')).toBe(
+      '/data/b',
+    );
+    expect(confDataDir('DATA_DIR=/data/x#not-a-comment\n')).toBe('/data/x#not-a-comment');
+    expect(confDataDir('DATA_DIR= # empty\n')).toBe('');
+    expect(confDataDir('#DATA_DIR=/old\nDATA_DIRX=/no\nexportDATA_DIR=/no\n')).toBeUndefined();
+    // bash would stop at the blank and run `x` as a command: DATA_DIR is the first word only.
+    expect(confDataDir('DATA_DIR=/data/a x\n')).toBe('/data/a');
+  });
+
+  // Regression: a comment stripper `\s+#.*$` retried from every blank of a long run, so this line held the
+  // event loop for minutes (the test ran into vitest's timeout).
+  it('reads DATA_DIR from lines with a megabyte of blanks in one pass', () => {
+    expect(confDataDir(`DATA_DIR=/var/kcnd/data${' '.repeat(1_000_000)}x\nNETWORK=mainnet\n`)).toBe(
+      '/var/kcnd/data',
+    );
+    expect(confDataDir(`${' '.repeat(1_000_000)}DATA_DIR=/d\n`)).toBe('/d');
+    expect(confDataDir(`DATA_DIR=/d${' '.repeat(1_000_000)}#\n`)).toBe('/d');
   });
 });

@@ -62,8 +62,12 @@ describe('simulated hosts', () => {
     expect(await ops.mtime(host, path)).toBeGreaterThan(0);
     await ops.move(host, path, `${path}.old`);
     expect(await ops.exists(host, path)).toBe(false);
-    await ops.remove(host, `${path}.old`);
-    expect(await ops.readFile(host, `${path}.old`)).toBeUndefined();
+    // Deleting is confined to plain paths strictly inside DATA_DIR: an odd path is refused, nothing run.
+    await expect(ops.remove(host, `${path}.old`, '/var/odd dir')).rejects.toThrow(/refusing to delete/);
+    expect(await ops.readFile(host, `${path}.old`)).toBe('secret');
+    await ops.move(host, `${path}.old`, '/var/kcnd/data/klay/old.key');
+    await ops.remove(host, '/var/kcnd/data/klay/old.key', '/var/kcnd/data');
+    expect(await ops.readFile(host, '/var/kcnd/data/klay/old.key')).toBeUndefined();
     await ops.ipAdd(host, '10.9.0.100/24', 'eth0');
     expect(await ops.addresses(host, 'eth0')).toEqual(['10.9.0.1/24', '10.9.0.100/24']);
     expect((await ops.gratuitousArp(host, 'eth0', '10.9.0.100')).sent).toBe(true);
@@ -78,7 +82,7 @@ describe('simulated hosts', () => {
       sim.commands.filter((c) => c.exitCode !== 0).map((c) => c.command.split(' ').slice(0, 4).join(' ')),
     ).toEqual(['sudo -n test -e', 'sudo -n test -e', 'sudo -n systemctl is-active']);
     expect(nodeCommands.write(path)).toBe(
-      `sudo -n install -D -m 0600 /dev/stdin '/var/odd dir/it'\\''s.key'`,
+      `sudo -n install -D -m 0600 -- /dev/stdin '/var/odd dir/it'\\''s.key'`,
     );
   });
 
