@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { NODE_CONDITIONS, type CellView } from './types.js';
-import type { IncidentRecord, MuteRecord } from './incidents.js';
+import type { IncidentRecord, MuteRecord } from './incident-record.js';
 
 const epochMs = z.number().int().nonnegative();
 const count = z.number().int();

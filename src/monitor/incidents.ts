@@ -16,62 +16,13 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../infra/redis-keys.js';
 import type { Clock } from '../ports/clock.js';
-import type { MessageRef } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
 import { createRedisQuarantine } from '../infra/redis-quarantine.js';
-import type { CellView, NodeCondition } from './types.js';
+import type { CellView } from './types.js';
 import { cellViewSchema, incidentRecordSchema, muteRecordSchema } from './incident-schemas.js';
 
-/** What an incident is about: a node condition, a failed readiness check, or a CN without a standby. */
-export type IncidentKind = Exclude<NodeCondition, 'healthy' | 'unknown'> | 'check-failed' | 'no-standby';
-
-export interface IncidentRecord {
-  /** Unique per incident; part of the buttons' value. */
-  readonly id: string;
-  /**
-   * Store key: the node (the CN role name for CNs), `check:<cn>` for a failed readiness check,
-   * `protection:<cn>` for a CN without a standby.
-   */
-  readonly subject: string;
-  /** The node (CN role) the incident is about. */
-  readonly node: string;
-  /** Inventory name of the machine serving the role when it is not the node itself. */
-  readonly servedBy?: string;
-  /** A CN's own machine standing by: the CN role it stands by for (its subject is `standby:<node>`). */
-  readonly standbyOf?: string;
-  readonly kind: IncidentKind;
-  /** When the condition began (epoch ms). */
-  readonly openedAt: number;
-  /** When the record was created (epoch ms): an old record without a message is an orphan. */
-  readonly createdAt: number;
-  /** The channel message; absent only between creating the record and posting. */
-  readonly message?: MessageRef;
-  readonly height?: number;
-  readonly lag?: number;
-  readonly referenceHeight?: number;
-  /** Lag last reported in the message or thread, to tell "lag growing" from noise. */
-  readonly reportedLag?: number;
-  /** Last probe error or the failed check's message. */
-  readonly detail?: string;
-  readonly acknowledgedBy?: string;
-  readonly acknowledgedAt?: number;
-  /** Last thread post (or the parent post): thread updates are at most one per minute. */
-  readonly lastPostAt?: number;
-  /** Updates waiting for the next thread post, keyed by topic so a newer one replaces an older one. */
-  readonly pending: Readonly<Record<string, string>>;
-  /** The parent message must be edited (condition, acknowledgement or mute changed). */
-  readonly parentStale?: boolean;
-  /** Incremented on every change; compare-and-set token. */
-  readonly version: number;
-}
-
-export interface MuteRecord {
-  /** Epoch ms at which the mute ends. */
-  readonly until: number;
-  /** Slack user id of who muted. */
-  readonly by: string;
-  readonly at: number;
-}
+export type { IncidentKind, IncidentRecord, MuteRecord } from './incident-record.js';
+import type { IncidentRecord, MuteRecord } from './incident-record.js';
 
 export interface IncidentStore {
   get(subject: string): Promise<IncidentRecord | undefined>;

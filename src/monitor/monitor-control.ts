@@ -8,7 +8,7 @@ import { InputError } from '../errors.js';
 import { currentRoles } from '../ports/cell-state.js';
 import { checkSubject, openIncident, resolveIncident } from './alert-lifecycle.js';
 import { updateIncident, type IncidentRecord } from './incidents.js';
-import type { MonitorContext, MonitorState } from './monitor.js';
+import type { MonitorContext, MonitorState } from './monitor-context.js';
 import { noteCheckOnProtection, protectionSubject } from './protection-alerts.js';
 import { lacksStandby, protectionOf, STANDBY_CHECK_STEPS, type CnProtection } from './protection.js';
 

@@ -33,27 +33,28 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CellopsConfig } from '../config/config.js';
-import type { CellState, CnRoles } from '../ports/cell-state.js';
+import type { CellState } from '../ports/cell-state.js';
 import type { Chat } from '../ports/chat.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import type { NodeEndpoint, NodeRpc } from '../ports/node-rpc.js';
+import type { NodeRpc } from '../ports/node-rpc.js';
 import { checkSubject } from './alert-lifecycle.js';
-import { closeUnwatched, reconcileAlerts, type ReconcileDeps } from './alert-reconcile.js';
+import { closeUnwatched, reconcileAlerts } from './alert-reconcile.js';
 import { acknowledgeNode, checkFailed, checkPassed, muteNode, unmuteNode } from './monitor-control.js';
 import { buildView, restateView, sameMutes, unknownView, withMutes } from './cell-view.js';
-import { runDueChecks, type CheckDue, type CheckScheduleDeps } from './check-schedule.js';
-import type { ConditionSettings } from './conditions.js';
+import { runDueChecks } from './check-schedule.js';
 import type { IncidentStore, MuteRecord } from './incidents.js';
 import type { MonitorMetrics } from './metrics.js';
-import { probeRound, updateTracks, type Tracks } from './probe-round.js';
-import { createProbeScheduler, type ProbeScheduler } from './probe-scheduler.js';
+import { probeRound, updateTracks } from './probe-round.js';
+import { createProbeScheduler } from './probe-scheduler.js';
 import { gatherProtection, protectionSubject, reconcileProtection } from './protection-alerts.js';
-import type { CheckOutcome, CnProtection } from './protection.js';
-import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects, type Subject } from './subjects.js';
+import { cnRoleNames, referenceTargets, resolveSubjects, sameSubjects } from './subjects.js';
 import type { CellView, MonitorControl } from './types.js';
 import type { AlertEscalation, ExpectedDisturbances } from './monitor-hooks.js';
-import { initialExpected, refreshExpected, type ExpectedState } from './run-expected.js';
+import type { MonitorContext, MonitorState } from './monitor-context.js';
+
+export type { MonitorContext, MonitorState } from './monitor-context.js';
+import { initialExpected, refreshExpected } from './run-expected.js';
 
 export interface MonitorOptions {
   /**
@@ -118,51 +119,6 @@ export interface Monitor extends MonitorControl {
   reportCheckSuccess(cn: string): Promise<void>;
   /** Whether this replica held the lease at its last tick. */
   isLeader(): boolean;
-}
-
-/** What createMonitor works out once from its deps; passed to every step of a tick and of the control API. */
-export interface MonitorContext {
-  readonly config: MonitorDeps['config'];
-  readonly nodeNames: readonly string[];
-  readonly cnRoles: readonly string[];
-  /** Store keys of the CNs' check incidents, read with the node incidents every tick. */
-  readonly checkNames: readonly string[];
-  /** Store keys of the CNs' "no standby" incidents, likewise. */
-  readonly protectionNames: readonly string[];
-  readonly referenceTargets: readonly NodeEndpoint[];
-  readonly cellState: CellState;
-  readonly store: IncidentStore;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly metrics: MonitorMetrics | undefined;
-  readonly settings: ConditionSettings;
-  readonly scheduler: ProbeScheduler;
-  readonly alerts: ReconcileDeps;
-  readonly checks: CheckScheduleDeps;
-  readonly replicaId: string;
-  readonly leaseTtlMs: number;
-  readonly viewSaveIntervalMs: number;
-  readonly watchers: readonly { tick(): Promise<void> }[];
-  readonly expected: ExpectedDisturbances | undefined;
-}
-
-/** What the leader keeps between ticks (the lease holder's memory; dropped when the lease is lost). */
-export interface MonitorState {
-  leader: boolean;
-  subjects: Subject[];
-  /** The CN roles and the roles version the subjects were worked out from. */
-  roles: ReadonlyMap<string, CnRoles>;
-  rolesVersion: number | undefined;
-  protection: CnProtection[];
-  /** The last readiness check of each CN (checks run on the leader). */
-  readonly checkOutcomes: Map<string, CheckOutcome>;
-  readonly tracks: Tracks;
-  readonly checkDue: CheckDue;
-  reference: number | undefined;
-  /** When the view was last saved, and the mutes it showed; undefined: save at the next tick. */
-  viewSavedAt: number | undefined;
-  viewMutes: ReadonlyMap<string, MuteRecord>;
-  readonly expected: ExpectedState;
 }
 
 export function createMonitor(deps: MonitorDeps): Monitor {

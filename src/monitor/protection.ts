@@ -9,28 +9,9 @@
  * Pure functions: no I/O, no clock.
  */
 import type { CnRoles, ImageRecord, NodekeyBackupRecord } from '../ports/cell-state.js';
-import type { NodeCondition } from './types.js';
+import type { CnProtection, NodeCondition, StandbyState } from './types.js';
 
-export const STANDBY_STATES = ['ready', 'none', 'lagging', 'down', 'unknown'] as const;
-export type StandbyState = (typeof STANDBY_STATES)[number];
-
-export interface CnProtection {
-  readonly cn: string;
-  /** The configured failover mode; absent: the CN has no failover section, nothing protects it. */
-  readonly mode?: 'standby' | 'snapshot';
-  readonly servedBy: string;
-  readonly standby?: string;
-  /** Standby mode only. */
-  readonly standbyState?: StandbyState;
-  readonly backup: 'recorded' | 'missing' | 'stale';
-  /** Snapshot mode only. */
-  readonly image?: 'fresh' | 'missing' | 'stale';
-  /** The run that recorded the roles (`config` while the configuration's layout holds) and since when. */
-  readonly rolesRunId: string;
-  readonly rolesSince: number;
-  /** The failed conditions of the last readiness check, in its words. */
-  readonly checkFailures?: readonly string[];
-}
+export { STANDBY_STATES, type CnProtection, type StandbyState } from './types.js';
 
 /** The last readiness check of a CN as the monitor keeps it: the ids of its failed steps and their words. */
 export interface CheckOutcome {

@@ -1,5 +1,3 @@
-import type { CnProtection } from './protection.js';
-
 /**
  * The monitor's public face, used by src/commands (`/cell status`, mute, unmute) and the alert buttons
  * (whose action ids are in src/views/action-ids.ts).
@@ -16,6 +14,27 @@ export const NODE_CONDITIONS = [
   'unknown',
 ] as const;
 export type NodeCondition = (typeof NODE_CONDITIONS)[number];
+
+export const STANDBY_STATES = ['ready', 'none', 'lagging', 'down', 'unknown'] as const;
+export type StandbyState = (typeof STANDBY_STATES)[number];
+
+export interface CnProtection {
+  readonly cn: string;
+  /** The configured failover mode; absent: the CN has no failover section, nothing protects it. */
+  readonly mode?: 'standby' | 'snapshot';
+  readonly servedBy: string;
+  readonly standby?: string;
+  /** Standby mode only. */
+  readonly standbyState?: StandbyState;
+  readonly backup: 'recorded' | 'missing' | 'stale';
+  /** Snapshot mode only. */
+  readonly image?: 'fresh' | 'missing' | 'stale';
+  /** The run that recorded the roles (`config` while the configuration's layout holds) and since when. */
+  readonly rolesRunId: string;
+  readonly rolesSince: number;
+  /** The failed conditions of the last readiness check, in its words. */
+  readonly checkFailures?: readonly string[];
+}
 
 export interface NodeView {
   readonly node: string;
