@@ -243,7 +243,9 @@ describe('cellops probing nodes whose metrics are hostile', () => {
   beforeAll(async () => {
     redis = await startRedis();
     slack = await startSlackStandIn();
-    nodes = await startStandIns(() => 5_000);
+    // A chain making a block a second: pn1 must read as healthy however long the test takes, not stalled.
+    const chainStart = Date.now();
+    nodes = await startStandIns(() => 5_000 + Math.floor((Date.now() - chainStart) / 1_000));
     nodes.add('pn1');
     hostile = await startHostileMetrics();
     // cn1 serves a head value of 10 MB of digits, cn1s a 16 MiB body.
