@@ -25,8 +25,8 @@ export interface FencedMachine {
   readonly nodeAddress: string;
 }
 
-/** Who does what for one CN role now. */
-export interface CnRoles {
+/** What a CN's roles and a change of them both say: who serves, who stands by, who decided and why. */
+export interface RoleFields {
   /** The CN role as configured, e.g. `cn1`. */
   readonly cn: string;
   /** Inventory name of the machine serving the role; for a launched replacement, its instance id. */
@@ -41,6 +41,18 @@ export interface CnRoles {
   readonly hostKeys?: readonly string[];
   /** Inventory name of the machine ready to take the role over; absent: the CN has no standby. */
   readonly standby?: string;
+  /** The machine the last failover fenced; watched until the role is assigned again. */
+  readonly fenced?: FencedMachine;
+  /** The run that recorded them; `config` while the configuration's layout holds. */
+  readonly runId: string;
+  /** Slack user id of who asked for the change, or `cellops` for a change no person asked for. */
+  readonly by: string;
+  /** Why, in words: "failover", "rebuild-standby", "set by hand: …". */
+  readonly reason: string;
+}
+
+/** Who does what for one CN role now. */
+export interface CnRoles extends RoleFields {
   /**
    * Machines that served the role before, most recent first (never the current one): the default host
    * of `rebuild-standby` is the first.
@@ -48,35 +60,14 @@ export interface CnRoles {
   readonly formerServers: readonly string[];
   /** Since when these roles hold (epoch ms). */
   readonly since: number;
-  /** The run that recorded them; `config` while the configuration's layout holds. */
-  readonly runId: string;
-  /** Slack user id of who asked for the change, or `cellops` for a change no person asked for. */
-  readonly by: string;
-  /** Why, in words: "failover", "rebuild-standby", "set by hand: …". */
-  readonly reason: string;
   /** The cell's roles version when this was recorded (0: the configuration). */
   readonly version: number;
-  /** The machine the last failover fenced; watched until the role is assigned again. */
-  readonly fenced?: FencedMachine;
 }
 
 /** One change of a CN's roles, as a runbook records it. The store works out formerServers and version. */
-export interface RoleChange {
-  readonly cn: string;
-  readonly servedBy: string;
-  readonly address?: string;
-  readonly instanceId?: string;
-  /** The serving machine's pinned SSH host keys (see CnRoles.hostKeys). */
-  readonly hostKeys?: readonly string[];
-  /** Absent: the CN has no standby after this change (e.g. a failover used it up). */
-  readonly standby?: string;
-  /** The machine this change fenced (a failover); absent: nothing is fenced by it. */
-  readonly fenced?: FencedMachine;
+export interface RoleChange extends RoleFields {
   /** When the change took effect (epoch ms, from the Clock port). */
   readonly at: number;
-  readonly runId: string;
-  readonly by: string;
-  readonly reason: string;
 }
 
 /** The older shape of a CN's serving record, kept for callers written against it (role / setRole). */
