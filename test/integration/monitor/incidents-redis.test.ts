@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisKeys } from '../../../src/infra/redis-keys.js';
 import {
@@ -14,26 +14,11 @@ import { FakeNodeRpc } from '../../fakes/fake-node-rpc.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { memoryCellState, monitorConfig } from '../../support/monitor-fixtures.js';
-import { closeRedis, testRedis, uniquePrefix } from '../../support/redis-client.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
+import { uniquePrefix } from '../../support/redis-client.js';
+import { redisForSuite } from '../../support/redis-suite.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  for (const client of clients) await closeRedis(client);
-  await server.stop();
-});
-
-function client(): Redis {
-  const c = testRedis(server.url);
-  clients.push(c);
-  return c;
-}
+const redis = redisForSuite();
+const client = (): Redis => redis.client();
 
 function record(subject: string, version = 1): IncidentRecord {
   return {

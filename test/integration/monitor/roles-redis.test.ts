@@ -3,7 +3,7 @@
  * and the saved view in one real Redis: the leader probes the new serving machine before answering, the
  * other replica re-cuts the saved view to the new roles.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisKeys } from '../../../src/infra/redis-keys.js';
 import { createRedisCellState } from '../../../src/infra/redis-cell-state.js';
@@ -14,26 +14,11 @@ import { FakeNodeRpc } from '../../fakes/fake-node-rpc.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { channelPosts, monitorConfig } from '../../support/monitor-fixtures.js';
-import { closeRedis, testRedis, uniquePrefix } from '../../support/redis-client.js';
-import { startRedis, type RedisServer } from '../../support/redis-server.js';
+import { uniquePrefix } from '../../support/redis-client.js';
+import { redisForSuite } from '../../support/redis-suite.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  for (const c of clients) await closeRedis(c);
-  await server.stop();
-});
-
-function client(): Redis {
-  const c = testRedis(server.url);
-  clients.push(c);
-  return c;
-}
+const redis = redisForSuite();
+const client = (): Redis => redis.client();
 
 const config = monitorConfig({
   nodes: {

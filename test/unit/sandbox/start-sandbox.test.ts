@@ -1,10 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../../src/sandbox/start-sandbox.js';
 import { SANDBOX_CN1_BACKUP } from '../../../src/sandbox/sim-cell-seed.js';
-import { ALERT_ACTIONS, RUN_ACTIONS } from '../../../src/views/action-ids.js';
+import { ALERT_ACTIONS } from '../../../src/views/action-ids.js';
 import type { RunRecord } from '../../../src/runbooks/types.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { ALICE, BOB, buttons, startFastSandbox, until } from '../../support/sandbox-harness.js';
+import {
+  ALICE,
+  BOB,
+  approveUntilDone,
+  buttons,
+  startFastSandbox,
+  until,
+} from '../../support/sandbox-harness.js';
 
 let sandbox: Sandbox | undefined;
 let logger: RecordingLogger;
@@ -138,23 +145,7 @@ describe('the sandbox', () => {
     const run = await latestRun(sb);
 
     // Approve every request as bob, as the approvals come.
-    const approved = new Set<string>();
-    const done = await until('the run to finish with approvals', async () => {
-      for (const message of sb.chat.messages()) {
-        const approve = buttons(message).find((b) => b.action_id === RUN_ACTIONS.approve);
-        if (!approve || approved.has(message.ts)) continue;
-        approved.add(message.ts);
-        await sb.handlers.action({
-          actionId: RUN_ACTIONS.approve,
-          value: approve.value,
-          user: BOB,
-          messageTs: message.ts,
-          threadTs: message.threadTs ?? message.ts,
-        });
-      }
-      const current = await sb.engine.get(run.id);
-      return current && ['succeeded', 'failed', 'aborted'].includes(current.status) ? current : undefined;
-    });
+    const done = await approveUntilDone(sb, run.id);
     expect(done.error).toBeUndefined();
     expect(done.status).toBe('succeeded');
     const resolved = await until('the alert to resolve', () => {
