@@ -23,7 +23,7 @@ import { createRedisKeys } from './infra/redis-keys.js';
 import { createRedisCellState } from './infra/redis-cell-state.js';
 import { createRedisRateLimiter } from './infra/redis-rate-limiter.js';
 import { createRedisClient } from './infra/redis-client.js';
-import { createSshShell } from './adapters/ssh/ssh-shell.js';
+import { createCellShell } from './adapters/ssh/cell-shell.js';
 import { createEc2Cloud } from './adapters/ec2/ec2-cloud.js';
 import { createNodeRpc } from './adapters/rpc/node-rpc.js';
 import { createRedisLock } from './locks/redis-lock.js';
@@ -86,7 +86,7 @@ export async function startBot(
   const keys = createRedisKeys(config.redisPrefix);
   const ownerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
-  const shell = createSshShell({ ssh: config.ssh, logger: logger.child({ component: 'ssh' }) });
+  const shell = createCellShell({ ssh: config.ssh, logger: logger.child({ component: 'ssh' }) });
   const ports: RunbookPorts = {
     shell,
     cloud: createEc2Cloud({

@@ -13,7 +13,7 @@ import { createRedisKeys } from '../infra/redis-keys.js';
 import { scrubDeep } from '../infra/redact.js';
 import { createLogger } from '../infra/logger.js';
 import { createSystemClock } from '../infra/system-clock.js';
-import { createSshShell } from '../adapters/ssh/ssh-shell.js';
+import { createCellShell } from '../adapters/ssh/cell-shell.js';
 import { createNodeRpc } from '../adapters/rpc/node-rpc.js';
 import { createReportSource } from '../report/gather-report.js';
 import { renderReportMarkdown } from '../report/markdown.js';
@@ -177,7 +177,7 @@ export async function printReport(
   return withStore(options, env, async ({ store, prefix, config }) => {
     // Failures to read blocks are reported in the report itself; the log would only repeat them.
     const logger = createLogger({ level: 'silent' });
-    const shell = config ? createSshShell({ ssh: config.ssh, logger }) : undefined;
+    const shell = config ? createCellShell({ ssh: config.ssh, logger }) : undefined;
     try {
       const source = createReportSource({
         store,

@@ -64,6 +64,8 @@ export interface CellopsConfig {
     readonly commandTimeoutMs: number;
     readonly serviceCommand: string;
     readonly attachCommand: string;
+    /** The host helper's path on every host (least-privilege sudo, fencing at the host); absent: plain sudo. */
+    readonly hostHelper?: string;
   };
   readonly monitor: {
     readonly intervalMs: number;
@@ -148,6 +150,7 @@ export function resolveConfig(parsed: ParsedConfig): CellopsConfig {
       commandTimeoutMs: ssh.commandTimeout,
       serviceCommand: ssh.serviceCommand,
       attachCommand: ssh.attachCommand,
+      ...(ssh.hostHelper === undefined ? {} : { hostHelper: ssh.hostHelper }),
     },
     monitor: {
       intervalMs: monitor.interval,

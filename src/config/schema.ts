@@ -345,6 +345,12 @@ export const configSchema = z
         connectTimeout: duration('10s'),
         /** Default timeout of one command. Default 2m. */
         commandTimeout: duration('2m'),
+        /**
+         * The host helper (deploy/host/cellops-host) at this path on every host, e.g.
+         * /usr/local/sbin/cellops-host: privileged work then runs only as its fixed verbs, with the run's
+         * fencing token, and the hosts' sudoers allows nothing else. Absent: `sudo -n <tool>` directly.
+         */
+        hostHelper: absolutePath.optional(),
         /** How services are started and stopped. {action}: start|stop|is-active; {service}: the unit. */
         serviceCommand: commandTemplate('sudo -n systemctl {action} {service}', ['action', 'service']),
         /** How IPC is reached. {binary}: kcn|kpn; {js}: the expression; {dataDir}: the node's DATA_DIR. */

@@ -77,3 +77,39 @@ export function shTemplate(
     return typeof value === 'string' ? quoteArg(value) : value.raw;
   }) as ShellCommand;
 }
+
+/**
+ * Splits a command built by `sh`/`shTemplate` back into its words, the way a POSIX shell would: plain
+ * words, '…' quotes and \x escapes. Undefined when the text holds anything else unquoted (`;`, `|`, `$`,
+ * a newline, …): such a command was not built by this module, and whoever reads it must not guess.
+ */
+export function splitShellWords(command: string): string[] | undefined {
+  const words: string[] = [];
+  let current = '';
+  let inWord = false;
+  for (let i = 0; i < command.length; i++) {
+    const c = command[i] ?? '';
+    if (c === "'") {
+      const end = command.indexOf("'", i + 1);
+      if (end < 0) return undefined;
+      current += command.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '\\') {
+      current += command[i + 1] ?? '';
+      inWord = true;
+      i += 1;
+    } else if (c === ' ' || c === '\t') {
+      if (inWord) words.push(current);
+      current = '';
+      inWord = false;
+    } else if (/[;&|<>$`"(){}*?\n]/.test(c)) {
+      return undefined;
+    } else {
+      current += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(current);
+  return words;
+}

@@ -22,12 +22,25 @@ export interface HostRef {
   readonly hostKeys?: readonly string[];
 }
 
+/**
+ * A run's fencing token (src/locks) for the cell it acts on. Shells that can hand it to the host do (the
+ * host helper, deploy/host/cellops-host, refuses a token lower than one it has already seen); others ignore
+ * it.
+ */
+export interface Fence {
+  /** The cell whose lock issued the token. */
+  readonly scope: string;
+  readonly token: number;
+}
+
 export interface ExecOptions {
   /** Kill the command and reject with a timeout error after this many milliseconds. */
   readonly timeoutMs?: number;
   /** Written to the command's standard input, then closed. How secrets travel: never on a command line. */
   readonly stdin?: string | Uint8Array;
   readonly signal?: AbortSignal;
+  /** The fencing token of the run the command belongs to; absent outside a run (monitor probes). */
+  readonly fence?: Fence;
 }
 
 export interface ExecResult {

@@ -10,7 +10,7 @@
  * Secrets: file contents travel through stdin (writes) and stdout (reads) only, never on a command line;
  * nothing here logs or returns a file's content except `readFile` to its caller.
  */
-import type { HostRef, Shell, ExecResult } from '../ports/shell.js';
+import type { ExecResult, Fence, HostRef, Shell } from '../ports/shell.js';
 import type { ShellCommand } from '../ports/shell-command.js';
 import { operand, sh, shTemplate } from '../ports/shell-command.js';
 import { assertDeletableInside } from '../config/plain-path.js';
@@ -135,6 +135,16 @@ export interface NodeOpsDeps {
   readonly signal?: AbortSignal;
   /** Per command; default the configuration's ssh.commandTimeout. */
   readonly timeoutMs?: number;
+  /** The run's fencing token, handed to hosts that check it (the host helper); absent outside a run. */
+  readonly fence?: Fence;
+}
+
+/** The fencing token of a step's run for the cell, when the run holds the lock (not in a dry run). */
+export function fenceOf(ctx: {
+  readonly config: { readonly cell: string };
+  readonly fencingToken?: number;
+}): Fence | undefined {
+  return ctx.fencingToken === undefined ? undefined : { scope: ctx.config.cell, token: ctx.fencingToken };
 }
 
 /** The node operations of a step: its shell, configuration and abort signal, and a per-command timeout. */
@@ -143,14 +153,17 @@ export function opsOf(
     readonly ports: { readonly shell: Shell };
     readonly config: CellopsConfig;
     readonly signal: AbortSignal;
+    readonly fencingToken?: number;
   },
   timeoutMs?: number,
 ): NodeOps {
+  const fence = fenceOf(ctx);
   return createNodeOps({
     shell: ctx.ports.shell,
     config: ctx.config,
     signal: ctx.signal,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(fence === undefined ? {} : { fence }),
   });
 }
 
@@ -223,6 +236,7 @@ export function createNodeOps(deps: NodeOpsDeps): NodeOps {
       timeoutMs,
       ...(deps.signal ? { signal: deps.signal } : {}),
       ...(stdin === undefined ? {} : { stdin }),
+      ...(deps.fence ? { fence: deps.fence } : {}),
     });
 
   const must = async (host: HostRef, command: ShellCommand, stdin?: string): Promise<ExecResult> => {

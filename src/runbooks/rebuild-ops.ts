@@ -8,7 +8,7 @@
  * `openssl rand` fills it in place; nothing of it is printed, and cellops only ever reads its checksum.
  */
 import type { CellopsConfig, NodeInventoryEntry } from '../config/config.js';
-import type { HostRef, Shell } from '../ports/shell.js';
+import type { Fence, HostRef, Shell } from '../ports/shell.js';
 import { operand, sh, shTemplate, type ShellCommand } from '../ports/shell-command.js';
 import { CommandFailedError, onHost } from './node-ops.js';
 import { ExternalError } from '../errors.js';
@@ -61,10 +61,16 @@ export function createRebuildOps(deps: {
   readonly shell: Shell;
   readonly config: CellopsConfig;
   readonly signal: AbortSignal;
+  /** The run's fencing token, for hosts that check it (the host helper). */
+  readonly fence?: Fence;
 }): RebuildOps {
-  const { shell, config, signal } = deps;
+  const { shell, config, signal, fence } = deps;
   const must = async (host: HostRef, command: ShellCommand): Promise<string> => {
-    const result = await shell.exec(host, command, { timeoutMs: config.ssh.commandTimeoutMs, signal });
+    const result = await shell.exec(host, command, {
+      timeoutMs: config.ssh.commandTimeoutMs,
+      signal,
+      ...(fence ? { fence } : {}),
+    });
     if (result.exitCode !== 0) throw new CommandFailedError(host, command, result);
     return result.stdout;
   };

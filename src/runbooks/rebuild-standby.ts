@@ -10,7 +10,15 @@ import type { RunbookDefinition } from './types.js';
 import { CELL_LOCK } from './failover-params.js';
 import { lagOf, probe, proxyNodes, referenceHeight, reportedAddress } from './cell-nodes.js';
 import { keyFileAddress } from './key-files.js';
-import { mapHostError, nodeCommands, nodeKeyPaths, onHost, opsOf, type NodeOps } from './node-ops.js';
+import {
+  fenceOf,
+  mapHostError,
+  nodeCommands,
+  nodeKeyPaths,
+  onHost,
+  opsOf,
+  type NodeOps,
+} from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { createRebuildOps, rebuildCommands } from './rebuild-ops.js';
 import {
@@ -47,8 +55,15 @@ export const DEFAULT_REBUILD_TIMINGS: RebuildTimings = {
   minFreeBytes: 10 * 1024 ** 3,
 };
 
-const rebuildOpsOf = (ctx: RebuildContext) =>
-  createRebuildOps({ shell: ctx.ports.shell, config: ctx.config, signal: ctx.signal });
+const rebuildOpsOf = (ctx: RebuildContext) => {
+  const fence = fenceOf(ctx);
+  return createRebuildOps({
+    shell: ctx.ports.shell,
+    config: ctx.config,
+    signal: ctx.signal,
+    ...(fence ? { fence } : {}),
+  });
+};
 
 const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 

@@ -9,12 +9,13 @@
  * `cellops-<operation>` name so that process lists, sudo logs and test doubles can tell them apart.
  * Secrets travel on standard input only; the output of a command that read a key is never returned.
  */
-import { sh } from '../ports/shell-command.js';
+import { sh, splitShellWords } from '../ports/shell-command.js';
 import { plainPathProblem, shellPlainPathGuard } from '../config/plain-path.js';
 import { redactThenTruncate } from '../infra/redact.js';
 import { KCND_CONF_PATH, confDataDir } from './kcnd-conf.js';
 import type { ShellCommand } from '../ports/shell-command.js';
-import type { ExecResult, HostRef, Shell } from '../ports/shell.js';
+import type { ExecResult, Fence, HostRef, Shell } from '../ports/shell.js';
+import { fenceOf } from './node-ops.js';
 import { ExternalError, SafetyGateError } from '../errors.js';
 
 /** Where the RPM package keeps kcnd's configuration (kaia build/rpm). */
@@ -25,44 +26,27 @@ export interface OpsContext {
   readonly signal?: AbortSignal;
   /** Timeout of one command. */
   readonly commandTimeoutMs: number;
+  /** The run's fencing token, for hosts that check it. */
+  readonly fence?: Fence;
 }
 
 /** The OpsContext of a step: its shell and abort signal, with a per-command timeout. */
 export function opsContextOf(
-  ctx: { readonly ports: { readonly shell: Shell }; readonly signal: AbortSignal },
+  ctx: {
+    readonly ports: { readonly shell: Shell };
+    readonly signal: AbortSignal;
+    readonly config: { readonly cell: string };
+    readonly fencingToken?: number;
+  },
   commandTimeoutMs: number,
 ): OpsContext {
-  return { shell: ctx.ports.shell, signal: ctx.signal, commandTimeoutMs };
+  const fence = fenceOf(ctx);
+  return { shell: ctx.ports.shell, signal: ctx.signal, commandTimeoutMs, ...(fence ? { fence } : {}) };
 }
 
 /** Runs `sudo -n sh -c SCRIPT cellops-NAME ARGS…`: the script is a constant, the arguments are quoted. */
 export function privilegedScript(name: string, script: string, args: readonly string[]): ShellCommand {
   return sh`sudo -n sh -c ${script} ${`cellops-${name}`} ${args}`;
-}
-
-/** Splits a command line the way a POSIX shell splits words built by `sh` (quoting with '…' and \'). */
-export function shellWords(command: string): string[] {
-  const words: string[] = [];
-  let word: string | undefined;
-  for (let i = 0; i < command.length; i++) {
-    const ch = command[i]!;
-    if (ch === "'") {
-      const end = command.indexOf("'", i + 1);
-      if (end < 0) throw new Error('unterminated quote');
-      word = (word ?? '') + command.slice(i + 1, end);
-      i = end;
-    } else if (ch === '\\' && i + 1 < command.length) {
-      word = (word ?? '') + command[i + 1];
-      i++;
-    } else if (/\s/.test(ch)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else {
-      word = (word ?? '') + ch;
-    }
-  }
-  if (word !== undefined) words.push(word);
-  return words;
 }
 
 /**
@@ -74,7 +58,8 @@ export function parsePrivilegedScript(
 ): { readonly name: string; readonly args: readonly string[] } | undefined {
   if (!command.startsWith('sudo -n sh -c ')) return undefined;
   // sudo -n sh -c SCRIPT cellops-NAME ARGS…
-  const words = shellWords(command);
+  const words = splitShellWords(command);
+  if (!words) return undefined;
   const name = words[5];
   if (words[2] !== 'sh' || words[3] !== '-c' || !name?.startsWith('cellops-')) return undefined;
   return { name: name.slice('cellops-'.length), args: words.slice(6) };
@@ -94,6 +79,7 @@ async function run(
     timeoutMs: timeoutMs ?? ops.commandTimeoutMs,
     ...(stdin === undefined ? {} : { stdin }),
     ...(ops.signal === undefined ? {} : { signal: ops.signal }),
+    ...(ops.fence === undefined ? {} : { fence: ops.fence }),
   });
 }
 

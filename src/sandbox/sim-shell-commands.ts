@@ -6,6 +6,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { SimHost } from './sim-host.js';
+import { splitShellWords } from '../ports/shell-command.js';
 
 export interface SimOutcome {
   readonly exitCode: number;
@@ -21,7 +22,7 @@ type Tool = (host: SimHost, rest: readonly string[], stdin: string | undefined) 
 
 /** Interprets a plain command line on a host (the privileged `cellops-*` scripts are sim-disks.ts's). */
 export function interpretShellCommand(host: SimHost, command: string, stdin: string | undefined): SimOutcome {
-  const words = shellWords(command);
+  const words = splitShellWords(command);
   if (!words) return notUnderstood(command);
   if (words[0] !== 'sudo')
     return { exitCode: 1, stderr: `sim: ${words[0] ?? ''}: privileged commands must run through sudo -n` };
@@ -33,39 +34,6 @@ export function interpretShellCommand(host: SimHost, command: string, stdin: str
 
 function notUnderstood(command: string): SimOutcome {
   return { exitCode: 127, stderr: `sim: command form not understood: ${command}` };
-}
-
-/** Splits a command into words the way sh would for the forms we build: words, '…' quotes, \x escapes. */
-function shellWords(command: string): string[] | undefined {
-  const words: string[] = [];
-  let current = '';
-  let inWord = false;
-  for (let i = 0; i < command.length; i++) {
-    const c = command[i] ?? '';
-    if (c === "'") {
-      const end = command.indexOf("'", i + 1);
-      if (end < 0) return undefined;
-      current += command.slice(i + 1, end);
-      inWord = true;
-      i = end;
-    } else if (c === '\\') {
-      current += command[i + 1] ?? '';
-      inWord = true;
-      i += 1;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) words.push(current);
-      current = '';
-      inWord = false;
-    } else if (/[;&|<>$`"(){}*?\n]/.test(c)) {
-      // Anything beyond plain words is outside the forms the runbooks build.
-      return undefined;
-    } else {
-      current += c;
-      inWord = true;
-    }
-  }
-  if (inWord) words.push(current);
-  return words;
 }
 
 function toolNamed(name: string): Tool | undefined {

@@ -14,7 +14,8 @@ import type { ExecOptions, ExecResult, HostRef, Shell } from '../../src/ports/sh
 import type { ShellCommand } from '../../src/ports/shell-command.js';
 import type { BlockConsensusInfo, NodeEndpoint, NodeHealth, NodeRpc } from '../../src/ports/node-rpc.js';
 import { nodeAddressFromKey, nodekeyChecksum, nodekeyProblem } from '../../src/runbooks/nodekey.js';
-import { parsePrivilegedScript, shellWords } from '../../src/runbooks/snapshot-ops.js';
+import { parsePrivilegedScript } from '../../src/runbooks/snapshot-ops.js';
+import { splitShellWords } from '../../src/ports/shell-command.js';
 import { actOutDiskOperation, moveTree, pathExists, type SimFiles } from '../../src/sandbox/sim-disks.js';
 
 export interface CellHostSeed {
@@ -189,7 +190,7 @@ export function createSnapshotCell(options: SnapshotCellOptions): SnapshotCell {
     if (command === 'true') return ok();
     const parsed = parsePrivilegedScript(command);
     if (parsed) return script(host, parsed.name, parsed.args);
-    const words = shellWords(command);
+    const words = splitShellWords(command) ?? [];
     if (words[0] !== 'sudo' || words[1] !== '-n')
       return fail(127, `not a form the runbooks build: ${command}`);
     const [tool, ...rest] = words.slice(2);
