@@ -81,6 +81,7 @@ export function labConfig(lab: Lab, overrides: LabConfigObject = {}): LabConfigO
       commandTimeout: '30s',
       serviceCommand: lab.serviceCommand,
       attachCommand: lab.attachCommand,
+      ...(lab.hostHelper === undefined ? {} : { hostHelper: lab.hostHelper }),
     },
     monitor: { interval: '1s', lagBlocks: 10, for: '3s', stall: '5s', failures: 3 },
     redis: { prefix: `cellops:lab-${lab.id}:` },
@@ -107,6 +108,7 @@ export function labSshSettings(
     commandTimeoutMs: 20_000,
     serviceCommand: lab.serviceCommand,
     attachCommand: lab.attachCommand,
+    ...(lab.hostHelper === undefined ? {} : { hostHelper: lab.hostHelper }),
     ...overrides,
   };
 }

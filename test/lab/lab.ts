@@ -72,6 +72,11 @@ export interface LabHostOptions {
    * init script does. Mounts made in the host's sessions stay in its mount namespace.
    */
   readonly etc?: Readonly<Record<string, string | ((host: { root: string; dataDir: string }) => string)>>;
+  /**
+   * Paths the host helper may touch besides the host's own root (PATHS in its host.conf), e.g. a DATA_DIR
+   * path that is another host's in the lab but the same path on a real replacement.
+   */
+  readonly helperPaths?: (host: { root: string; labRoot: string }) => readonly string[];
 }
 
 export interface StartLabOptions {
@@ -156,6 +161,11 @@ export interface Lab {
   readonly useSudo: boolean;
   /** Directory of the shims: lab-systemctl, kcn, kpn. */
   readonly binDir: string;
+  /**
+   * ssh.hostHelper for the lab (namespace mode): the shipped helper, which the shipped sudoers allows and
+   * nothing else. Its per-host /etc/cellops/host.conf points it at the lab's shims.
+   */
+  readonly hostHelper?: string;
   /** ssh.serviceCommand for the lab, e.g. `sudo -n /tmp/…/bin/lab-systemctl {action} {service}`. */
   readonly serviceCommand: string;
   /** ssh.attachCommand for the lab, e.g. `sudo -n /tmp/…/bin/{binary} attach --exec {js} {dataDir}/klay.ipc`. */
@@ -197,7 +207,19 @@ export interface Lab {
   stop(): Promise<void>;
 }
 
-export const LAB_USER = 'cellopslab';
+/**
+ * The SSH user of namespace labs: the user deploy/host/sudoers names, so that the lab installs that file
+ * exactly as shipped (and the helper it allows, at HOST_HELPER) and every test proves that it is enough.
+ */
+export const LAB_USER = 'cellops';
+/**
+ * The loopback fallback as root cannot give each host its own /etc/cellops/host.conf, so its user keeps a
+ * broad sudo rule and runs commands without the helper. CI never uses the fallback.
+ */
+export const FALLBACK_LAB_USER = 'cellopslab';
+/** Where the lab installs deploy/host/cellops-host, as deploy/host/sudoers expects it. */
+export const HOST_HELPER = '/usr/local/sbin/cellops-host';
+const DEPLOY_HOST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'host');
 const NEIGHBOUR_TUNING: Readonly<Record<string, string>> = {
   base_reachable_time_ms: '500',
   delay_first_probe_time: '0',
@@ -420,31 +442,83 @@ function claimSubnet(bridge: string): number {
   throw new Error('lab: no free 10.231.<n>.0/24 subnet');
 }
 
-async function ensureLabUser(): Promise<void> {
-  if ((await runCommand(['id', '-u', LAB_USER])).code !== 0) {
-    const added = await runCommand(['useradd', '--create-home', '--shell', '/bin/sh', LAB_USER]);
+async function ensureUser(user: string): Promise<void> {
+  if ((await runCommand(['id', '-u', user])).code !== 0) {
+    const added = await runCommand(['useradd', '--create-home', '--shell', '/bin/sh', user]);
     // Two labs starting together may both try; the loser sees the user exist.
-    if (added.code !== 0 && (await runCommand(['id', '-u', LAB_USER])).code !== 0)
-      throw new Error(`lab: could not create the user ${LAB_USER}: ${added.stderr.trim()}`);
+    if (added.code !== 0 && (await runCommand(['id', '-u', user])).code !== 0)
+      throw new Error(`lab: could not create the user ${user}: ${added.stderr.trim()}`);
   }
   // "*": no password can match, yet the account is not locked (sshd refuses "!" accounts without PAM).
-  await must(['usermod', '-p', '*', LAB_USER]);
-  const sudoers =
-    `# Written by the cellops test lab (test/lab/lab.ts): the lab's SSH user runs privileged commands\n` +
-    `# through sudo -n, as the bot does on real hosts. Remove with: userdel -r ${LAB_USER}; rm this file\n` +
-    `${LAB_USER} ALL=(root) NOPASSWD: ALL\n` +
-    `Defaults:${LAB_USER} env_keep += "CELLOPS_LAB_HOST_ROOT", !lecture\n`;
-  const target = `/etc/sudoers.d/${LAB_USER}`;
-  if (existsSync(target) && readFileSync(target, 'utf8') === sudoers) return;
-  // sudo ignores files with a dot in their name, so the temporary one is harmless until renamed.
-  const tmp = `/etc/sudoers.d/.${LAB_USER}.${process.pid}`;
-  writeFileSync(tmp, sudoers, { mode: 0o440 });
-  const check = await runCommand(['visudo', '-c', '-f', tmp]);
-  if (check.code !== 0) {
-    rmSync(tmp, { force: true });
-    throw new Error(`lab: the sudoers drop-in is invalid: ${check.stdout}${check.stderr}`);
+  await must(['usermod', '-p', '*', user]);
+}
+
+/** Puts `content` at `target` (root's, `mode`) unless it is there already; atomic, for labs starting together. */
+async function installFile(
+  target: string,
+  content: string,
+  mode: number,
+  check?: readonly string[],
+): Promise<void> {
+  if (existsSync(target) && readFileSync(target, 'utf8') === content) return;
+  // sudo ignores files in sudoers.d with a dot in their name, so the temporary one is harmless until renamed.
+  const tmp = join(dirname(target), `.${target.split('/').at(-1) ?? 'file'}.${process.pid}`);
+  writeFileSync(tmp, content, { mode });
+  chmodSync(tmp, mode);
+  if (check) {
+    const result = await runCommand([...check, tmp]);
+    if (result.code !== 0) {
+      rmSync(tmp, { force: true });
+      throw new Error(`lab: ${target} is invalid: ${result.stdout}${result.stderr}`);
+    }
   }
-  await must(['mv', tmp, target]);
+  await must(['mv', '-f', tmp, target]);
+}
+
+/**
+ * Namespace labs: the user deploy/host/sudoers names, that file installed exactly as shipped, and the
+ * helper it allows. The root fallback: its own user with a broad rule (it has no per-host host.conf).
+ */
+async function ensureLabUser(namespaces: boolean): Promise<void> {
+  if (namespaces) {
+    await ensureUser(LAB_USER);
+    mkdirSync(dirname(HOST_HELPER), { recursive: true, mode: 0o755 });
+    await installFile(HOST_HELPER, readFileSync(join(DEPLOY_HOST_DIR, 'cellops-host'), 'utf8'), 0o755);
+    await installFile(
+      `/etc/sudoers.d/${LAB_USER}`,
+      readFileSync(join(DEPLOY_HOST_DIR, 'sudoers'), 'utf8'),
+      0o440,
+      ['visudo', '-c', '-f'],
+    );
+    return;
+  }
+  await ensureUser(FALLBACK_LAB_USER);
+  const sudoers =
+    `# Written by the cellops test lab (test/lab/lab.ts) for its loopback fallback, which cannot give hosts\n` +
+    `# their own /etc/cellops/host.conf. Remove with: userdel -r ${FALLBACK_LAB_USER}; rm this file\n` +
+    `${FALLBACK_LAB_USER} ALL=(root) NOPASSWD: ALL\n` +
+    `Defaults:${FALLBACK_LAB_USER} env_keep += "CELLOPS_LAB_HOST_ROOT", !lecture\n`;
+  await installFile(`/etc/sudoers.d/${FALLBACK_LAB_USER}`, sudoers, 0o440, ['visudo', '-c', '-f']);
+}
+
+/** The host helper's /etc/cellops/host.conf on a lab host: its own root, the lab's shims, its own fences. */
+function helperConf(labRoot: string, hostRoot: string, extraPaths: readonly string[] = []): string {
+  return [
+    '# /etc/cellops/host.conf of a cellops test lab host (test/lab/lab.ts).',
+    `PATHS='${[hostRoot, '/etc/kcnd/conf', '/etc/kpnd/conf', ...extraPaths].join(' ')}'`,
+    "SERVICES='kcnd kpnd'",
+    "DEVICES='eth0'",
+    // The snapshot lab links a loop device there (test/support/lab-snapshot.ts).
+    `DATA_DEVICES='${join(hostRoot, 'dev', 'sdf')}'`,
+    `SYSTEMCTL='/bin/sh ${join(labRoot, 'bin', 'lab-systemctl')}'`,
+    `KCN='${join(labRoot, 'bin', 'kcn')}'`,
+    `KPN='${join(labRoot, 'bin', 'kpn')}'`,
+    `STATE_DIR='${join(hostRoot, 'var', 'lib', 'cellops-host')}'`,
+    // The shims find their host by this variable; sudo's env_reset drops the session's copy.
+    `CELLOPS_LAB_HOST_ROOT='${hostRoot}'`,
+    'export CELLOPS_LAB_HOST_ROOT',
+    '',
+  ].join('\n');
 }
 
 function systemctlShim(): string {
@@ -633,7 +707,13 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const sshdChildren: ChildProcess[] = [];
   const specs = options.hosts.map((h, index) => {
     const o = typeof h === 'string' ? { name: h } : h;
-    return { name: o.name, role: o.role ?? defaultRole(o.name), index, etc: o.etc };
+    return {
+      name: o.name,
+      role: o.role ?? defaultRole(o.name),
+      index,
+      etc: o.etc,
+      helperPaths: o.helperPaths,
+    };
   });
   if (specs.length > 80) throw new Error('lab: at most 80 hosts');
 
@@ -642,7 +722,8 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   const sshdByHost = new Map<string, ChildProcess>();
   const hostConfigs = new Map<string, { config: string; ns?: string; veth?: string }>();
 
-  const labUser = root0 ? LAB_USER : userInfo().username;
+  const labUser = root0 ? (namespaces ? LAB_USER : FALLBACK_LAB_USER) : userInfo().username;
+  const hostHelper = root0 && namespaces ? HOST_HELPER : undefined;
   const useSudo = root0;
   const sshPort = namespaces ? 22 : await freePort();
   const metricsPort = namespaces ? 61001 : await freePort();
@@ -673,8 +754,14 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     sshPort,
     useSudo,
     binDir: join(root, 'bin'),
-    serviceCommand: `${useSudo ? 'sudo -n ' : ''}${join(root, 'bin', 'lab-systemctl')} {action} {service}`,
-    attachCommand: `${useSudo ? 'sudo -n ' : ''}${join(root, 'bin')}/{binary} attach --exec {js} {dataDir}/klay.ipc`,
+    ...(hostHelper === undefined ? {} : { hostHelper }),
+    // With the helper, the production defaults: host.conf points the helper at the lab's shims.
+    serviceCommand: hostHelper
+      ? 'sudo -n systemctl {action} {service}'
+      : `${useSudo ? 'sudo -n ' : ''}${join(root, 'bin', 'lab-systemctl')} {action} {service}`,
+    attachCommand: hostHelper
+      ? 'sudo -n {binary} attach --exec {js} {dataDir}/klay.ipc'
+      : `${useSudo ? 'sudo -n ' : ''}${join(root, 'bin')}/{binary} attach --exec {js} {dataDir}/klay.ipc`,
     ...(gateway === undefined ? {} : { gateway }),
     ...(vipAddress === undefined ? {} : { vip: `${vipAddress}/24`, vipAddress }),
     device,
@@ -804,7 +891,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   try {
     // Users, client key, shims.
     if (root0) {
-      await ensureLabUser();
+      await ensureLabUser(namespaces);
       mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     }
     mkdirSync(join(root, 'client'), { mode: 0o755 });
@@ -872,13 +959,20 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
       );
       hostConfigs.set(spec.name, { config, ...(ns ? { ns, veth } : {}) });
       const confFile = `${service}/conf/${service}.conf`;
-      if (spec.etc) {
-        if (!ns) throw new Error(`lab: ${spec.name}: per-host /etc files need network namespaces`);
-        const files = Object.entries(spec.etc).map(
+      if (spec.etc && !ns) throw new Error(`lab: ${spec.name}: per-host /etc files need network namespaces`);
+      if (ns) {
+        const files = Object.entries(spec.etc ?? {}).map(
           ([path, content]) =>
             [path, typeof content === 'string' ? content : content({ root: hostRoot, dataDir })] as const,
         );
-        writeHostEtc(ns, Object.fromEntries(files));
+        writeHostEtc(ns, {
+          ...Object.fromEntries(files),
+          'cellops/host.conf': helperConf(
+            root,
+            hostRoot,
+            spec.helperPaths?.({ root: hostRoot, labRoot: root }),
+          ),
+        });
       }
       const hostSpec: HostSpec = {
         ...(spec.etc?.[confFile] === undefined ? {} : { confFile: `/etc/${confFile}` }),

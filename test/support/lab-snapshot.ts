@@ -80,6 +80,8 @@ export function startSnapshotLab(): Promise<Lab> {
             `NETWORK=mainnet\nDATA_DIR=${dataDir}\nLOG_DIR=$DATA_DIR/logs\n`,
           fstab: '# /etc/fstab of the replacement (lab)\n',
         },
+        // A real replacement has cn2's DATA_DIR path as its own; in the lab that path is under cn2's root.
+        helperPaths: ({ labRoot }) => [join(labRoot, 'cn2', 'var', 'kcnd', 'data')],
       },
       'pn1',
       'pn2',

@@ -135,3 +135,37 @@ describe('deploy/Dockerfile', () => {
     ]);
   });
 });
+
+describe('deploy/host: the node hosts sudoers and helper', () => {
+  const sudoers = readFileSync(join(DEPLOY, 'host', 'sudoers'), 'utf8');
+  const rules = sudoers.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'));
+
+  it('passes visudo -cf', () => {
+    const check = spawnSync('visudo', ['-c', '-f', join(DEPLOY, 'host', 'sudoers')], { encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+  });
+
+  it('allows the helper and nothing else: no shell, no other program, no wildcard, no environment', () => {
+    const commandRules = rules.filter((line) => !line.startsWith('Defaults'));
+    expect(commandRules).toEqual(['cellops ALL=(root) NOPASSWD: /usr/local/sbin/cellops-host']);
+    expect(sudoers).not.toMatch(/\bALL\s*$|NOPASSWD:\s*ALL|\*|\/bin\/sh|bash|env_keep|SETENV/m);
+  });
+
+  it('ships a helper that is valid POSIX sh and reads its limits from a root-owned /etc/cellops/host.conf', () => {
+    const helper = join(DEPLOY, 'host', 'cellops-host');
+    const syntax = spawnSync('sh', ['-n', helper], { encoding: 'utf8' });
+    expect(syntax.status, syntax.stderr).toBe(0);
+    const text = readFileSync(helper, 'utf8');
+    expect(text.startsWith('#!/bin/sh\n')).toBe(true);
+    expect(text).toContain('CONF=/etc/cellops/host.conf');
+    // Nothing is evaluated as shell code: no eval, no sh -c, no bash.
+    const code = text
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('#'))
+      .join('\n');
+    expect(code).not.toMatch(/^\s*eval\b|[;|&]\s*eval\b|\bsh -c\b|\bbash -c\b/m);
+    const example = readFileSync(join(DEPLOY, 'host', 'host.conf.example'), 'utf8');
+    expect(example).toMatch(/^PATHS='/m);
+  });
+});

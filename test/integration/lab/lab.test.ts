@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCellShell } from '../../../src/adapters/ssh/cell-shell.js';
 import { createSshShell } from '../../../src/adapters/ssh/ssh-shell.js';
 import { resolveConfig, type CellopsConfig } from '../../../src/config/config.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { sh, shTemplate } from '../../../src/ports/shell-command.js';
-import type { HostRef, Shell } from '../../../src/ports/shell.js';
+import type { Fence, HostRef, Shell } from '../../../src/ports/shell.js';
+
+/** These tests' own changes to the hosts carry a fencing token, as a run's do. */
+const FENCE: Fence = { scope: 'lab-test', token: 1 };
 import { nodeAddressFromKey, nodeIdFromKey, nodekeyProblem } from '../../../src/runbooks/nodekey.js';
 import { labConfig } from '../../lab/lab-config.js';
 import { skipWithoutNamespaces, startLab, type Lab } from '../../lab/lab.js';
@@ -39,13 +43,15 @@ async function service(host: string, action: 'start' | 'stop' | 'is-active') {
   return shell.exec(
     ref(host),
     shTemplate(config.ssh.serviceCommand, { action, service: lab.host(host).service }),
+    { fence: FENCE },
   );
 }
 
 /** Installs a nodekey file over SSH the way a runbook does: content on stdin, never on the command line. */
 async function installKey(host: string, path: string, content: string): Promise<void> {
-  const result = await shell.exec(ref(host), sh`sudo -n install -m 0600 /dev/stdin ${path}`, {
+  const result = await shell.exec(ref(host), sh`sudo -n install -D -m 0600 -- /dev/stdin ${path}`, {
     stdin: content,
+    fence: FENCE,
   });
   expect(result.exitCode).toBe(0);
 }
@@ -59,7 +65,8 @@ beforeAll(async () => {
   // One block per hour: heights move only when a test moves them.
   lab = await startLab({ hosts: ['cn1', 'cn1s', 'pn1', 'pn2'], blockMs: 3_600_000 });
   config = resolveConfig(configSchema.parse(labConfig(lab)));
-  shell = createSshShell({ ssh: config.ssh, logger: createSilentLogger() });
+  // As the bot does: in namespace labs every privileged command goes through the shipped host helper.
+  shell = createCellShell({ ssh: config.ssh, logger: createSilentLogger() });
 });
 
 afterAll(async () => {
@@ -154,7 +161,7 @@ describe('the test lab', () => {
     await restart('pn1');
     expect(await jsonRpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(nodeAddressFromKey(legacy));
     expect(readFileSync(join(pn1.dataDir, 'klay', 'nodekey'), 'utf8')).toBe(pn1.initialNodekey);
-    await shell.exec(ref('pn1'), sh`sudo -n rm -f ${join(pn1.dataDir, 'nodekey')}`);
+    await shell.exec(ref('pn1'), sh`sudo -n rm -f -- ${join(pn1.dataDir, 'nodekey')}`, { fence: FENCE });
     await restart('pn1');
     expect(await jsonRpc(pn1.rpcUrl, 'kaia_nodeAddress')).toBe(pn1.initialNodeAddress);
   });
@@ -192,10 +199,10 @@ describe('the test lab', () => {
     const viaVip = `http://${lab.vipAddress}:8551`;
     expect(await jsonRpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1').initialNodeAddress);
 
-    expect((await shell.exec(ref('cn1'), sh`sudo -n ip addr del ${vip} dev ${lab.device}`)).exitCode).toBe(0);
-    expect((await shell.exec(ref('cn1s'), sh`sudo -n ip addr add ${vip} dev ${lab.device}`)).exitCode).toBe(
-      0,
-    );
+    const ipAddr = (host: string, action: 'add' | 'del') =>
+      shell.exec(ref(host), sh`sudo -n ip addr ${action} ${vip} dev ${lab.device}`, { fence: FENCE });
+    expect((await ipAddr('cn1', 'del')).exitCode).toBe(0);
+    expect((await ipAddr('cn1s', 'add')).exitCode).toBe(0);
     // No flush of the ARP cache: the lab makes stale entries short-lived, as a gratuitous ARP would.
     expect(await lab.vipHolders()).toEqual(['cn1s']);
     expect(await jsonRpc(viaVip, 'kaia_nodeAddress')).toBe(lab.host('cn1s').initialNodeAddress);
