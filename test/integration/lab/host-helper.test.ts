@@ -16,9 +16,12 @@ import { createRedisKeys } from '../../../src/infra/redis-keys.js';
 import { createSystemClock } from '../../../src/infra/system-clock.js';
 import { createRedisLock } from '../../../src/locks/redis-lock.js';
 import type { LockLease } from '../../../src/locks/types.js';
-import { sh } from '../../../src/ports/shell-command.js';
+import { sh, shTemplate } from '../../../src/ports/shell-command.js';
 import type { HostRef, Shell } from '../../../src/ports/shell.js';
 import { CommandFailedError, createNodeOps } from '../../../src/runbooks/node-ops.js';
+import { deadline } from '../../../src/adapters/rpc/deadline.js';
+import { ipcRecentBlocks } from '../../../src/adapters/rpc/node-ipc.js';
+import type { ShellCommand } from '../../../src/ports/shell-command.js';
 import { labConfig } from '../../lab/lab-config.js';
 import { HOST_HELPER, startLab, type Lab } from '../../lab/lab.js';
 import { redisForSuite } from '../../support/redis-suite.js';
@@ -150,5 +153,48 @@ describe('the host helper with the shipped sudoers', () => {
     expect(afterwards.length).toBeGreaterThan(0);
     expect(afterwards.filter((r) => r.ok)).toEqual([]);
     expect(readFileSync(file, 'utf8')).toBe('newer\n');
+  });
+
+  it('passes the IPC console exactly the questions cellops asks, and no other expression', async () => {
+    const host = lab.host('cn1');
+    await lab.startNode('cn1');
+    // The recent-blocks loop as the RPC adapter builds it (the lab's node cannot run it, and says so).
+    const sent: ShellCommand[] = [];
+    const recorder: Shell = {
+      exec: (_host, command) => {
+        sent.push(command);
+        return Promise.resolve({
+          exitCode: 1,
+          stdout: '',
+          stderr: 'recorded',
+          truncated: false,
+          durationMs: 0,
+        });
+      },
+      close: () => Promise.resolve(),
+    };
+    const endpoint = {
+      name: 'cn1',
+      host: cn1,
+      metricsUrl: host.metricsUrl,
+      dataDir: host.dataDir,
+      binary: 'kcn' as const,
+    };
+    await ipcRecentBlocks(
+      { shell: recorder, attachCommand: config.ssh.attachCommand },
+      endpoint,
+      30,
+      deadline({ timeoutMs: 5_000 }),
+      1200,
+    ).catch(() => undefined);
+    expect(sent).toHaveLength(1);
+    const loop = await shell.exec(cn1, sent[0]!);
+    expect(loop.stderr).toMatch(/not supported by the lab's node stand-in/);
+    const attach = (js: string) =>
+      shell.exec(cn1, shTemplate(config.ssh.attachCommand, { binary: 'kcn', js, dataDir: host.dataDir }));
+    expect((await attach('kaia.nodeAddress')).stdout).toContain(host.initialNodeAddress);
+    const other = await attach('admin.addPeer("kni://00@10.0.0.1:32323")');
+    expect(other.exitCode).toBe(77);
+    expect(other.stderr).toMatch(/attach may only ask what cellops asks/);
   });
 });
