@@ -104,8 +104,8 @@ describe('escalation with two replicas on one Redis', () => {
     barrier.arm();
     await clock.advance(5 * MIN);
     await settle([a, b]);
-    expect(barrier.held).toBe(2);
     expect(together([a, b])).toEqual(['approval-reminder']);
+    expect(barrier.held).toBe(2);
     expect([...a.logger.lines, ...b.logger.lines].filter((l) => l.level === 'error')).toEqual([]);
 
     // The replica that lost looks again shortly, finds the reminder sent and waits for the page; the
