@@ -141,6 +141,8 @@ export function createEscalation(deps: EscalationDeps): Escalation {
     start: () => policy.start(),
     async stop() {
       policy.stop();
+      // What the policy is carrying out still reaches the dispatcher (and its state the store).
+      await policy.idle();
       await dispatcher.close();
     },
   };

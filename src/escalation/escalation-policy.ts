@@ -2,15 +2,22 @@
  * Drives the pure rules of policy.ts with the Clock port: one timer, set for the earliest entry that
  * needs attention, and a store so that a restart does not forget what is due (escalation-store.ts).
  *
+ * Every input and every due entry is carried out under the store's claim on the entry, from the entry as
+ * stored at that moment (claimed-transition.ts): what this process remembers only decides when to look.
  * Intents are handed to `emit` before the new state is saved: after a crash in between, a page may be
  * sent twice (PagerDuty and Opsgenie de-duplicate it by key) rather than not at all.
  *
- * With several replicas, run one policy where the incidents are handled (the monitor's leader) and feed
- * it approval events from the engine's observer; the store is what lets a new leader carry on.
+ * With several replicas sharing a Redis store, every replica runs a policy and any of them may get an
+ * input (alerts from the monitor's leader, approvals from whichever replica drives the run). Each one
+ * re-reads the store every `resyncMs` to learn the entries the others wrote and arms its timer for them
+ * too; when an entry falls due, every replica that knows it tries to claim it, one wins and carries it
+ * out, and the others find it done. So each page, reminder and note goes out once, and a replica that
+ * dies leaves nothing undone: the others carry out its entries when they fall due.
  */
 import { describeError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
+import { createClaimedTransitions, type EntryInput } from './claimed-transition.js';
 import { createMemoryEscalationStore, entryKey, type EscalationStore } from './escalation-store.js';
 import {
   alertAcknowledged,
@@ -27,8 +34,18 @@ import {
   type EscalationEntry,
   type EscalationIntent,
   type EscalationSettings,
-  type Transition,
 } from './policy.js';
+
+/** How often a shared store is read again for the entries other replicas wrote. */
+export const DEFAULT_RESYNC_MS = 30_000;
+/** How long a claim outlives a replica that died holding it: a transition's Redis round trips fit many times. */
+export const DEFAULT_CLAIM_TTL_MS = 30_000;
+/** An input that finds its entry claimed by another replica tries again after this. */
+const INPUT_RETRY_MS = 50;
+/** An input or due entry the store failed (Redis unreachable) is tried again after this. */
+const FAILED_RETRY_MS = 5_000;
+/** A due entry another replica holds is looked at again after this: by then it is done, or the holder is slow or gone. */
+const DUE_RETRY_MS = 1_000;
 
 export interface EscalationPolicyDeps {
   readonly settings: EscalationSettings;
@@ -38,12 +55,16 @@ export interface EscalationPolicyDeps {
   readonly store?: EscalationStore;
   /** Carries out an intent: dispatch a page, post a note or reminder in a thread. Errors are logged. */
   readonly emit: (intent: EscalationIntent) => void | Promise<void>;
+  /** With a shared store: how often to read it again. Default DEFAULT_RESYNC_MS. */
+  readonly resyncMs?: number;
+  /** How long a claim on an entry outlives a holder that died. Default DEFAULT_CLAIM_TTL_MS. */
+  readonly claimTtlMs?: number;
 }
 
 export interface EscalationPolicy {
   /** Loads the stored entries and arms the timer; anything overdue is carried out at once. */
   start(): Promise<void>;
-  /** Disarms the timer. Entries stay in the store. */
+  /** Disarms the timer and gives up inputs waiting for a claim. Entries stay in the store. */
   stop(): void;
   /** An alert was posted. `openedAt` (default now) is when: the page delay counts from it. */
   alertOpened(facts: AlertFacts, openedAt?: number): Promise<void>;
@@ -55,46 +76,160 @@ export interface EscalationPolicy {
   alertResolved(id: string): Promise<void>;
   approvalRequested(facts: ApprovalFacts): Promise<void>;
   approvalEnded(id: string, ending: ApprovalEnding): Promise<void>;
-  /** What the policy is waiting for, for the sandbox and tests. */
+  /** What the policy is waiting for, as this process last saw it: for the sandbox and tests. */
   entries(): readonly EscalationEntry[];
+  /** Resolves once no input or due entry is being carried out (a clean stop; tests). */
+  idle(): Promise<void>;
+}
+
+function safeEmit(emit: EscalationPolicyDeps['emit'], logger: Logger): (intent: EscalationIntent) => void {
+  return (intent) => {
+    const fail = (error: unknown) =>
+      logger.error({ intent: intent.type, err: describeError(error) }, 'could not carry out an escalation');
+    try {
+      Promise.resolve(emit(intent)).catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+}
+
+type Inputs = Pick<
+  EscalationPolicy,
+  | 'alertOpened'
+  | 'alertChanged'
+  | 'alertAcknowledged'
+  | 'alertResolved'
+  | 'approvalRequested'
+  | 'approvalEnded'
+>;
+
+/**
+ * The policy's inputs as functions of the entry as stored when they are carried out (not as this process
+ * last saw it: another replica may have paged or reminded meanwhile). The time is the input's arrival.
+ */
+function inputs(
+  settings: EscalationSettings,
+  clock: Clock,
+  change: (key: string, name: string, input: EntryInput) => Promise<void>,
+): Inputs {
+  const alertKey = (id: string) => `alert:${id}`;
+  const approvalKey = (id: string) => `approval:${id}`;
+  const asAlert = (entry: EscalationEntry | undefined) => (entry?.kind === 'alert' ? entry : undefined);
+  const asApproval = (entry: EscalationEntry | undefined) => (entry?.kind === 'approval' ? entry : undefined);
+
+  return {
+    alertOpened(facts, openedAt) {
+      const now = clock.now();
+      return change(alertKey(facts.id), 'alertOpened', (current) =>
+        alertOpened(settings, current, facts, openedAt ?? now, now),
+      );
+    },
+    alertChanged(facts) {
+      const now = clock.now();
+      return change(alertKey(facts.id), 'alertChanged', (current) => {
+        const known = asAlert(current);
+        // Not known (e.g. a restart with the in-memory store): start counting now rather than never page.
+        return known
+          ? alertChanged(settings, known, facts, now)
+          : alertOpened(settings, undefined, facts, now, now);
+      });
+    },
+    alertAcknowledged(id, by) {
+      const now = clock.now();
+      return change(alertKey(id), 'alertAcknowledged', (current) => {
+        const known = asAlert(current);
+        return known && alertAcknowledged(settings, known, by, now);
+      });
+    },
+    alertResolved(id) {
+      const now = clock.now();
+      return change(alertKey(id), 'alertResolved', (current) => {
+        const known = asAlert(current);
+        return known && alertResolved(settings, known, now);
+      });
+    },
+    approvalRequested: (facts) =>
+      // A round already known keeps what it did: announcing the request again must not remind again.
+      change(approvalKey(facts.id), 'approvalRequested', (current) =>
+        asApproval(current) ? undefined : approvalRequested(facts),
+      ),
+    approvalEnded(id, ending) {
+      const now = clock.now();
+      return change(approvalKey(id), 'approvalEnded', (current) => {
+        const known = asApproval(current);
+        return known && approvalEnded(settings, known, ending, now);
+      });
+    },
+  };
 }
 
 export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPolicy {
   const { settings, clock } = deps;
   const logger = deps.logger.child({ component: 'escalation' });
   const store = deps.store ?? createMemoryEscalationStore();
+  const resyncMs = deps.resyncMs ?? DEFAULT_RESYNC_MS;
+  const claimTtlMs = deps.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS;
+  /** The entries as this process last saw them. They decide when to look, never what to do. */
   const entries = new Map<string, EscalationEntry>();
+  /** Due entries not to look at before this time: another replica held them, or the store failed. */
+  const notBefore = new Map<string, number>();
+  const inFlight = new Set<Promise<unknown>>();
   let timer: AbortController | undefined;
   let stopped = false;
+  /** Aborted by stop(): inputs waiting for a claim give up. */
+  let life = new AbortController();
 
-  const emit = (intent: EscalationIntent): void => {
-    const fail = (error: unknown) =>
-      logger.error({ intent: intent.type, err: describeError(error) }, 'could not carry out an escalation');
-    try {
-      Promise.resolve(deps.emit(intent)).catch(fail);
-    } catch (error) {
-      fail(error);
-    }
+  const transitions = createClaimedTransitions({
+    store,
+    logger,
+    claimTtlMs,
+    emit: safeEmit(deps.emit, logger),
+  });
+
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    const done = () => inFlight.delete(work);
+    work.then(done, done);
+    return work;
   };
 
-  const apply = async (key: string, transition: Transition): Promise<void> => {
-    const { entry } = transition;
+  const remember = (key: string, entry: EscalationEntry | undefined) => {
     if (entry) entries.set(key, entry);
     else entries.delete(key);
-    for (const intent of transition.intents) emit(intent);
+    notBefore.delete(key);
+  };
+
+  const dueAt = (key: string, entry: EscalationEntry): number | undefined => {
+    const due = entryDueAt(settings, entry);
+    return due === undefined ? undefined : Math.max(due, notBefore.get(key) ?? due);
+  };
+
+  /** Takes in what the store holds now: entries other replicas added, changed or ended. */
+  const reload = async (): Promise<void> => {
     try {
-      if (entry) await store.put(entry);
-      else await store.remove(key);
+      const stored = await store.list();
+      const keys = new Set(stored.map(entryKey));
+      for (const key of [...entries.keys()]) if (!keys.has(key)) remember(key, undefined);
+      for (const entry of stored) entries.set(entryKey(entry), entry);
     } catch (error) {
-      logger.error({ key, err: describeError(error) }, 'could not save the escalation state');
+      logger.error(
+        { err: describeError(error) },
+        'could not read the escalation state; going by what this process knows',
+      );
     }
   };
 
   const tick = async (): Promise<void> => {
+    // The time the timer was set for: read before anything waits on the store.
     const now = clock.now();
+    if (store.shared) await reload();
     for (const [key, entry] of [...entries]) {
-      const due = entryDueAt(settings, entry);
-      if (due !== undefined && due <= now) await apply(key, entryDue(settings, entry, now));
+      const due = dueAt(key, entry);
+      if (due === undefined || due > now) continue;
+      const outcome = await transitions.run(key, (current) => current && entryDue(settings, current, now));
+      if (outcome.kind === 'done') remember(key, outcome.entry);
+      else notBefore.set(key, now + (outcome.kind === 'busy' ? DUE_RETRY_MS : FAILED_RETRY_MS));
     }
     reschedule();
   };
@@ -103,19 +238,22 @@ export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPo
     timer?.abort();
     timer = undefined;
     if (stopped) return;
-    let next: number | undefined;
-    for (const entry of entries.values()) {
-      const due = entryDueAt(settings, entry);
+    const now = clock.now();
+    // A shared store is read again now and then even when nothing here is due: that is how this
+    // replica learns the entries of the others, and takes them over if their replica is gone.
+    let next = store.shared ? now + resyncMs : undefined;
+    for (const [key, entry] of entries) {
+      const due = dueAt(key, entry);
       if (due !== undefined && (next === undefined || due < next)) next = due;
     }
     if (next === undefined) return;
     const armed = new AbortController();
     timer = armed;
-    clock.sleep(Math.max(0, next - clock.now()), armed.signal).then(
+    clock.sleep(Math.max(0, next - now), armed.signal).then(
       () => {
         if (timer !== armed) return;
         timer = undefined;
-        tick().catch((error: unknown) =>
+        track(tick()).catch((error: unknown) =>
           logger.error({ err: describeError(error) }, 'escalation timer failed'),
         );
       },
@@ -124,64 +262,51 @@ export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPo
     );
   }
 
-  const alertKey = (id: string) => `alert:${id}`;
-  const approvalKey = (id: string) => `approval:${id}`;
+  /** Carries out an input, waiting while another replica holds the entry (at most until its claim lapses). */
+  const settle = async (key: string, name: string, input: EntryInput): Promise<void> => {
+    const giveUpAt = clock.now() + claimTtlMs + DUE_RETRY_MS;
+    const { signal } = life;
+    for (;;) {
+      const outcome = await transitions.run(key, input);
+      if (outcome.kind === 'done') {
+        remember(key, outcome.entry);
+        return;
+      }
+      if (signal.aborted || clock.now() >= giveUpAt) break;
+      try {
+        await clock.sleep(outcome.kind === 'busy' ? INPUT_RETRY_MS : FAILED_RETRY_MS, signal);
+      } catch {
+        break;
+      }
+    }
+    logger.error(
+      { key, input: name },
+      'an escalation input was not carried out: the store failed or the entry stayed claimed',
+    );
+  };
 
-  const change = async (key: string, transition: Transition | undefined): Promise<void> => {
-    if (transition === undefined) return;
-    await apply(key, transition);
+  const change = async (key: string, name: string, input: EntryInput): Promise<void> => {
+    await track(settle(key, name, input));
     reschedule();
-  };
-
-  const alert = (id: string) => {
-    const entry = entries.get(alertKey(id));
-    return entry?.kind === 'alert' ? entry : undefined;
-  };
-  const approval = (id: string) => {
-    const entry = entries.get(approvalKey(id));
-    return entry?.kind === 'approval' ? entry : undefined;
   };
 
   return {
     async start() {
       stopped = false;
-      try {
-        for (const entry of await store.list()) entries.set(entryKey(entry), entry);
-      } catch (error) {
-        logger.error({ err: describeError(error) }, 'could not load the escalation state; starting empty');
-      }
-      await tick();
+      if (life.signal.aborted) life = new AbortController();
+      // A shared store is read by every tick; one nobody else writes only here.
+      if (!store.shared) await track(reload());
+      await track(tick());
     },
     stop() {
       stopped = true;
+      life.abort();
       reschedule();
     },
-    alertOpened: (facts, openedAt) =>
-      change(
-        alertKey(facts.id),
-        alertOpened(settings, entries.get(alertKey(facts.id)), facts, openedAt ?? clock.now(), clock.now()),
-      ),
-    async alertChanged(facts) {
-      const current = alert(facts.id);
-      // Not known (e.g. a restart with the in-memory store): start counting now rather than never page.
-      const transition = current
-        ? alertChanged(settings, current, facts, clock.now())
-        : alertOpened(settings, undefined, facts, clock.now(), clock.now());
-      await change(alertKey(facts.id), transition);
-    },
-    async alertAcknowledged(id, by) {
-      const current = alert(id);
-      await change(alertKey(id), current && alertAcknowledged(settings, current, by, clock.now()));
-    },
-    async alertResolved(id) {
-      const current = alert(id);
-      await change(alertKey(id), current && alertResolved(settings, current, clock.now()));
-    },
-    approvalRequested: (facts) => change(approvalKey(facts.id), approvalRequested(facts)),
-    async approvalEnded(id, ending) {
-      const current = approval(id);
-      await change(approvalKey(id), current && approvalEnded(settings, current, ending, clock.now()));
-    },
+    ...inputs(settings, clock, change),
     entries: () => [...entries.values()],
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
   };
 }

@@ -51,6 +51,8 @@ export interface RedisKeys {
   slackRefs(runId: string): string;
   /** Escalation entries: what to page, remind or resolve, and when (hash: entry key -> JSON). */
   escalation(): string;
+  /** Claim on one escalation entry while a replica changes it (string: owner token, with TTL). */
+  escalationClaim(entry: string): string;
   /** Where a malformed record of `key` is moved aside (same type as the original; expires). */
   quarantine(key: string): string;
   /** Dry runs a user started in the current window (integer with TTL): the rate limit. */
@@ -84,6 +86,7 @@ export function createRedisKeys(prefix: string): RedisKeys {
     dedup: (id) => k('dedup', id),
     slackRefs: (runId) => k('run', runId, 'slack'),
     escalation: () => k('escalation'),
+    escalationClaim: (entry) => k('escalation', 'claim', entry),
     quarantine: (key) => k('quarantine', key.startsWith(prefix) ? key.slice(prefix.length) : key),
     dryRuns: (user) => k('ratelimit', 'dry-run', user),
   };

@@ -1,13 +1,13 @@
 /**
  * The escalation state in a real Redis: a restarted policy (a new monitor leader, a restarted bot) carries
- * on from it, and what it reads back is validated.
+ * on from it, what it reads back is validated, and a claim on an entry is held by one holder at a time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisKeys } from '../../../src/infra/redis-keys.js';
 import { createEscalationPolicy } from '../../../src/escalation/escalation-policy.js';
 import { createRedisEscalationStore } from '../../../src/escalation/redis-escalation-store.js';
-import type { EscalationIntent } from '../../../src/escalation/policy.js';
+import type { AlertEntry, EscalationIntent } from '../../../src/escalation/policy.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
 import { closeRedis, testRedis, uniquePrefix } from '../../support/redis-client.js';
@@ -94,5 +94,43 @@ describe('the Redis escalation store', () => {
     expect(entries.map((e) => e.facts.id)).toEqual(['cn1-a']);
     expect(logger.text()).toContain('alert:cn2-b');
     expect(await redis.hkeys(keys.escalation())).toEqual(['alert:cn1-a']);
+  });
+
+  it('gives an entry to one of two claims at once, and saves nothing under a claim that lapsed', async () => {
+    const keys = createRedisKeys(uniquePrefix('escalation'));
+    const store = createRedisEscalationStore({ redis, keys, logger: new RecordingLogger() });
+    const entry: AlertEntry = {
+      kind: 'alert',
+      facts: { id: 'cn1-a', node: 'cn1', role: 'cn', condition: 'down', since: 1 },
+      openedAt: 1,
+      state: 'waiting',
+      paged: false,
+    };
+    await store.put(entry);
+
+    const claims = await Promise.all([
+      store.claim('alert:cn1-a', 30_000),
+      store.claim('alert:cn1-a', 30_000),
+    ]);
+    const won = claims.filter((c) => c !== undefined);
+    expect(won).toHaveLength(1);
+    expect(won[0]?.entry).toEqual(entry);
+    expect(await won[0]?.commit({ ...entry, state: 'paged', paged: true, pagedSeverity: 'critical' })).toBe(
+      true,
+    );
+
+    // Saving let go of it: the next holder reads what was saved.
+    const slow = await store.claim('alert:cn1-a', 50);
+    expect(slow?.entry).toMatchObject({ state: 'paged' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const next = await store.claim('alert:cn1-a', 30_000);
+    expect(next).toBeDefined();
+    // The slow holder's claim lapsed: it can neither save nor free the next holder's claim.
+    expect(await slow?.commit(undefined)).toBe(false);
+    await slow?.release();
+    expect(await redis.hlen(keys.escalation())).toBe(1);
+    expect(await store.claim('alert:cn1-a', 30_000)).toBeUndefined();
+    await next?.release();
+    expect(await store.claim('alert:cn1-a', 30_000)).toBeDefined();
   });
 });
