@@ -21,6 +21,7 @@
  *   drives the same ones.
  */
 import type { AddressInfo } from 'node:net';
+import { createAckGate } from './ack-gate.js';
 import { App, HTTPReceiver, LogLevel, SocketModeReceiver } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
@@ -190,8 +191,12 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
   app.error(async (error) => {
     logger.error({ err: error }, 'Slack listener failed');
   });
+  // Work after an ack waits for the receiver's other requests to be answered (250 ms at most), and for
+  // 5 ms without a new one: a few milliseconds on a reply, against Slack's 3 s for the ack.
+  const ackGate = createAckGate({ maxDeferMs: 250, quietMs: 5 });
   registerListeners(app, {
     handlers: deps.handlers,
+    afterAcks: () => ackGate.afterAcks(),
     firstDelivery: createRedeliveryFilter({ redis, keys, logger, ttlSeconds: deps.dedupTtlSeconds ?? 3_600 }),
     responses,
     chat,
@@ -217,6 +222,7 @@ export async function startSlackApp(deps: SlackAppDeps): Promise<SlackAppHandle>
       {},
     );
     port = (server.address() as AddressInfo).port;
+    ackGate.watch(server);
     logger.info({ port }, 'Slack HTTP receiver listening on POST /slack/events');
   } else if (receivers.socket) {
     socketBox.watch = watchSocketMode({

@@ -4,7 +4,6 @@
  * reply says otherwise; posted by ./response-url.ts rather than Bolt's respond(), see there why), falling
  * back to chat.postEphemeral. A redelivered request is acked and dropped (./redelivery.ts).
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import type { Chat } from '../ports/chat.js';
 import type { Logger } from '../ports/logger.js';
@@ -27,6 +26,8 @@ export interface AlertAction {
 
 export interface ListenerDeps {
   readonly handlers: CommandHandlers;
+  /** Resolves when the acknowledgements of a burst are out (./ack-gate.ts): work waits for it. */
+  readonly afterAcks: () => Promise<void>;
   readonly firstDelivery: FirstDelivery;
   readonly responses: Pick<ResponseUrlPoster, 'post'>;
   /** For the chat.postEphemeral fallback. */
@@ -77,11 +78,9 @@ async function answer(deps: ListenerDeps, reply: Reply | undefined, delivery: De
 }
 
 /**
- * Every listener: ack, then one turn of the event loop, then dedup and work; true when the work ran.
- * Without that turn, in a burst (50 clicks at once) the later acks would queue behind the earlier
- * requests' Redis round trips, handlers and response_url posts, which continue as microtasks right
- * after `ack()`, before the event loop reads the next request. setImmediate runs after the I/O that is
- * already waiting, so every request that has arrived is acked first. A redelivery is acked and
+ * Every listener: ack, then wait until the burst's acks are out (ack-gate.ts), then dedup and work; true
+ * when the work ran. Without the wait, in a burst (50 clicks at once) the later acks would queue behind
+ * the earlier requests' Redis round trips, handlers and response_url posts. A redelivery is acked and
  * dropped. Handlers answer their own errors (src/commands/handlers.ts renders them).
  */
 async function acknowledged(
@@ -91,7 +90,7 @@ async function acknowledged(
   work: () => Promise<Reply | undefined>,
 ): Promise<boolean> {
   await ack();
-  await nextTurn();
+  await deps.afterAcks();
   if (!(await deps.firstDelivery(delivery.id, delivery.retryNum))) return false;
   await answer(deps, await work(), delivery);
   return true;
@@ -124,46 +123,48 @@ async function tellAlertAction(
     .catch((error: unknown) => deps.logger.warn({ err: error }, 'onAlertAction failed'));
 }
 
+const RUN_DECISIONS: ReadonlyMap<string, 'approve' | 'abort' | 'cleanup'> = new Map(
+  (Object.entries(RUN_ACTIONS) as ['approve' | 'abort' | 'cleanup', string][]).map(([decision, id]) => [
+    id,
+    decision,
+  ]),
+);
+const ALERT_KINDS: ReadonlyMap<string, AlertActionKind> = new Map(
+  (Object.entries(ALERT_ACTIONS) as [AlertActionKind, string][]).map(([kind, id]) => [id, kind]),
+);
+
+/** Exactly these strings, e.g. /^(?:\/failover|\/cell)$/. */
+function oneOf(values: readonly string[]): RegExp {
+  return new RegExp(`^(?:${values.map((v) => v.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})$`);
+}
+
+/**
+ * One listener for the commands and one for the buttons: Bolt runs every listener's matchers on every
+ * request before the ack, so a listener per command and per button made each ack slower.
+ */
 export function registerListeners(app: App, deps: ListenerDeps): void {
   const { handlers } = deps;
 
-  for (const name of ['failover', 'cell'] as const) {
-    app.command(COMMANDS[name], async ({ command: body, ack, context }) => {
-      const request = { user: body.user_id, channel: body.channel_id, text: body.text ?? '' };
-      const delivery = {
-        id: body.trigger_id,
-        retryNum: context.retryNum,
-        responseUrl: body.response_url,
-        fallback: { channel: body.channel_id, user: body.user_id },
-      };
-      await acknowledged(deps, ack, delivery, () =>
-        name === 'failover' ? handlers.failover(request) : handlers.cell(request),
-      );
-    });
-  }
+  app.command(oneOf(Object.values(COMMANDS)), async ({ command: body, ack, context }) => {
+    const request = { user: body.user_id, channel: body.channel_id, text: body.text ?? '' };
+    const delivery = {
+      id: body.trigger_id,
+      retryNum: context.retryNum,
+      responseUrl: body.response_url,
+      fallback: { channel: body.channel_id, user: body.user_id },
+    };
+    await acknowledged(deps, ack, delivery, () =>
+      body.command === COMMANDS.failover ? handlers.failover(request) : handlers.cell(request),
+    );
+  });
 
-  for (const [decision, actionId] of [
-    ['approve', RUN_ACTIONS.approve],
-    ['abort', RUN_ACTIONS.abort],
-    ['cleanup', RUN_ACTIONS.cleanup],
-  ] as const) {
-    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, context }) => {
-      const delivery = {
-        id: clickDelivery(body, action),
-        retryNum: context.retryNum,
-        responseUrl: body.response_url,
-        fallback: { channel: body.channel?.id, user: body.user.id },
-        replaceOriginal: false,
-      };
-      await acknowledged(deps, ack, delivery, () =>
-        handlers.runAction({ user: body.user.id, decision, value: action.value ?? '' }),
-      );
-    });
-  }
-
-  for (const [kind, actionId] of Object.entries(ALERT_ACTIONS) as [AlertActionKind, string][]) {
-    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, context }) => {
-      const channel = body.channel?.id ?? deps.channel;
+  const actionIds = [...RUN_DECISIONS.keys(), ...ALERT_KINDS.keys()];
+  app.action<BlockAction<ButtonAction>>(
+    { type: 'block_actions', action_id: oneOf(actionIds) },
+    async ({ ack, body, action, context }) => {
+      const decision = RUN_DECISIONS.get(action.action_id);
+      const kind = ALERT_KINDS.get(action.action_id);
+      const channel = decision === undefined ? (body.channel?.id ?? deps.channel) : body.channel?.id;
       const value = action.value ?? '';
       const delivery = {
         id: clickDelivery(body, action),
@@ -172,10 +173,16 @@ export function registerListeners(app: App, deps: ListenerDeps): void {
         fallback: { channel, user: body.user.id },
         replaceOriginal: false,
       };
-      const handled = await acknowledged(deps, ack, delivery, () =>
-        handlers.alertAction({ user: body.user.id, channel, action: kind, value }),
-      );
-      if (handled) await tellAlertAction(deps, kind, channel, body, value);
-    });
-  }
+      if (decision !== undefined) {
+        await acknowledged(deps, ack, delivery, () =>
+          handlers.runAction({ user: body.user.id, decision, value }),
+        );
+      } else if (kind !== undefined && channel !== undefined) {
+        const handled = await acknowledged(deps, ack, delivery, () =>
+          handlers.alertAction({ user: body.user.id, channel, action: kind, value }),
+        );
+        if (handled) await tellAlertAction(deps, kind, channel, body, value);
+      }
+    },
+  );
 }
