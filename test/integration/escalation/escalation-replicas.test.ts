@@ -37,14 +37,20 @@ function redisStore(prefix: string): EscalationStore {
 
 const APPROVAL = 'run-1:swap-key:1';
 
+/** Replicas a and b on one Redis prefix and one manual clock, both started. */
+async function startedPair() {
+  const prefix = uniquePrefix('escalation-replicas');
+  const clock = new ManualClock();
+  const a = escalationReplica('a', redisStore(prefix), clock);
+  const b = escalationReplica('b', redisStore(prefix), clock);
+  await a.policy.start();
+  await b.policy.start();
+  return { prefix, clock, a, b };
+}
+
 describe('escalation with two replicas on one Redis', () => {
   it('pages, notes and reminds once, whichever replica got the input; the other carries on after one stops', async () => {
-    const prefix = uniquePrefix('escalation-replicas');
-    const clock = new ManualClock();
-    const a = escalationReplica('a', redisStore(prefix), clock);
-    const b = escalationReplica('b', redisStore(prefix), clock);
-    await a.policy.start();
-    await b.policy.start();
+    const { prefix, clock, a, b } = await startedPair();
 
     // The monitor's leader runs on a; the run waiting for approval is driven by b.
     await a.policy.alertOpened(alertFacts(clock), clock.now());
@@ -174,12 +180,7 @@ describe('escalation with two replicas on one Redis', () => {
   });
 
   it('reads the store again every resync, so a replica learns entries written after it started', async () => {
-    const prefix = uniquePrefix('escalation-replicas');
-    const clock = new ManualClock();
-    const a = escalationReplica('a', redisStore(prefix), clock);
-    const b = escalationReplica('b', redisStore(prefix), clock);
-    await a.policy.start();
-    await b.policy.start();
+    const { clock, a, b } = await startedPair();
     await b.policy.approvalRequested(approvalFacts(clock));
     expect(a.policy.entries()).toEqual([]);
     await advance(clock, [a, b], DEFAULT_RESYNC_MS);

@@ -9,6 +9,7 @@ import type {
 } from '../../../src/escalation/policy.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
+import { approvalFacts } from '../../support/escalation-replicas.js';
 
 const MIN = 60_000;
 const settings: EscalationSettings = {
@@ -160,20 +161,8 @@ describe('escalation policy', () => {
   });
 
   describe('approvals', () => {
-    const approval = (overrides: Partial<ApprovalFacts> = {}): ApprovalFacts => ({
-      id: 'run-1:swap-key:1',
-      runId: 'run-1',
-      runbook: 'failover',
-      stepId: 'swap-key',
-      stepTitle: 'Move the nodekey to cn1s',
-      node: 'cn1',
-      requestedAt: clock.now(),
-      expiresAt: clock.now() + 15 * MIN,
-      thread: { channel: 'C0123ALERTS', ts: '1.2' },
-      approverGroups: ['S0ONCALL'],
-      approverUsers: ['U0AAA'],
-      ...overrides,
-    });
+    const approval = (overrides: Partial<ApprovalFacts> = {}): ApprovalFacts =>
+      approvalFacts(clock, { approverUsers: ['U0AAA'], ...overrides });
     const kinds = () => intents.map((i) => (i.type === 'page' ? `page ${i.event.action}` : i.type));
 
     it('reminds the approvers, then pages, then says when the run will pause', async () => {
