@@ -81,5 +81,10 @@ export function renderInventory(config: CellopsConfig, knownHosts?: KnownHosts |
   lines.push(
     `approvals: ${config.slack.approvals} per destructive step, four-eyes ${config.slack.fourEyes ? 'on' : 'off'}, expire after ${formatDuration(config.slack.approvalTimeoutMs)}`,
   );
+  lines.push(
+    config.ssh.hostHelper === undefined
+      ? `privileges: plain sudo -n as ${config.ssh.user} (no ssh.hostHelper: the hosts' sudoers must allow every command in docs/runbooks.md §Privileges)`
+      : `privileges: the host helper ${config.ssh.hostHelper} as ${config.ssh.user}, with each run's fencing token (deploy/host)`,
+  );
   return lines.join('\n');
 }

@@ -25,7 +25,35 @@ describe('cellops check-config', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/cn1\s+cn\s+10\.0\.1\.11/);
     expect(out).toContain('failover: standby cn1s; ip alias 10.0.1.100/24 on eth0');
+    expect(out).toContain('privileges: plain sudo -n as ');
     expect(out).toContain('configuration OK');
+  });
+
+  it('says whether privileged work goes through the host helper', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cellops-cli-'));
+    const file = join(dir, 'helper.yaml');
+    writeFileSync(
+      file,
+      readFileSync(EXAMPLE, 'utf8').replace(
+        '# hostHelper: /usr/local/sbin/cellops-host',
+        'hostHelper: /usr/local/sbin/cellops-host',
+      ),
+    );
+    const { code, out } = await run(['check-config', file]);
+    expect(code).toBe(0);
+    expect(out).toMatch(
+      /privileges: the host helper \/usr\/local\/sbin\/cellops-host as \S+, with each run's fencing token/,
+    );
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(
+        'hostHelper: /usr/local/sbin/cellops-host',
+        'hostHelper: cellops-host',
+      ),
+    );
+    const bad = await run(['check-config', file]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/ssh\.hostHelper/);
   });
 
   it("says how the snapshot-mode replacement's host key is learned, and whether known_hosts covers its subnet", async () => {
