@@ -262,9 +262,13 @@ export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPo
     );
   }
 
-  /** Carries out an input, waiting while another replica holds the entry (at most until its claim lapses). */
+  /**
+   * Carries out an input, waiting while another replica holds the entry or the store fails, until stop().
+   * Never dropped: a lost resolve or acknowledgement would page someone for what is already over.
+   */
   const settle = async (key: string, name: string, input: EntryInput): Promise<void> => {
-    const giveUpAt = clock.now() + claimTtlMs + DUE_RETRY_MS;
+    const warnAt = clock.now() + claimTtlMs + DUE_RETRY_MS;
+    let warned = false;
     const { signal } = life;
     for (;;) {
       const outcome = await transitions.run(key, input);
@@ -272,17 +276,21 @@ export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPo
         remember(key, outcome.entry);
         return;
       }
-      if (signal.aborted || clock.now() >= giveUpAt) break;
+      if (signal.aborted) break;
+      if (!warned && clock.now() >= warnAt) {
+        warned = true;
+        logger.warn(
+          { key, input: name },
+          'an escalation input is still waiting: the store fails or the entry stays claimed; trying until it works',
+        );
+      }
       try {
         await clock.sleep(outcome.kind === 'busy' ? INPUT_RETRY_MS : FAILED_RETRY_MS, signal);
       } catch {
         break;
       }
     }
-    logger.error(
-      { key, input: name },
-      'an escalation input was not carried out: the store failed or the entry stayed claimed',
-    );
+    logger.error({ key, input: name }, 'an escalation input was not carried out before the policy stopped');
   };
 
   const change = async (key: string, name: string, input: EntryInput): Promise<void> => {

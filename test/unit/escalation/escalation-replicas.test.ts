@@ -91,6 +91,27 @@ describe('escalation policies sharing a store', () => {
     expect(summary(b.intents)).toEqual(['page acknowledge cn1-abc']);
   });
 
+  it('never drops an input that waits longer than a claim lives: it warns and carries it out once it can', async () => {
+    const { clock, store, a } = await twoReplicas();
+    await a.policy.alertOpened(alertFacts(clock), clock.now());
+    const held = await store.claim('alert:cn1-abc', 30_000);
+    if (!held) throw new Error('no claim');
+    let done = false;
+    const resolving = a.policy.alertResolved('cn1-abc').then(() => {
+      done = true;
+    });
+    for (let waited = 0; waited < 2 * MIN; waited += 1_000) await clock.advance(1_000);
+    expect(done).toBe(false);
+    expect(a.logger.text()).toContain('an escalation input is still waiting');
+    await held.release();
+    await clock.advance(100);
+    await resolving;
+    expect(a.policy.entries()).toEqual([]);
+    // Resolved before it was ever paged: nothing goes to the pager, now or later.
+    await clock.advance(10 * MIN);
+    expect(summary(a.intents)).toEqual([]);
+  });
+
   it('gives up an input waiting for a claim when stopped, and says so', async () => {
     const { clock, store, a } = await twoReplicas();
     await a.policy.alertOpened(alertFacts(clock), clock.now());
