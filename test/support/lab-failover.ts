@@ -14,7 +14,8 @@ import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { createNodeRpc } from '../../src/adapters/rpc/node-rpc.js';
-import { createCellShell } from '../../src/adapters/ssh/cell-shell.js';
+import { withHostHelper } from '../../src/adapters/ssh/cell-shell.js';
+import { createSshShell } from '../../src/adapters/ssh/ssh-shell.js';
 import { resolveConfig, type CellopsConfig } from '../../src/config/config.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/infra/logger.js';
@@ -253,7 +254,8 @@ export function startLabFailover(options: LabFailoverOptions): LabFailover {
   const keys = createRedisKeys(prefix);
   const clock = createSystemClock();
   const meter = new BusyMeter();
-  const shell = timedShell(createCellShell({ ssh: config.ssh, logger }), meter);
+  // The meter records what reaches the hosts: with the lab's host helper, its verbs and fencing tokens.
+  const shell = withHostHelper(timedShell(createSshShell({ ssh: config.ssh, logger }), meter), config.ssh);
   const rpc = timedRpc(createNodeRpc({ shell, attachCommand: config.ssh.attachCommand, logger }), meter);
   const store = createRedisRunStore({ redis, keys, logger });
   const events: RecordedEvent[] = [];
