@@ -85,7 +85,16 @@ export async function openIncident(
   const stored = await updateIncident(store, record.subject, (cur) =>
     cur.id === record.id ? { ...cur, message, lastPostAt: now } : undefined,
   );
-  if (stored) await tellEscalation(deps, stored, (e) => e.alertOpen(stored, { posted: true }));
+  if (!stored) {
+    // The record went between creating it and noting its message (resolved by another path, or unreadable
+    // when read back): nothing will edit this message, and the next round may post another. Say so.
+    logger.error(
+      { node: record.node, incident: record.id, message: ref.ts },
+      'alert posted but its incident record is gone; the message will not be updated',
+    );
+    return;
+  }
+  await tellEscalation(deps, stored, (e) => e.alertOpen(stored, { posted: true }));
 }
 
 /** Deletes the record (compare-and-set) and, if this replica did, tells the thread and edits the parent. */

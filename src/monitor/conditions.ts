@@ -210,12 +210,16 @@ export function evaluate(prev: NodeTrack, obs: Observation, ctx: EvaluateContext
 
   // The height changed somewhere between the previous successful probe and this one: take the middle
   // of that window, so a stall is dated as well as the probe interval allows and a few milliseconds of
-  // timer jitter cannot push detection to the next probe.
+  // timer jitter cannot push detection to the next probe. Rounded down to a whole millisecond: this time
+  // becomes a stall's `since` and the incident's `openedAt`, which the Redis store checks to be whole
+  // epoch milliseconds; probes an odd number of ms apart (a late round, then one on time) would otherwise
+  // give a record that is quarantined as soon as it is read, so every round posted the alert again.
   let heightChangedAt = prev.heightChangedAt ?? now;
   if (prev.height === undefined) heightChangedAt = now;
   else if (obs.height !== prev.height) {
     const previousAt = prev.lastSuccessAt ?? now;
-    heightChangedAt = Math.max(previousAt, now - Math.min(now - previousAt, settings.intervalMs) / 2);
+    const half = Math.floor(Math.min(now - previousAt, settings.intervalMs) / 2);
+    heightChangedAt = Math.max(previousAt, now - half);
   }
   const unchangedMs = now - heightChangedAt;
   const stalled = stepLatch(prev.latches.stalled, now, {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { NODE_CONDITIONS, type CellView } from './types.js';
-import type { IncidentRecord, MuteRecord } from './incident-record.js';
+import { INCIDENT_KINDS, type IncidentRecord, type MuteRecord } from './incident-record.js';
 
 const epochMs = z.number().int().nonnegative();
 const count = z.number().int();
@@ -17,7 +17,7 @@ export const incidentRecordSchema: z.ZodType<IncidentRecord> = z.looseObject({
   subject: z.string().min(1).max(100),
   node: z.string().min(1).max(100),
   servedBy: z.string().max(100).optional(),
-  kind: z.enum([...NODE_CONDITIONS.filter((c) => c !== 'healthy' && c !== 'unknown'), 'check-failed']),
+  kind: z.enum(INCIDENT_KINDS),
   openedAt: epochMs,
   createdAt: epochMs,
   message: messageRef.optional(),

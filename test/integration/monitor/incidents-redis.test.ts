@@ -8,12 +8,13 @@ import {
   type IncidentRecord,
   type IncidentStore,
 } from '../../../src/monitor/incidents.js';
+import { INCIDENT_KINDS } from '../../../src/monitor/incident-record.js';
 import { createMonitor } from '../../../src/monitor/monitor.js';
 import { FakeChat } from '../../fakes/fake-chat.js';
 import { FakeNodeRpc } from '../../fakes/fake-node-rpc.js';
 import { ManualClock } from '../../fakes/manual-clock.js';
 import { RecordingLogger } from '../../fakes/recording-logger.js';
-import { memoryCellState, monitorConfig } from '../../support/monitor-fixtures.js';
+import { channelPosts, memoryCellState, monitorConfig } from '../../support/monitor-fixtures.js';
 import { uniquePrefix } from '../../support/redis-client.js';
 import { redisForSuite } from '../../support/redis-suite.js';
 
@@ -82,6 +83,16 @@ describe.each(stores)('incident store contract (%s)', (_name, make) => {
     expect((await store.getMutes(['cn1', 'cn2'])).get('cn1')?.by).toBe('U2');
     expect(await store.clearMute('cn1')).toBe(true);
     expect((await store.getMutes(['cn1'])).size).toBe(0);
+  });
+
+  it('keeps a record of every kind the monitor opens, as written', async () => {
+    const store = make(new ManualClock());
+    for (const kind of INCIDENT_KINDS) {
+      const subject = `${kind}-subject`;
+      const written: IncidentRecord = { ...record(subject), kind, detail: 'why' };
+      expect(await store.create(written)).toBe(true);
+      expect(await store.get(subject)).toEqual(written);
+    }
   });
 
   it('the lease has one holder, is renewed by it, and passes on when released', async () => {
@@ -167,5 +178,60 @@ describe('monitors sharing one Redis', () => {
       expect(resolved?.message.text).toMatch(/^Resolved after/);
     }
     for (const m of rest) await m.stop();
+  });
+});
+
+describe('a monitor on Redis whose probes are not evenly spaced', () => {
+  it('keeps one alert for a stall dated between two probes less than an interval apart, and resolves it', async () => {
+    // A loaded machine starts one round's probes late and the next on time, so two probes can be an odd
+    // number of milliseconds apart, less than an interval: the stall is dated to the middle of that gap,
+    // which fell on half a millisecond. Its record must read back from Redis like any other, or every
+    // round finds no incident and posts the alert again while the first one keeps its buttons.
+    const clock = new ManualClock();
+    const logger = new RecordingLogger();
+    const rpc = new FakeNodeRpc();
+    const config = monitorConfig();
+    for (const name of Object.keys(config.nodes)) rpc.ok(name, 1000, { cnPeers: 4 });
+    const chat = new FakeChat();
+    const monitor = createMonitor({
+      config,
+      rpc,
+      chat,
+      clock,
+      logger,
+      store: createRedisIncidentStore({
+        redis: client(),
+        keys: createRedisKeys(uniquePrefix('uneven')),
+        clock,
+        logger,
+      }),
+      state: memoryCellState(),
+      replicaId: 'r1',
+    });
+    const step = async (ms: number, speeds: Record<string, number> = {}) => {
+      await clock.advance(ms);
+      for (const [name, state] of rpc.nodes) {
+        if (state.kind === 'ok') rpc.advance(name, speeds[name] ?? 3);
+      }
+      await monitor.tick();
+    };
+    for (let i = 0; i < 3; i++) await step(3_000);
+    // cn1's last block comes in a short, odd gap between two rounds; then its height stops.
+    await step(2_999);
+    for (let i = 0; i < 12; i++) await step(3_000, { cn1: 0 });
+    const alerts = channelPosts(chat).filter((p) => p.message.text.startsWith('cn1 '));
+    expect(alerts.map((p) => p.message.text)).toEqual(['cn1 has stalled: its block height stopped moving']);
+    expect(logger.text()).not.toContain('quarantine');
+    expect(logger.text()).not.toContain('incident record is gone');
+
+    rpc.ok('cn1', rpc.heightOf('pn1'), { cnPeers: 4 });
+    for (let i = 0; i < 6; i++) await step(3_000);
+    expect(channelPosts(chat).filter((p) => p.message.text.startsWith('cn1 '))).toHaveLength(1);
+    const resolved = chat
+      .updates()
+      .filter((u) => u.ref.ts === alerts[0]?.ref.ts)
+      .at(-1);
+    expect(resolved?.message.text).toMatch(/^Resolved after .*: cn1 has stalled/);
+    await monitor.stop();
   });
 });

@@ -88,6 +88,19 @@ describe('conditions', () => {
     expect(tracks[firstStalled]?.conditionSince).toBe(28_500);
   });
 
+  it('a stall seen after two probes an odd number of ms apart is dated to a whole millisecond', () => {
+    // A late round then one on time: 2.999 s between the probes that saw the last block.
+    const tracks = feed([
+      { t: 0, height: 100 },
+      { t: 3, height: 103 },
+      { t: 5.999, height: 106 },
+      ...every3s(9, 27, () => ({ height: 106 })),
+    ]);
+    const stalled = tracks.find((t) => t.condition === 'stalled');
+    expect(stalled?.conditionSince).toBe(4_500);
+    expect(tracks.every((t) => Number.isInteger(t.heightChangedAt))).toBe(true);
+  });
+
   it('a stalled node clears only after it has kept moving for a while, not on one lucky block', () => {
     const steps: Step[] = [
       ...every3s(0, 30, () => ({ height: 100, reference: 100 })),
