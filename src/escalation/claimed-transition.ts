@@ -15,6 +15,7 @@
  * claim in the way.
  */
 import { describeError } from '../errors.js';
+import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { EntryClaim, EscalationStore } from './escalation-store.js';
 import type { EscalationEntry, EscalationIntent, Transition } from './policy.js';
@@ -114,4 +115,44 @@ export function createClaimedTransitions(deps: ClaimedTransitionDeps): ClaimedTr
       return next;
     },
   };
+}
+
+export interface UntilCarriedOutOptions {
+  readonly clock: Pick<Clock, 'now' | 'sleep'>;
+  /** Aborted when the policy stops: the input gives up. */
+  readonly signal: AbortSignal;
+  /** After this long, `onWaiting` is called once (the input keeps trying). */
+  readonly warnAfterMs: number;
+  /** Pause before the next attempt: after another replica's claim, and after a store failure. */
+  readonly retryMs: { readonly busy: number; readonly failed: number };
+  readonly onWaiting: () => void;
+}
+
+/**
+ * Runs `input` on entry `key` until it is carried out, or until `signal` aborts (then the last outcome,
+ * never 'done'). An input is never dropped on a timer: a lost recovery or acknowledgement would page
+ * someone for what is already over.
+ */
+export async function untilCarriedOut(
+  transitions: ClaimedTransitions,
+  key: string,
+  input: EntryInput,
+  options: UntilCarriedOutOptions,
+): Promise<TransitionOutcome> {
+  const { clock, signal } = options;
+  const warnAt = clock.now() + options.warnAfterMs;
+  let warned = false;
+  for (;;) {
+    const outcome = await transitions.run(key, input);
+    if (outcome.kind === 'done' || signal.aborted) return outcome;
+    if (!warned && clock.now() >= warnAt) {
+      warned = true;
+      options.onWaiting();
+    }
+    try {
+      await clock.sleep(outcome.kind === 'busy' ? options.retryMs.busy : options.retryMs.failed, signal);
+    } catch {
+      return outcome;
+    }
+  }
 }

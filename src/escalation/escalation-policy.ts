@@ -17,7 +17,7 @@
 import { describeError } from '../errors.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import { createClaimedTransitions, type EntryInput } from './claimed-transition.js';
+import { createClaimedTransitions, untilCarriedOut, type EntryInput } from './claimed-transition.js';
 import { createMemoryEscalationStore, entryKey, type EscalationStore } from './escalation-store.js';
 import {
   alertAcknowledged,
@@ -262,39 +262,23 @@ export function createEscalationPolicy(deps: EscalationPolicyDeps): EscalationPo
     );
   }
 
-  /**
-   * Carries out an input, waiting while another replica holds the entry or the store fails, until stop().
-   * Never dropped: a lost resolve or acknowledgement would page someone for what is already over.
-   */
-  const settle = async (key: string, name: string, input: EntryInput): Promise<void> => {
-    const warnAt = clock.now() + claimTtlMs + DUE_RETRY_MS;
-    let warned = false;
-    const { signal } = life;
-    for (;;) {
-      const outcome = await transitions.run(key, input);
-      if (outcome.kind === 'done') {
-        remember(key, outcome.entry);
-        return;
-      }
-      if (signal.aborted) break;
-      if (!warned && clock.now() >= warnAt) {
-        warned = true;
-        logger.warn(
-          { key, input: name },
-          'an escalation input is still waiting: the store fails or the entry stays claimed; trying until it works',
-        );
-      }
-      try {
-        await clock.sleep(outcome.kind === 'busy' ? INPUT_RETRY_MS : FAILED_RETRY_MS, signal);
-      } catch {
-        break;
-      }
-    }
-    logger.error({ key, input: name }, 'an escalation input was not carried out before the policy stopped');
-  };
-
   const change = async (key: string, name: string, input: EntryInput): Promise<void> => {
-    await track(settle(key, name, input));
+    const outcome = await track(
+      untilCarriedOut(transitions, key, input, {
+        clock,
+        signal: life.signal,
+        warnAfterMs: claimTtlMs + DUE_RETRY_MS,
+        retryMs: { busy: INPUT_RETRY_MS, failed: FAILED_RETRY_MS },
+        onWaiting: () =>
+          logger.warn(
+            { key, input: name },
+            'an escalation input is still waiting: the store fails or the entry stays claimed; trying until it works',
+          ),
+      }),
+    );
+    if (outcome.kind === 'done') remember(key, outcome.entry);
+    else
+      logger.error({ key, input: name }, 'an escalation input was not carried out before the policy stopped');
     reschedule();
   };
 
