@@ -37,14 +37,7 @@ import {
   restoreStandbyKeys,
   startStandbyService,
 } from './standby-keys.js';
-import {
-  checkBackupIdentity,
-  checkStandbyOwnKey,
-  checkStandbyReady,
-  judgeActive,
-  refuseEipWithoutInstance,
-  refuseIfRolesChanged,
-} from './standby-preflight.js';
+import { checkStandbyTakeover, judgeActive, refuseIfRolesChanged } from './standby-preflight.js';
 import { describeVerify, takeoverHolds, verifyTakeover, type Takeover } from './verify-after-start.js';
 import { HostError, SafetyGateError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
@@ -108,14 +101,7 @@ function preflight(timings: StandbyFailoverTimings): FailoverStep {
         ctx.setFact(STANDBY_FACTS.startedAt, ctx.ports.clock.now());
       await refuseIfRolesChanged(ctx, t);
       const { reference, activeAnswers } = await judgeActive(ctx, t, timings);
-      await checkStandbyReady(ctx, ops, t, reference);
-      const identity = await checkBackupIdentity(ctx, ops, t, activeAnswers);
-      await checkStandbyOwnKey(ctx, ops, t, identity.address);
-      refuseEipWithoutInstance(t);
-      // Recorded last: they are what `verify` reads as "preflight passed".
-      ctx.setFact(STANDBY_FACTS.failedAddress, identity.address);
-      ctx.setFact(STANDBY_FACTS.failedNodeId, identity.nodeId);
-      ctx.setFact(STANDBY_FACTS.backupChecksum, identity.checksum);
+      await checkStandbyTakeover(ctx, ops, t, reference, activeAnswers);
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The checks of the standby mode's preflight (failover-standby.ts), in the order it runs them: the active
+ * The checks of the standby mode's preflight (failover-standby.ts; the switchover's reuses all but the first), in
  * is really unhealthy, the standby is ready, the backup is the failed CN's key and nowhere else in use,
  * and the standby runs a key of its own. Each throws a SafetyGateError saying what to fix.
  */
@@ -237,4 +237,26 @@ export function refuseEipWithoutInstance(t: StandbyTarget): void {
     throw new SafetyGateError(
       `${t.cn.name} moves its IP as an Elastic IP, but the standby ${t.standby.name} has no instanceId to associate it with: set nodes.${t.standby.name}.instanceId.`,
     );
+}
+
+/**
+ * The checks after the active was judged, shared by the failover's and the switchover's preflight: the
+ * standby is ready, the backup is the CN's key and the standby runs its own, an Elastic IP has an
+ * instance to go to. Records the CN's identity last: those facts are what `verify` reads as "preflight
+ * passed".
+ */
+export async function checkStandbyTakeover(
+  ctx: FailoverContext,
+  ops: NodeOps,
+  t: StandbyTarget,
+  reference: ReferenceHeight,
+  activeAnswers: boolean,
+): Promise<void> {
+  await checkStandbyReady(ctx, ops, t, reference);
+  const identity = await checkBackupIdentity(ctx, ops, t, activeAnswers);
+  await checkStandbyOwnKey(ctx, ops, t, identity.address);
+  refuseEipWithoutInstance(t);
+  ctx.setFact(STANDBY_FACTS.failedAddress, identity.address);
+  ctx.setFact(STANDBY_FACTS.failedNodeId, identity.nodeId);
+  ctx.setFact(STANDBY_FACTS.backupChecksum, identity.checksum);
 }

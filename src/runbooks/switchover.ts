@@ -31,13 +31,7 @@ import { daemonState } from './fencing.js';
 import { asidePath, ipOf, nodeCommands, nodeKeyPaths, onHost, opsOf, type NodeOps } from './node-ops.js';
 import { sameAddress } from './nodekey.js';
 import { backupChecksumOf, refuseLegacyKeys } from './standby-keys.js';
-import {
-  checkBackupIdentity,
-  checkStandbyOwnKey,
-  checkStandbyReady,
-  refuseEipWithoutInstance,
-  refuseIfRolesChanged,
-} from './standby-preflight.js';
+import { checkStandbyTakeover, refuseIfRolesChanged } from './standby-preflight.js';
 import {
   SIGNING_WINDOW,
   recordTimeToRecover,
@@ -146,13 +140,7 @@ const preflight: FailoverStep = {
     await checkIpReady(ctx, ops, t);
     const reference = await referenceHeight(ctx.ports, ctx.config, ctx.signal);
     await checkActiveHealthy(ctx, t, reference.height);
-    await checkStandbyReady(ctx, ops, t, reference);
-    const identity = await checkBackupIdentity(ctx, ops, t, true);
-    await checkStandbyOwnKey(ctx, ops, t, identity.address);
-    refuseEipWithoutInstance(t);
-    ctx.setFact(F.failedAddress, identity.address);
-    ctx.setFact(F.failedNodeId, identity.nodeId);
-    ctx.setFact(F.backupChecksum, identity.checksum);
+    await checkStandbyTakeover(ctx, ops, t, reference, true);
   },
 };
 
