@@ -1,7 +1,8 @@
 /**
- * The checks of the standby mode's preflight (failover-standby.ts; the switchover's reuses all but the first), in
- * is really unhealthy, the standby is ready, the backup is the failed CN's key and nowhere else in use,
- * and the standby runs a key of its own. Each throws a SafetyGateError saying what to fix.
+ * The checks of the standby mode's preflight (failover-standby.ts; the switchover reuses all but the
+ * first), in the order it runs them: the active is really unhealthy, the standby is ready, the backup is
+ * the failed CN's key and nowhere else in use, and the standby runs a key of its own. Each throws a
+ * SafetyGateError saying what to fix.
  */
 import type { FailoverContext } from './failover-params.js';
 import type { StandbyFailoverTimings } from './failover-timings.js';
