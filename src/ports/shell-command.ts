@@ -113,3 +113,24 @@ export function splitShellWords(command: string): string[] | undefined {
   if (inWord) words.push(current);
   return words;
 }
+
+/** Runs `sudo -n sh -c SCRIPT cellops-NAME ARGS…`: the script is a constant, the arguments are quoted. */
+export function privilegedScript(name: string, script: string, args: readonly string[]): ShellCommand {
+  return sh`sudo -n sh -c ${script} ${`cellops-${name}`} ${args}`;
+}
+
+/**
+ * The operation name and arguments of a command built by `privilegedScript`, or undefined for any other
+ * command. For simulated hosts (the sandbox, tests), which act out the operation instead of the script.
+ */
+export function parsePrivilegedScript(
+  command: string,
+): { readonly name: string; readonly args: readonly string[] } | undefined {
+  if (!command.startsWith('sudo -n sh -c ')) return undefined;
+  // sudo -n sh -c SCRIPT cellops-NAME ARGS…
+  const words = splitShellWords(command);
+  if (!words) return undefined;
+  const name = words[5];
+  if (words[2] !== 'sh' || words[3] !== '-c' || !name?.startsWith('cellops-')) return undefined;
+  return { name: name.slice('cellops-'.length), args: words.slice(6) };
+}

@@ -9,13 +9,13 @@
  * `cellops-<operation>` name so that process lists, sudo logs and test doubles can tell them apart.
  * Secrets travel on standard input only; the output of a command that read a key is never returned.
  */
-import { sh, splitShellWords } from '../ports/shell-command.js';
+import { privilegedScript, sh } from '../ports/shell-command.js';
 import { plainPathProblem, shellPlainPathGuard } from '../config/plain-path.js';
 import { redactThenTruncate } from '../infra/redact.js';
 import { KCND_CONF_PATH, confDataDir } from './kcnd-conf.js';
 import type { ShellCommand } from '../ports/shell-command.js';
 import type { ExecResult, Fence, HostRef, Shell } from '../ports/shell.js';
-import { fenceOf } from './node-ops.js';
+import { fenceOf, nodeCommands } from './node-ops.js';
 import { ExternalError, SafetyGateError } from '../errors.js';
 
 /** Where the RPM package keeps kcnd's configuration (kaia build/rpm). */
@@ -42,27 +42,6 @@ export function opsContextOf(
 ): OpsContext {
   const fence = fenceOf(ctx);
   return { shell: ctx.ports.shell, signal: ctx.signal, commandTimeoutMs, ...(fence ? { fence } : {}) };
-}
-
-/** Runs `sudo -n sh -c SCRIPT cellops-NAME ARGS…`: the script is a constant, the arguments are quoted. */
-export function privilegedScript(name: string, script: string, args: readonly string[]): ShellCommand {
-  return sh`sudo -n sh -c ${script} ${`cellops-${name}`} ${args}`;
-}
-
-/**
- * The operation name and arguments of a command built by `privilegedScript`, or undefined for any other
- * command. For simulated hosts (the sandbox, tests), which act out the operation instead of the script.
- */
-export function parsePrivilegedScript(
-  command: string,
-): { readonly name: string; readonly args: readonly string[] } | undefined {
-  if (!command.startsWith('sudo -n sh -c ')) return undefined;
-  // sudo -n sh -c SCRIPT cellops-NAME ARGS…
-  const words = splitShellWords(command);
-  if (!words) return undefined;
-  const name = words[5];
-  if (words[2] !== 'sh' || words[3] !== '-c' || !name?.startsWith('cellops-')) return undefined;
-  return { name: name.slice('cellops-'.length), args: words.slice(6) };
 }
 
 /** The operations `parsePrivilegedScript` can return, for simulated hosts to check they cover them all. */
@@ -242,7 +221,7 @@ export async function setConfDataDir(
     throw new SafetyGateError(
       `DATA_DIR ${JSON.stringify(dataDir)} ${problem}: kcnd.conf is a bash file and the path also reaches /etc/fstab; use a plain path in nodes.<cn>.dataDir`,
     );
-  const read = await run(ops, host, sh`sudo -n cat -- ${confPath}`);
+  const read = await run(ops, host, nodeCommands.read(confPath));
   if (read.exitCode !== 0) throw failed(`reading ${confPath}`, host, read);
   const previous = confDataDir(read.stdout);
   if (previous === dataDir) return { previous, changed: false };

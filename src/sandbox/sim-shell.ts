@@ -7,7 +7,7 @@
 import type { ExecOptions, ExecResult, HostRef, Shell } from '../ports/shell.js';
 import type { ShellCommand } from '../ports/shell-command.js';
 import { HostError } from '../errors.js';
-import { parsePrivilegedScript } from '../runbooks/snapshot-ops.js';
+import { parsePrivilegedScript } from '../ports/shell-command.js';
 import { actOutDiskOperation } from './sim-disks.js';
 import type { SimHostRec } from './sim-host.js';
 import { interpretShellCommand, type SimOutcome } from './sim-shell-commands.js';

@@ -14,8 +14,7 @@ import type { ExecOptions, ExecResult, HostRef, Shell } from '../../src/ports/sh
 import type { ShellCommand } from '../../src/ports/shell-command.js';
 import type { BlockConsensusInfo, NodeEndpoint, NodeHealth, NodeRpc } from '../../src/ports/node-rpc.js';
 import { nodeAddressFromKey, nodekeyChecksum, nodekeyProblem } from '../../src/runbooks/nodekey.js';
-import { parsePrivilegedScript } from '../../src/runbooks/snapshot-ops.js';
-import { splitShellWords } from '../../src/ports/shell-command.js';
+import { parsePrivilegedScript, splitShellWords } from '../../src/ports/shell-command.js';
 import { actOutDiskOperation, moveTree, pathExists, type SimFiles } from '../../src/sandbox/sim-disks.js';
 
 export interface CellHostSeed {

@@ -9,7 +9,7 @@
  * host with broader rights than the helper's.
  */
 import { createHash } from 'node:crypto';
-import { splitShellWords } from '../../ports/shell-command.js';
+import { parsePrivilegedScript, splitShellWords } from '../../ports/shell-command.js';
 
 /** Verbs that change the host: the helper refuses them without a fencing token, so the shell does too. */
 export const DESTRUCTIVE_VERBS: ReadonlySet<string> = new Set([
@@ -102,14 +102,6 @@ const TOOLS: Readonly<Record<string, Form>> = {
   df: forms(['free-space', ['-Pk', '--', '_']]),
   find: forms(['list-aside', ['_', '-maxdepth', '2', '-name', '*nodekey.cellops-*']]),
   openssl: forms(['random-key', ['rand', '-hex', '-out', '_', '32']]),
-  sh: (rest) => {
-    // sh -c SCRIPT cellops-NAME ARGS…: the helper has its own copy of the script, so only the name and the
-    // arguments travel.
-    const name = rest[2];
-    if (rest[0] !== '-c' || !name?.startsWith('cellops-')) return undefined;
-    const verb = name.slice('cellops-'.length);
-    return SCRIPT_VERBS.has(verb) ? call(verb, rest.slice(3)) : undefined;
-  },
 };
 
 /** Matches `words` against an operator template such as `sudo -n systemctl {action} {service}`. */
@@ -149,6 +141,10 @@ export function helperCall(command: string, templates: HelperTemplates): HelperC
   const attach = matchTemplate(templates.attachCommand, words);
   if (attach?.binary !== undefined && attach.js !== undefined && attach.dataDir !== undefined)
     return call('attach', [attach.binary, attach.js, attach.dataDir]);
+  // The snapshot failover's scripts: the helper has its own copy of each, so only the name and the
+  // arguments travel.
+  const script = parsePrivilegedScript(command);
+  if (script) return SCRIPT_VERBS.has(script.name) ? call(script.name, script.args) : undefined;
   if (words[0] !== 'sudo' || words[1] !== '-n') return undefined;
   const [tool, ...rest] = words.slice(2);
   return tool === undefined ? undefined : TOOLS[tool]?.(rest);

@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { DESTRUCTIVE_VERBS, fenceScope, helperCall } from '../../../src/adapters/host-helper/helper-verbs.js';
 import { createHostHelperShell, helperCommand } from '../../../src/adapters/host-helper/host-helper-shell.js';
 import { SafetyGateError } from '../../../src/errors.js';
-import { sh, shTemplate, type ShellCommand } from '../../../src/ports/shell-command.js';
+import { privilegedScript, sh, shTemplate, type ShellCommand } from '../../../src/ports/shell-command.js';
 import type { ExecOptions, Shell } from '../../../src/ports/shell.js';
 import { nodeCommands } from '../../../src/runbooks/node-ops.js';
 import { rebuildCommands } from '../../../src/runbooks/rebuild-ops.js';
-import { privilegedScript, SNAPSHOT_OPERATIONS } from '../../../src/runbooks/snapshot-ops.js';
+import { SNAPSHOT_OPERATIONS } from '../../../src/runbooks/snapshot-ops.js';
 import { testConfig } from '../../support/bot-fixtures.js';
 
 const HELPER = '/usr/local/sbin/cellops-host';
