@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseCell, parseFailover, UsageError } from '../../../src/commands/parse.js';
+import { parseCell, parseFailover } from '../../../src/commands/parse.js';
 import { testConfig } from '../../support/bot-fixtures.js';
+import { usageError } from '../../support/usage-error.js';
 
 const config = testConfig();
-
-function usageError(fn: () => unknown): UsageError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof UsageError) return error;
-    throw error;
-  }
-  throw new Error('expected a UsageError');
-}
 
 describe('/cell rebuild-standby parser', () => {
   it('reads a CN, with or without --host as one word or two', () => {
