@@ -2,7 +2,7 @@
  * The bot end to end: Slack-signed requests into the real HTTP receiver, a real Redis, the real engine
  * with a test runbook, and a local stand-in of Slack's Web API that records what the bot sent.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { RUN_ACTIONS } from '../../src/views/action-ids.js';
 import { createRedisKeys } from '../../src/infra/redis-keys.js';
 import { CELL_LOCK } from '../../src/runbooks/failover-params.js';
@@ -10,21 +10,13 @@ import { RecordingLogger } from '../fakes/recording-logger.js';
 import { APPROVER_A, APPROVER_B, OPERATOR, STRANGER, testConfig } from '../support/bot-fixtures.js';
 import { SIGNING_SECRET, startTestBot, type TestBot } from '../support/bot-harness.js';
 import { closeRedis, testRedis, uniquePrefix } from '../support/redis-client.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { redisForSuite } from '../support/redis-suite.js';
 import { ONCALL } from '../support/redis-engine.js';
 import { blockActionsBody, postSigned, slashCommandBody } from '../support/slack-requests.js';
 import { approvalRequest, blocksText, updatesOf, waitForResult } from '../support/slack-run-messages.js';
 import { startSlackStandIn, type ApiCall, type SlackStandIn } from '../support/slack-stand-in.js';
 
-let redisServer: RedisServer;
-
-beforeAll(async () => {
-  redisServer = await startRedis();
-});
-
-afterAll(async () => {
-  await redisServer.stop();
-});
+const redis = redisForSuite();
 
 interface Env {
   readonly slack: SlackStandIn;
@@ -51,7 +43,13 @@ async function setup(bots = 1, overrides: Parameters<typeof testConfig>[0] = {})
   const started: TestBot[] = [];
   for (let i = 0; i < bots; i++) {
     started.push(
-      await startTestBot({ redisUrl: redisServer.url, config, slack, ownerId: `bot-${i}-${prefix}`, logger }),
+      await startTestBot({
+        redisUrl: redis.server.url,
+        config,
+        slack,
+        ownerId: `bot-${i}-${prefix}`,
+        logger,
+      }),
     );
   }
   const env = { slack, bots: started, prefix, logger };
@@ -337,7 +335,7 @@ describe('Slack bot end to end', () => {
   it('serves the probes and /metrics only on HEALTH_PORT when one is given, not next to /slack/events', async () => {
     const env = await setup(0);
     const bot = await startTestBot({
-      redisUrl: redisServer.url,
+      redisUrl: redis.server.url,
       config: testConfig({ prefix: env.prefix }),
       slack: env.slack,
       ownerId: 'bot-health-port',
@@ -375,7 +373,7 @@ describe('Slack bot end to end', () => {
     const env = await setup(0);
     env.slack.fail('auth.test', 200, 1, 'invalid_auth');
     const bot = await startTestBot({
-      redisUrl: redisServer.url,
+      redisUrl: redis.server.url,
       config: testConfig({ prefix: env.prefix }),
       slack: env.slack,
       ownerId: 'bot-unauth',
@@ -443,7 +441,7 @@ describe('Slack bot end to end', () => {
   it('acknowledges a slash command without waiting for Redis, and answers it once Redis is back', async () => {
     const env = await setup();
     const [bot] = env.bots as [TestBot];
-    const admin = testRedis(redisServer.url);
+    const admin = testRedis(redis.server.url);
     onTestFinished(async () => {
       await admin.call('CLIENT', 'UNPAUSE');
       await closeRedis(admin);

@@ -5,14 +5,14 @@
  * test runbook, and the Web API stand-in recording what the bot sent.
  */
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RUN_ACTIONS } from '../../src/views/action-ids.js';
 import { RecordingLogger } from '../fakes/recording-logger.js';
 import { APPROVER_A, APPROVER_B, OPERATOR, testConfig } from '../support/bot-fixtures.js';
 import { startTestBot, type TestBot } from '../support/bot-harness.js';
 import { uniquePrefix } from '../support/redis-client.js';
 import { ONCALL } from '../support/redis-engine.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { redisForSuite } from '../support/redis-suite.js';
 import { blockActionsPayload, slashCommandPayload } from '../support/slack-requests.js';
 import { approvalRequest, blocksText, updatesOf, waitForResult } from '../support/slack-run-messages.js';
 import { startSlackStandIn, type SlackStandIn } from '../support/slack-stand-in.js';
@@ -27,15 +27,7 @@ import { until } from '../support/until.js';
 /** How long a reconnection may take: a second's wait, plus the detection of a dead link (about 7 s). */
 const RECONNECT_DEADLINE_MS = 30_000;
 
-let redisServer: RedisServer;
-
-beforeAll(async () => {
-  redisServer = await startRedis();
-});
-
-afterAll(async () => {
-  await redisServer.stop();
-});
+const redis = redisForSuite();
 
 interface Env {
   readonly slack: SlackStandIn;
@@ -66,7 +58,7 @@ async function setup(bots = 1, registry?: Registry): Promise<Env> {
   for (let i = 0; i < bots; i++) {
     env.bots.push(
       await startTestBot({
-        redisUrl: redisServer.url,
+        redisUrl: redis.server.url,
         config: testConfig({ prefix }),
         slack,
         ownerId: `socket-bot-${i}-${prefix}`,
@@ -164,7 +156,7 @@ describe('Socket Mode end to end', () => {
     envs.push({ slack, socket, bots: [], logger: new RecordingLogger(), prefix: 'unused' });
     await expect(
       startTestBot({
-        redisUrl: redisServer.url,
+        redisUrl: redis.server.url,
         config: testConfig({ prefix: uniquePrefix('e2e-socket') }),
         slack,
         ownerId: 'socket-bot-wrong-token',
