@@ -313,21 +313,30 @@ describe('cellops probing nodes whose metrics are hostile', () => {
   }, 90_000);
 });
 
+/** Starts the bot on a configuration it must refuse (Redis unreachable: it must not get that far). */
+async function startWithBrokenConfig(
+  prefix: string,
+  yaml: string,
+): Promise<{ file: string; bot: ReturnType<typeof startMain> }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const file = join(dir, 'cellops.yaml');
+  writeFileSync(file, yaml);
+  const bot = startMain({
+    CELLOPS_CONFIG: file,
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    PORT: String(await freePort()),
+    REDIS_URL: 'redis://127.0.0.1:1',
+  });
+  return { file, bot };
+}
+
 describe('cellops with a broken configuration', () => {
   it('names the file, the key and the problem, and does not start', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cellops-badcfg-'));
-    const file = join(dir, 'cellops.yaml');
-    writeFileSync(
-      file,
+    const { file, bot } = await startWithBrokenConfig(
+      'cellops-badcfg-',
       'cell: x\nslack: { channel: C0X, approvers: {} }\nssh: { user: ops, privateKey: /k, knownHosts: /h }\nnodes:\n  cn1: { role: cn, host: 10.0.0.1, failover: { mode: standby, standby: cn9, ip: { method: manual }, nodekeyBackup: { host: cn1, path: /b } } }\n  pn1: { role: pn, host: 10.0.0.2 }\n',
     );
-    const bot = startMain({
-      CELLOPS_CONFIG: file,
-      SLACK_BOT_TOKEN: TOKEN,
-      SLACK_SIGNING_SECRET: SECRET,
-      PORT: String(await freePort()),
-      REDIS_URL: 'redis://127.0.0.1:1',
-    });
     expect(await bot.exited).toBe(1);
     expect(bot.output()).toContain(
       `${file}: nodes.cn1.failover.standby: "cn9" is not a node (known: cn1, pn1)`,
@@ -338,19 +347,10 @@ describe('cellops with a broken configuration', () => {
 
 describe('cellops with a pager whose secret is not set', () => {
   it('names the variable and does not start', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cellops-pager-'));
-    const file = join(dir, 'cellops.yaml');
-    writeFileSync(
-      file,
+    const { bot } = await startWithBrokenConfig(
+      'cellops-pager-',
       'cell: x\nslack: { channel: C0X, approvers: { users: [U0A] } }\nssh: { user: ops, privateKey: /k, knownHosts: /h }\nnodes:\n  pn1: { role: pn, host: 10.0.0.2 }\nescalation:\n  pagerduty: { routingKeyEnv: CELLOPS_TEST_PD_KEY }\n',
     );
-    const bot = startMain({
-      CELLOPS_CONFIG: file,
-      SLACK_BOT_TOKEN: TOKEN,
-      SLACK_SIGNING_SECRET: SECRET,
-      PORT: String(await freePort()),
-      REDIS_URL: 'redis://127.0.0.1:1',
-    });
     expect(await bot.exited).toBe(1);
     expect(bot.output()).toContain('CELLOPS_TEST_PD_KEY: is not set');
     expect(bot.output()).toContain('cellops did not start');
